@@ -1,0 +1,107 @@
+"""Process entry points: `python -m service api|worker|migrate|dev|token`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from service import logs
+from service.settings import ConfigError, Settings, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("api", help="serve the REST API with Hypercorn")
+    worker = commands.add_parser("worker", help="run the background job worker")
+    worker.add_argument(
+        "--check", action="store_true", help="exit 0 while this worker's heartbeat is fresh"
+    )
+    commands.add_parser("migrate", help="apply pending database migrations")
+    commands.add_parser("dev", help="migrate, then run api and worker (embedded servers if needed)")
+    token = commands.add_parser("token", help="mint a development access token")
+    token.add_argument("--sub", default="developer")
+    token.add_argument("--scopes", default="admin", help="space-separated scopes")
+    token.add_argument("--ttl", type=int, default=12 * 3600, help="lifetime in seconds")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "dev":
+        from service.dev import run_dev
+
+        return run_dev(settings)
+    if args.command == "token":
+        from service.auth.devkeys import mint_token
+
+        print(mint_token(settings.auth, args.sub, args.scopes.split(), args.ttl))
+        return 0
+    logs.configure(settings.logging.level, settings.logging.format)
+    if args.command == "api":
+        return _run_api(settings)
+    if args.command == "worker":
+        return _run_worker(settings, check=args.check)
+    return _run_migrate(settings)
+
+
+def _run_api(settings: Settings) -> int:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from service.http.app import create_app
+
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    config = Config()
+    config.bind = [settings.http.bind]
+    config.graceful_timeout = settings.http.graceful_timeout
+    config.keep_alive_timeout = settings.http.keep_alive_timeout
+    config.accesslog = None  # the request-id middleware logs requests with their id
+    config.errorlog = "-"
+
+    async def serve_until_signalled() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+    asyncio.run(serve_until_signalled())
+    return 0
+
+
+def _run_worker(settings: Settings, *, check: bool) -> int:
+    from service.worker.app import build_worker, check_health
+
+    if check:
+        status: int = asyncio.run(check_health(settings))
+        return status
+    worker = build_worker(settings)
+    worker.run()
+    return 0
+
+
+def _run_migrate(settings: Settings) -> int:
+    from service.repositories.migrator import MigrationError, migrate
+
+    try:
+        applied = asyncio.run(migrate(settings.database.url))
+    except MigrationError as exc:
+        print(f"migration error: {exc}", file=sys.stderr)
+        return 1
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""`create_app(settings)`: the Starlette application, with no module-level state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import swagger_ui_bundle
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from service import __version__
+from service.auth.factory import build_authenticator
+from service.http.metrics import ApiMetrics, MetricsMiddleware
+from service.http.openapi import build_openapi
+from service.http.problems import UnhandledErrorMiddleware, exception_handlers
+from service.http.request_id import RequestIdMiddleware
+from service.http.routes import build_routes
+from service.http.state import Services
+from service.http.table import OPERATIONS
+from service.jobs.redis import connect as connect_redis
+from service.repositories.database import Database
+from service.repositories.migrator import discover
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Starlette:
+    metrics = ApiMetrics()
+    expected_migrations = [m.version for m in discover()]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        db = Database(settings.database)
+        await db.start()
+        redis = connect_redis(settings.redis)
+        auth = build_authenticator(settings.auth)
+        svc = Services(settings, db, redis, metrics, auth, expected_migrations)
+        log.info("api started", extra={"version": __version__})
+        try:
+            yield {"services": svc}
+        finally:
+            await auth.close()
+            await redis.aclose()
+            await db.close()
+
+    routes = [
+        *build_routes(OPERATIONS),
+        Mount("/docs/static", StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path))),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(RequestIdMiddleware, log_access=settings.http.access_log),
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(UnhandledErrorMiddleware),
+        ],
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )
+    app.state.openapi = msgspec.json.encode(
+        build_openapi(OPERATIONS, "models-service", __version__)
+    )
+    return app

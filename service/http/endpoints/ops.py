@@ -1,0 +1,80 @@
+"""Operations endpoints: probes, metrics, the OpenAPI document and Swagger UI. No token needed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from service.domain.errors import Unavailable
+from service.http.state import Services, services
+from service.repositories.migrator import count_missing
+
+_encoder = msgspec.json.Encoder()
+PROBE_TIMEOUT = 1.0
+
+
+class Health(msgspec.Struct):
+    ready: bool
+    checks: dict[str, str]
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encoder.encode(value), status, headers, media_type="application/json")
+
+
+async def livez(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    svc = services(request)
+    results = await asyncio.gather(_check_postgres(svc), _check_redis(svc))
+    checks = {"postgres": results[0], "redis": results[1]}
+    ready = all(v == "ok" for v in checks.values())
+    headers = None if ready else {"Retry-After": "5"}
+    return json_response(Health(ready, checks), 200 if ready else 503, headers)
+
+
+async def _check_postgres(svc: Services) -> str:
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT), svc.db.connection() as conn:
+            missing = await count_missing(conn, svc.migrations)
+    except (Unavailable, TimeoutError):
+        return "unavailable"
+    return "ok" if missing == 0 else f"{missing} migration(s) pending"
+
+
+async def _check_redis(svc: Services) -> str:
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            await svc.redis.ping()
+    except Exception:
+        return "unavailable"
+    return "ok"
+
+
+async def metrics(request: Request) -> Response:
+    registry = services(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(request.app.state.openapi, media_type="application/json")
+
+
+_DOCS = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>models-service API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", persistAuthorization: true});</script>
+</body></html>"""
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_DOCS)

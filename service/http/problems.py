@@ -1,0 +1,165 @@
+"""The one place where errors become HTTP: RFC 9457 `application/problem+json` responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+
+from service.auth.errors import AuthError, InsufficientScope
+from service.domain import errors as domain
+from service.logs import request_id
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_encoder = msgspec.json.Encoder()
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str = ""
+    instance: str = ""
+    request_id: str = ""
+    errors: list[domain.FieldError] = msgspec.field(default_factory=list)
+
+
+class HttpProblem(Exception):
+    """A transport-level failure (body too large, wrong content type) raised by `http/` code."""
+
+    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "invalid-input",
+    429: "too-many-requests",
+    500: "internal-error",
+    503: "unavailable",
+    504: "timeout",
+}
+
+_DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.BadRequest: 400,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.InvalidInput: 422,
+    domain.Unavailable: 503,
+}
+
+
+def problem(
+    request: Request,
+    status: int,
+    detail: str = "",
+    errors: Sequence[domain.FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body = Problem(
+        type=f"/problems/{_SLUGS.get(status, str(status))}",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        request_id=request_id.get() or "",
+        errors=list(errors),
+    )
+    return Response(_encoder.encode(body), status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, domain.DomainError)
+    status = next(s for cls, s in _DOMAIN_STATUS.items() if isinstance(exc, cls))
+    headers = {}
+    if isinstance(exc, domain.Unavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+        log.warning("dependency unavailable", extra={"dependency": exc.dependency})
+        svc = getattr(request.state, "services", None)
+        if svc is not None:
+            svc.metrics.dependency_errors.labels(exc.dependency).inc()
+    return problem(request, status, exc.detail, exc.errors, headers)
+
+
+async def _auth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    if isinstance(exc, InsufficientScope):
+        challenge = f'Bearer error="insufficient_scope", scope="{exc.scope}"'
+        return problem(request, 403, exc.detail, headers={"WWW-Authenticate": challenge})
+    challenge = 'Bearer error="invalid_token"' if exc.token_present else "Bearer"
+    return problem(request, 401, exc.detail, headers={"WWW-Authenticate": challenge})
+
+
+async def _http_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpProblem)
+    return problem(request, exc.status, exc.detail, headers=exc.headers)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = {404: f"no route for {request.url.path}", 405: f"{request.method} is not allowed here"}
+    return problem(
+        request, exc.status_code, detail.get(exc.status_code, exc.detail), headers=exc.headers
+    )
+
+
+def exception_handlers() -> dict[type[Exception] | int, ExceptionHandler]:
+    return {
+        domain.DomainError: _domain_error,
+        AuthError: _auth_error,
+        HttpProblem: _http_problem,
+        HTTPException: _http_exception,
+    }
+
+
+class UnhandledErrorMiddleware:
+    """Turns a bug into a 500 problem inside the middleware that adds `X-Request-ID`.
+
+    Starlette's own last-resort handler sits outside every user middleware, so its responses
+    would carry no request id and would re-raise into the server.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error")
+            if started:
+                raise
+            response = problem(
+                Request(scope), 500, "an unexpected error occurred; it has been logged"
+            )
+            await response(scope, receive, send)

@@ -1,0 +1,31 @@
+"""The long-lived resources of one api process, built in the lifespan and read by endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq.connections import ArqRedis
+from starlette.requests import Request
+
+from service.auth.principal import Authenticator
+from service.http.metrics import ApiMetrics
+from service.repositories.database import Database
+from service.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    redis: ArqRedis
+    metrics: ApiMetrics
+    auth: Authenticator
+    migrations: list[str]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def services(request: Request) -> Services:
+    value = request.state.services
+    assert isinstance(value, Services)
+    return value

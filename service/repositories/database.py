@@ -1,0 +1,69 @@
+"""The PostgreSQL handle: a lazily connecting asyncpg pool that turns outages into `Unavailable`.
+
+The pool starts with no connections, so the api starts (and `/livez` answers) while PostgreSQL
+is down, and the first request after it returns simply connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from service.domain.errors import Unavailable
+from service.settings import DatabaseSettings
+
+Connection = asyncpg.Connection  # re-exported so callers need not import the driver
+
+# Errors that mean "the database is not reachable right now", as opposed to a bad query.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
+
+class Database:
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self.settings = settings
+        self._pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.settings.url,
+            min_size=0,
+            max_size=self.settings.pool_max,
+            timeout=self.settings.connect_timeout,
+            server_settings={"statement_timeout": str(self.settings.statement_timeout_ms)},
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await asyncio.wait_for(self._pool.close(), timeout=5)
+            self._pool = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise Unavailable("postgres")
+        try:
+            async with self._pool.acquire(timeout=self.settings.connect_timeout) as conn:
+                yield conn
+        except OUTAGE_ERRORS as exc:
+            raise Unavailable("postgres") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.connection() as conn:
+            await conn.fetchval("SELECT 1")

@@ -1,0 +1,190 @@
+"""Typed configuration: `config.toml`, overridden by `SERVICE__<SECTION>__<KEY>` variables.
+
+Every section is a msgspec Struct that forbids unknown fields, so a typo stops the process at
+start instead of silently falling back to a default. Secrets are read from the environment only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "SERVICE__"
+CONFIG_ENV = "SERVICE_CONFIG"
+DEFAULT_CONFIG = Path("config.toml")
+
+# Settings that must never live in a file: `(section, key)` → environment variable.
+SECRETS: dict[tuple[str, str], str] = {
+    ("artifacts", "hmac_key"): "SERVICE__ARTIFACTS__HMAC_KEY",
+    ("auth", "introspection_client_secret"): "SERVICE__AUTH__INTROSPECTION_CLIENT_SECRET",
+}
+
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every config section: unknown keys are errors, fields are keyword-only."""
+
+
+class HttpSettings(Section):
+    bind: Annotated[str, msgspec.Meta(pattern=r"^[^:\s]*:\d{1,5}$")] = "127.0.0.1:8000"
+    max_body_bytes: Positive = 32 * 1024 * 1024
+    graceful_timeout: PositiveFloat = 10.0
+    keep_alive_timeout: PositiveFloat = 5.0
+    predict_timeout: PositiveFloat = 30.0
+    access_log: bool = False
+
+    @property
+    def host(self) -> str:
+        return self.bind.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rsplit(":", 1)[1])
+
+
+class DatabaseSettings(Section):
+    url: str = "postgresql://postgres@127.0.0.1:5432/models"
+    pool_min: Annotated[int, msgspec.Meta(ge=0)] = 1
+    pool_max: Positive = 10
+    connect_timeout: PositiveFloat = 2.0
+    statement_timeout_ms: Positive = 30_000
+
+
+class RedisSettings(Section):
+    url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "models:queue"
+    connect_timeout: PositiveFloat = 1.0
+
+
+class AuthSettings(Section):
+    mode: Literal["jwt", "introspection", "disabled"] = "jwt"
+    issuer: str = ""
+    audience: str = ""
+    jwks_url: str = ""
+    jwks_file: str = ""
+    algorithms: list[str] = msgspec.field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
+    leeway_seconds: Annotated[int, msgspec.Meta(ge=0)] = 30
+    jwks_cache_seconds: Positive = 300
+    jwks_min_refresh_seconds: Annotated[int, msgspec.Meta(ge=0)] = 30
+    http_timeout: PositiveFloat = 3.0
+    introspection_url: str = ""
+    introspection_client_id: str = ""
+    introspection_client_secret: str = ""
+    token_cache_size: Positive = 10_000
+    # Development key pair used by `python -m service token` and `make run`.
+    dev_key_file: str = "var/dev-jwk.json"
+
+
+class WorkerSettings(Section):
+    max_jobs: Positive = 2
+    max_tries: Positive = 3
+    job_timeout: Positive = 3600
+    heartbeat_seconds: PositiveFloat = 2.0
+    stale_after_seconds: PositiveFloat = 30.0
+    sweep_seconds: PositiveFloat = 10.0
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9101
+    max_train_rows: Positive = 5_000_000
+    eval_fraction: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.2
+    eval_min_rows: Positive = 20
+    shutdown_wait_seconds: Annotated[float, msgspec.Meta(ge=0)] = 20.0
+
+
+class ArtifactSettings(Section):
+    hmac_key: str = ""
+
+
+class ModelSettings(Section):
+    cache_bytes: Positive = 512 * 1024 * 1024
+    plugins: list[str] = msgspec.field(default_factory=list)
+    predict_threads: Positive = 2
+    predict_queue: Positive = 256
+    batch_max_rows: Positive = 256
+    batch_max_wait_ms: Annotated[float, msgspec.Meta(ge=0)] = 2.0
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Settings(Section):
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    artifacts: ArtifactSettings = msgspec.field(default_factory=ArtifactSettings)
+    models: ModelSettings = msgspec.field(default_factory=ModelSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file, apply environment overrides and validate the result."""
+    env = os.environ if environ is None else environ
+    path = path or Path(env.get(CONFIG_ENV, "") or DEFAULT_CONFIG)
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = msgspec.toml.decode(path.read_bytes())
+        except msgspec.DecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    elif CONFIG_ENV in env:
+        raise ConfigError(f"{CONFIG_ENV}={path} does not exist")
+    for (section, key), var in SECRETS.items():
+        if key in raw.get(section, {}):
+            raise ConfigError(f"{section}.{key} is a secret: set {var} in the environment instead")
+    _apply_env(raw, env)
+    return convert_settings(raw)
+
+
+def convert_settings(raw: dict[str, Any]) -> Settings:
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"{name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
+        section, key = parts
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{name}: [{section}] is not a section")
+        target[key] = _env_value(value)
+
+
+def _env_value(value: str) -> Any:
+    # Lists such as `auth.algorithms` are written as JSON arrays in the environment.
+    if value.startswith("["):
+        try:
+            return msgspec.json.decode(value)
+        except msgspec.DecodeError:
+            return value
+    return value
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    """Turn msgspec's `... - at `$.http`` into a message that names the dotted key."""
+    message = str(exc)
+    text, _, where = message.partition(" - at `$")
+    location = where.rstrip("`").lstrip(".").replace("[", ".").replace("]", "")
+    if text.startswith("Object contains unknown field"):
+        field = text.split("`")[1]
+        key = f"{location}.{field}" if location else field
+        return f"unknown setting `{key}`"
+    return f"invalid setting `{location}`: {text}" if location else text

@@ -1,0 +1,119 @@
+"""The arq worker: settings, lifecycle, per-worker heartbeat and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
+
+from arq.connections import RedisSettings as ArqRedisSettings
+from arq.worker import Function, Worker, async_check_health, func
+from prometheus_client import start_http_server
+
+from service.jobs.serialization import deserialize, serialize
+from service.settings import Settings
+from service.worker.context import WorkerContext
+from service.worker.metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+JobFunction = Callable[..., Awaitable[Any]]
+
+
+def worker_id() -> str:
+    """Identifies this worker's heartbeat; a container's hostname is unique per replica."""
+    return os.environ.get("SERVICE_WORKER_ID") or socket.gethostname()
+
+
+def health_key(settings: Settings) -> str:
+    return f"{settings.redis.queue_name}:health:{worker_id()}"
+
+
+def redis_settings(settings: Settings) -> ArqRedisSettings:
+    rs = ArqRedisSettings.from_dsn(settings.redis.url)
+    rs.conn_timeout = int(max(1, settings.redis.connect_timeout))
+    rs.conn_retries = 30  # a worker waits for Redis rather than crash-looping at start
+    return rs
+
+
+def _instrumented(name: str, coro: JobFunction) -> JobFunction:
+    @functools.wraps(coro)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        metrics: WorkerMetrics = ctx["app"].metrics
+        start = time.perf_counter()
+        outcome = "failure"
+        try:
+            result = await coro(ctx, *args, **kwargs)
+            outcome = "success"
+            return result
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            metrics.jobs.labels(name, outcome).inc()
+            metrics.duration.labels(name).observe(time.perf_counter() - start)
+
+    return run
+
+
+def build_worker(
+    settings: Settings,
+    *,
+    burst: bool = False,
+    handle_signals: bool = True,
+    serve_metrics: bool = True,
+    poll_delay: float = 0.5,
+    extra_functions: Sequence[Function] = (),
+) -> Worker:
+    from service.worker.tasks import CRON_JOBS, FUNCTIONS
+
+    functions = [
+        func(cast(Any, _instrumented(name, coro)), name=name, **options)
+        for name, (coro, options) in FUNCTIONS.items()
+    ]
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        app = await WorkerContext.start(settings)
+        ctx["app"] = app
+        if serve_metrics and settings.worker.metrics_port:
+            start_http_server(settings.worker.metrics_port, registry=app.metrics.registry)
+        log.info("worker started", extra={"worker_id": worker_id()})
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        app: WorkerContext | None = ctx.get("app")
+        if app is not None:
+            await app.close()
+
+    return Worker(
+        functions=[*functions, *extra_functions],
+        cron_jobs=list(CRON_JOBS),
+        queue_name=settings.redis.queue_name,
+        redis_settings=redis_settings(settings),
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        burst=burst,
+        handle_signals=handle_signals,
+        poll_delay=poll_delay,
+        max_jobs=settings.worker.max_jobs,
+        job_timeout=settings.worker.job_timeout,
+        max_tries=settings.worker.max_tries,
+        allow_abort_jobs=True,
+        job_completion_wait=int(settings.worker.shutdown_wait_seconds),
+        health_check_interval=max(1, int(settings.worker.heartbeat_seconds)),
+        health_check_key=health_key(settings),
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        keep_result=3600,
+    )
+
+
+async def check_health(settings: Settings) -> int:
+    """Exit status for the liveness probe: 0 while this worker's heartbeat is fresh."""
+    rs = redis_settings(settings)
+    rs.conn_retries = 0
+    return await async_check_health(rs, health_key(settings), settings.redis.queue_name)

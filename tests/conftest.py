@@ -1,0 +1,190 @@
+"""Test fixtures: real PostgreSQL and Redis (embedded ones when none answer), a fresh database
+per test cloned from a migrated template, a separate arq queue per test, an in-process client
+and an in-process burst worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx2
+import msgspec
+import pytest
+import redis as sync_redis
+from asgi_lifespan import LifespanManager
+
+from service.http.app import create_app
+from service.repositories.migrator import migrate
+from service.settings import Settings, convert_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+HMAC_KEY = "test-hmac-key-0123456789abcdef0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Servers:
+    postgres: str  # DSN of the server's maintenance database
+    redis: str
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """The configured servers when they answer, else embedded ones for this session."""
+    from service.embedded import answers, start_postgres, start_redis
+
+    pg = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    rd = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    started = []
+    if not answers(pg):
+        started.append(start_postgres(ROOT / "var" / "test-servers"))
+        pg = started[-1].url
+    if not answers(rd):
+        started.append(start_redis(ROOT / "var" / "test-servers"))
+        rd = started[-1].url
+    try:
+        yield Servers(pg, rd)
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_db(servers: Servers) -> Iterator[str]:
+    """A migrated database that every test clones; unique per session so runs can overlap."""
+    name = f"tmpl_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(servers.postgres)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        await migrate(_with_database(servers.postgres, name))
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(_drop_database(servers.postgres, name))
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def database_url(servers: Servers, template_db: str) -> AsyncIterator[str]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(servers.postgres)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    finally:
+        await conn.close()
+    yield _with_database(servers.postgres, name)
+    await _drop_database(servers.postgres, name)
+
+
+@pytest.fixture
+def queue_name() -> Iterator[str]:
+    name = f"test:{uuid.uuid4().hex[:12]}"
+    yield name
+
+
+@pytest.fixture
+def redis_cleanup(servers: Servers, queue_name: str) -> Iterator[None]:
+    yield
+    client = sync_redis.Redis.from_url(servers.redis)
+    try:
+        # arq's per-job keys (`arq:job:<uuid>`, ...) expire by themselves; the queue is ours.
+        keys = list(client.scan_iter(match=f"{queue_name}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def make_settings(**sections: dict[str, Any]) -> Settings:
+    return convert_settings(sections)
+
+
+@pytest.fixture
+def settings(database_url: str, servers: Servers, queue_name: str, redis_cleanup: None) -> Settings:
+    """Per-test settings: its own database and queue; auth is off unless a test turns it on."""
+    return make_settings(
+        database={"url": database_url, "connect_timeout": 1.0},
+        redis={"url": servers.redis, "queue_name": queue_name},
+        auth={"mode": "disabled"},
+        artifacts={"hmac_key": HMAC_KEY},
+        worker={"metrics_port": 0, "heartbeat_seconds": 1, "eval_min_rows": 20},
+        logging={"format": "text"},
+    )
+
+
+ClientFactory = Callable[[Settings], Awaitable[httpx2.AsyncClient]]
+
+
+@pytest.fixture
+async def client_factory() -> AsyncIterator[ClientFactory]:
+    """Builds in-process clients for given settings; each app's lifespan runs and ends."""
+    managers: list[LifespanManager] = []
+    clients: list[httpx2.AsyncClient] = []
+
+    async def build(settings: Settings) -> httpx2.AsyncClient:
+        manager = LifespanManager(create_app(settings), startup_timeout=30, shutdown_timeout=30)
+        await manager.__aenter__()
+        managers.append(manager)
+        client = httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=manager.app), base_url="http://testserver"
+        )
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.aclose()
+    for manager in reversed(managers):
+        await manager.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def client(client_factory: ClientFactory, settings: Settings) -> httpx2.AsyncClient:
+    return await client_factory(settings)
+
+
+@pytest.fixture
+def run_worker(settings: Settings) -> Callable[[], Awaitable[None]]:
+    """Runs an in-process burst worker until the test's queue is empty."""
+    from service.worker.app import build_worker
+
+    async def run() -> None:
+        worker = build_worker(
+            settings, burst=True, handle_signals=False, serve_metrics=False, poll_delay=0.01
+        )
+        try:
+            await worker.main()
+        finally:
+            await worker.close()
+
+    return run
+
+
+def json_of(response: httpx2.Response) -> Any:
+    return msgspec.json.decode(response.content)
