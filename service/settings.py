@@ -50,7 +50,6 @@ class HttpSettings(Section):
 
 class DatabaseSettings(Section):
     url: str = "postgresql://postgres@127.0.0.1:5432/models"
-    pool_min: Annotated[int, msgspec.Meta(ge=0)] = 1
     pool_max: Positive = 10
     connect_timeout: PositiveFloat = 2.0
     statement_timeout_ms: Positive = 30_000
