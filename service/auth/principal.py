@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import msgspec
 from starlette.requests import HTTPConnection
@@ -37,6 +38,20 @@ class Authenticator(Protocol):
     async def authenticate(self, conn: HTTPConnection) -> Principal: ...
 
     async def close(self) -> None: ...
+
+
+def scopes_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
+    """Our scopes from `scope` (space-separated, RFC 8693/9068) and/or `scp` (a list, or a
+    space-separated string as Entra ID sends it). Scopes this service does not define are dropped:
+    they can grant nothing here and would only fill the token cache."""
+    found: set[str] = set()
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            found.update(value.split())
+        elif isinstance(value, list):
+            found.update(v for v in value if isinstance(v, str))
+    return frozenset(found.intersection(SCOPES))
 
 
 def authorize(principal: Principal, scope: str) -> None:

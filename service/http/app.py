@@ -34,13 +34,14 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> Starlette:
     metrics = ApiMetrics()
     expected_migrations = [m.version for m in discover()]
+    # Built here, not in the lifespan, so a bad [auth] section is a ConfigError before serving.
+    auth = build_authenticator(settings.auth)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         db = Database(settings.database)
         await db.start()
         redis = connect_redis(settings.redis)
-        auth = build_authenticator(settings.auth)
         svc = Services(settings, db, redis, metrics, auth, expected_migrations)
         log.info("api started", extra={"version": __version__})
         try:
