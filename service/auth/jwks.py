@@ -92,6 +92,7 @@ class RemoteJwks:
         self._kids: frozenset[str | None] = frozenset()
         self._expires_at = -math.inf
         self._last_attempt = -math.inf
+        self._last_kid_refetch = -math.inf
 
     async def key_set(self, kid: str | None) -> KeySet:
         keys = self._keys
@@ -108,10 +109,16 @@ class RemoteJwks:
     async def _refresh(self, kid: str | None) -> KeySet:
         now = self._clock()
         keys = self._keys
-        if keys is not None and now < self._expires_at and self._knows(kid):
+        fresh = keys is not None and now < self._expires_at
+        if keys is not None and fresh and self._knows(kid):
             return keys  # another request refreshed the set while this one waited for the lock
-        if now - self._last_attempt < self._min_refresh:
+        # Rate limits: an unknown kid refetches at most once per window, and after a failed or
+        # stale fetch the IdP is not asked again within the window either.
+        last = self._last_kid_refetch if fresh else self._last_attempt
+        if now - last < self._min_refresh:
             return self._fallback(now, None)
+        if fresh:
+            self._last_kid_refetch = now
         self._last_attempt = now
         self.fetches += 1
         try:

@@ -1,0 +1,103 @@
+"""The development key: `python -m service token` mints what the service (jwks_file) accepts."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from service.auth.backend import BearerAuthenticator
+from service.auth.devkeys import (
+    DEV_AUDIENCE,
+    DEV_ISSUER,
+    ensure_dev_key,
+    mint_token,
+    write_dev_jwks,
+)
+from service.auth.factory import build_authenticator
+from tests.auth.conftest import auth_settings
+from tests.auth.idp import bearer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_token_command(key_file: Path, tmp_path: Path, *args: str) -> str:
+    empty = tmp_path / "config.toml"
+    empty.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE")}
+    env.update(SERVICE_CONFIG=str(empty), SERVICE__AUTH__DEV_KEY_FILE=str(key_file))
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "token", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.anyio
+async def test_token_command_output_verifies_against_the_dev_jwks(tmp_path: Path) -> None:
+    key_file = tmp_path / "var" / "dev-jwk.json"
+    token = run_token_command(
+        key_file, tmp_path, "--sub", "dana", "--scopes", "models:read models:write", "--ttl", "120"
+    )
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    jwks = write_dev_jwks(key_file)
+    assert jwks == tmp_path / "var" / "dev-jwks.json"
+    assert all("d" not in key for key in json.loads(jwks.read_text())["keys"])
+    settings = auth_settings(
+        issuer=DEV_ISSUER, audience=DEV_AUDIENCE, jwks_url="", jwks_file=str(jwks)
+    )
+    auth = build_authenticator(settings)
+    assert isinstance(auth, BearerAuthenticator)
+    who = await auth.authenticate(bearer(token))
+    assert who.sub == "dana"
+    assert who.scopes == {"models:read", "models:write"}
+    claims = jwt.decode(token, KeySet.import_key_set(json.loads(jwks.read_text()))).claims
+    assert claims["exp"] - claims["iat"] == 120
+    await auth.close()
+
+
+def test_mint_uses_configured_issuer_and_audience(tmp_path: Path) -> None:
+    settings = auth_settings(
+        issuer="https://idp.example", audience="api://models", dev_key_file=str(tmp_path / "k.json")
+    )
+    token = mint_token(settings, "erin", ["admin"], 60)
+    claims = jwt.decode(token, ensure_dev_key(settings.dev_key_file)).claims
+    assert (claims["iss"], claims["aud"], claims["sub"], claims["scope"]) == (
+        "https://idp.example",
+        "api://models",
+        "erin",
+        "admin",
+    )
+
+
+def test_mint_falls_back_to_dev_issuer_and_audience(tmp_path: Path) -> None:
+    settings = auth_settings(issuer="", audience="", dev_key_file=str(tmp_path / "k.json"))
+    claims = jwt.decode(mint_token(settings, "x", [], 60), ensure_dev_key(tmp_path / "k.json"))
+    assert (claims.claims["iss"], claims.claims["aud"]) == (DEV_ISSUER, DEV_AUDIENCE)
+
+
+def test_mint_refuses_a_non_positive_ttl(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        mint_token(auth_settings(dev_key_file=str(tmp_path / "k.json")), "x", [], 0)
+
+
+def test_dev_key_is_created_once_even_when_raced(tmp_path: Path) -> None:
+    path = tmp_path / "dev-jwk.json"
+    with ThreadPoolExecutor(8) as pool:
+        kids = set(pool.map(lambda _: ensure_dev_key(path).kid, range(16)))
+    assert len(kids) == 1
+    assert ensure_dev_key(path).kid in kids
+    assert [p.name for p in tmp_path.iterdir()] == ["dev-jwk.json"]  # no temporary files left

@@ -1,0 +1,315 @@
+"""Auth over HTTP: 401/403 problems and challenges, metrics, logs, OpenAPI, route scopes."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import msgspec
+import pytest
+from asgi_lifespan import LifespanManager
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
+from service.auth.factory import build_authenticator
+from service.auth.principal import SCOPES, Authenticator
+from service.http.endpoints import ops
+from service.http.metrics import ApiMetrics, MetricsMiddleware
+from service.http.openapi import build_openapi
+from service.http.problems import UnhandledErrorMiddleware, exception_handlers
+from service.http.request_id import RequestIdMiddleware
+from service.http.routes import Operation, build_routes, principal_of
+from service.http.state import Services
+from service.http.table import OPERATIONS
+from service.logs import JsonFormatter
+from service.settings import Settings
+from tests.auth.conftest import auth_settings
+from tests.auth.idp import Clock, Key, mint
+from tests.conftest import ClientFactory, json_of
+
+pytestmark = pytest.mark.anyio
+
+# The scope column of every route table in API.md, keyed by (method, path). Path parameter names
+# are compared loosely (`{v}` and `{version}` are the same route).
+API_SCOPES: dict[tuple[str, str], str] = {
+    ("GET", "/model-types"): "models:read",
+    ("GET", "/model-types/{type}"): "models:read",
+    ("POST", "/models"): "models:write",
+    ("GET", "/models"): "models:read",
+    ("GET", "/models/{name}"): "models:read",
+    ("PATCH", "/models/{name}"): "models:write",
+    ("DELETE", "/models/{name}"): "models:write",
+    ("POST", "/models/{name}/train"): "models:write",
+    ("POST", "/models/{name}/update"): "models:write",
+    ("POST", "/models/{name}/predict"): "models:predict",
+    ("POST", "/models/{name}/batch-predictions"): "models:write",
+    ("GET", "/models/{name}/status"): "models:read",
+    ("POST", "/models/{name}/cancel"): "models:write",
+    ("GET", "/models/{name}/versions"): "models:read",
+    ("GET", "/models/{name}/versions/{v}"): "models:read",
+    ("POST", "/models/{name}/versions/{v}/activate"): "models:write",
+    ("GET", "/jobs"): "models:read",
+    ("GET", "/jobs/{id}"): "models:read",
+    ("POST", "/jobs/{id}/cancel"): "models:write",
+    ("POST", "/datasets"): "datasets:write",
+    ("GET", "/datasets"): "datasets:read",
+    ("GET", "/datasets/{name}"): "datasets:read",
+    ("PATCH", "/datasets/{name}"): "datasets:write",
+    ("DELETE", "/datasets/{name}"): "datasets:write",
+    ("GET", "/datasets/{name}/rows"): "datasets:read",
+    ("POST", "/datasets/{name}/rows"): "datasets:write",
+    ("DELETE", "/datasets/{name}/rows"): "datasets:write",
+}
+PUBLIC_PATHS = {"/livez", "/readyz", "/metrics", "/openapi.json", "/docs"}
+
+
+def _loose(path: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+def test_every_route_requires_the_scope_api_md_gives_it() -> None:
+    expected = {(method, _loose(path)): scope for (method, path), scope in API_SCOPES.items()}
+    wrong = []
+    for op in OPERATIONS:
+        key = (op.method, _loose(op.path))
+        if key in expected:
+            if op.scope != expected[key]:
+                wrong.append(
+                    f"{op.method} {op.path}: scope {op.scope!r}, API.md says {expected[key]!r}"
+                )
+        elif not (op.scope is None and op.path in PUBLIC_PATHS):
+            wrong.append(f"{op.method} {op.path}: not in API.md's tables (scope {op.scope!r})")
+    assert not wrong, "\n".join(wrong)
+    assert set(API_SCOPES.values()) <= set(SCOPES)
+
+
+def test_openapi_declares_the_bearer_scheme_and_per_operation_scopes() -> None:
+    probe = Operation("POST", "/probe", ops.livez, "models:write", "probe", "probe")
+    doc = build_openapi([*OPERATIONS, probe], "models-service", "test")
+    scheme = doc["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
+    for op in [*OPERATIONS, probe]:
+        entry = doc["paths"][op.path][op.method.lower()]
+        if op.scope is None:
+            assert entry["security"] == [], op.path
+            assert "401" not in entry["responses"]
+        else:
+            assert entry["security"] == [{"bearer": [op.scope]}], op.path
+            assert {"401", "403"} <= set(entry["responses"]), op.path
+    for path in PUBLIC_PATHS:
+        assert doc["paths"][path]["get"]["security"] == []
+
+
+# --- end to end through the real dispatcher, problem renderer and middleware -------------------
+
+
+async def whoami(request: Request) -> Response:
+    logging.getLogger("tests.auth.endpoint").info("serving")
+    return JSONResponse({"sub": principal_of(request).sub})
+
+
+def services_for(auth: Authenticator, metrics: ApiMetrics) -> Services:
+    """A Services whose only live members are the ones the dispatcher uses (auth, metrics)."""
+    required = {
+        f.name: None
+        for f in fields(Services)
+        if f.default is MISSING and f.default_factory is MISSING
+    }
+    values: dict[str, Any] = {**required, "auth": auth, "metrics": metrics}
+    return Services(**values)
+
+
+def scoped_app(auth: Authenticator, metrics: ApiMetrics) -> Starlette:
+    operations = [
+        Operation("GET", "/livez", ops.livez, None, "Liveness", "operations"),
+        Operation("GET", "/whoami", whoami, "models:read", "Who is calling", "test"),
+        Operation("POST", "/write", whoami, "models:write", "Needs models:write", "test"),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        yield {"services": services_for(auth, metrics)}
+        await auth.close()
+
+    return Starlette(
+        routes=build_routes(operations),
+        middleware=[
+            Middleware(RequestIdMiddleware, log_access=True),
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(UnhandledErrorMiddleware),
+        ],
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )
+
+
+@pytest.fixture
+async def http(
+    idp_client: httpx2.AsyncClient, clock: Clock
+) -> AsyncIterator[tuple[httpx2.AsyncClient, ApiMetrics]]:
+    metrics = ApiMetrics()
+    app = scoped_app(build_authenticator(auth_settings(), idp_client, clock=clock), metrics)
+    async with LifespanManager(app) as manager:
+        transport = httpx2.ASGITransport(app=manager.app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client, metrics
+
+
+def rejections(metrics: ApiMetrics, reason: str) -> float:
+    value = metrics.registry.get_sample_value("auth_rejections_total", {"reason": reason})
+    return value or 0.0
+
+
+async def test_public_route_needs_no_token(http: tuple[httpx2.AsyncClient, ApiMetrics]) -> None:
+    client, _ = http
+    assert (await client.get("/livez")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "challenge", "reason"),
+    [
+        ({}, "Bearer", "missing"),
+        ({"Authorization": "Basic YTpi"}, "Bearer", "malformed"),
+        ({"Authorization": "Bearer not-a-jwt"}, 'Bearer error="invalid_token"', "malformed"),
+    ],
+)
+async def test_no_or_bad_token_is_401_problem(
+    http: tuple[httpx2.AsyncClient, ApiMetrics],
+    headers: dict[str, str],
+    challenge: str,
+    reason: str,
+) -> None:
+    client, metrics = http
+    response = await client.get("/whoami", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == challenge
+    assert response.headers["content-type"] == "application/problem+json"
+    body = json_of(response)
+    assert (body["type"], body["status"], body["instance"]) == (
+        "/problems/unauthorized",
+        401,
+        "/whoami",
+    )
+    assert rejections(metrics, reason) == 1
+
+
+async def test_expired_token_is_401_invalid_token(
+    http: tuple[httpx2.AsyncClient, ApiMetrics], keys: dict[str, Key], clock: Clock
+) -> None:
+    client, metrics = http
+    token = mint(keys["rsa1"], clock.now, exp=int(clock.now) - 5)
+    response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert json_of(response)["detail"] == "the token has expired"
+    assert rejections(metrics, "expired") == 1
+
+
+async def test_valid_token_without_the_scope_is_403(
+    http: tuple[httpx2.AsyncClient, ApiMetrics], keys: dict[str, Key], clock: Clock
+) -> None:
+    client, metrics = http
+    token = mint(keys["rsa1"], clock.now, scope="models:read models:predict")
+    response = await client.post("/write", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="models:write"'
+    )
+    body = json_of(response)
+    assert (body["type"], body["status"]) == ("/problems/forbidden", 403)
+    assert "models:write" in body["detail"]
+    assert rejections(metrics, "insufficient_scope") == 1
+
+
+async def test_admin_token_passes_every_scope(
+    http: tuple[httpx2.AsyncClient, ApiMetrics], keys: dict[str, Key], clock: Clock
+) -> None:
+    client, _ = http
+    headers = {"Authorization": f"Bearer {mint(keys['ec1'], clock.now, scope='admin')}"}
+    assert (await client.get("/whoami", headers=headers)).status_code == 200
+    assert (await client.post("/write", headers=headers)).status_code == 200
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    loggers = [logging.getLogger(name) for name in ("service.access", "tests.auth.endpoint")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield out
+    for logger in loggers:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+
+async def test_token_subject_is_the_principal_and_is_logged(
+    http: tuple[httpx2.AsyncClient, ApiMetrics],
+    keys: dict[str, Key],
+    clock: Clock,
+    json_log: io.StringIO,
+) -> None:
+    client, _ = http
+    token = mint(keys["rsa1"], clock.now, sub="user-42")
+    response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert json_of(response) == {"sub": "user-42"}
+    lines = [msgspec.json.decode(line) for line in json_log.getvalue().splitlines()]
+    assert [line["msg"] for line in lines] == ["serving", "request"]
+    assert all(line["sub"] == "user-42" for line in lines)
+
+
+# --- through create_app, once a scoped route exists in the route table --------------------------
+
+
+def _scoped_get() -> Operation | None:
+    preferred = [
+        ("GET", "/model-types"),
+        ("GET", "/models"),
+        ("GET", "/datasets"),
+        ("GET", "/jobs"),
+    ]
+    table = {(op.method, op.path): op for op in OPERATIONS}
+    return next((table[key] for key in preferred if key in table), None)
+
+
+async def test_create_app_in_jwt_mode_with_the_dev_key(
+    client_factory: ClientFactory, settings: Settings, tmp_path: Path
+) -> None:
+    op = _scoped_get()
+    if op is None:
+        pytest.skip("no scoped GET route in service.http.table.OPERATIONS yet")
+    key_file = tmp_path / "dev-jwk.json"
+    jwks = write_dev_jwks(key_file)
+    auth = auth_settings(
+        issuer=DEV_ISSUER,
+        audience=DEV_AUDIENCE,
+        jwks_url="",
+        jwks_file=str(jwks),
+        dev_key_file=str(key_file),
+    )
+    client = await client_factory(msgspec.structs.replace(settings, auth=auth))
+    assert (await client.get("/livez")).status_code == 200
+    assert (await client.get(op.path)).status_code == 401
+    wrong = "datasets:read" if op.scope != "datasets:read" else "models:read"
+    token = mint_token(auth, "frank", [wrong], 60)
+    response = await client.get(op.path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+    assert op.scope is not None
+    token = mint_token(auth, "frank", [op.scope], 60)
+    response = await client.get(op.path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    metrics = (await client.get("/metrics")).text
+    assert 'auth_rejections_total{reason="missing"} 1.0' in metrics
+    assert 'auth_rejections_total{reason="insufficient_scope"} 1.0' in metrics

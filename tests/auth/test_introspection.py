@@ -1,0 +1,161 @@
+"""Introspection mode (RFC 7662) against an in-process authorization server."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx2
+import pytest
+
+from service.auth.backend import BearerAuthenticator
+from service.auth.errors import AuthError
+from service.auth.factory import build_authenticator
+from service.auth.introspection import MAX_CACHE_SECONDS
+from tests.auth.conftest import AuthFactory, auth_settings
+from tests.auth.idp import AUDIENCE, CLIENT_ID, ISSUER, Clock, Idp, bearer
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "opaque-token-0123456789"
+
+
+def active(clock: Clock, **overrides: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "active": True,
+        "sub": "alice",
+        "scope": "models:read datasets:read",
+        "aud": AUDIENCE,
+        "iss": ISSUER,
+        "client_id": "some-client",
+        "exp": int(clock.now) + 600,
+    }
+    answer.update(overrides)
+    return {k: v for k, v in answer.items() if v is not None}
+
+
+async def introspection_auth(make_auth: AuthFactory, **overrides: Any) -> BearerAuthenticator:
+    return await make_auth(mode="introspection", jwks_url="", **overrides)
+
+
+async def reason_of(auth: BearerAuthenticator, token: str = TOKEN) -> str:
+    with pytest.raises(AuthError) as caught:
+        await auth.authenticate(bearer(token))
+    return caught.value.reason
+
+
+async def test_active_token_is_accepted(make_auth: AuthFactory, idp: Idp, clock: Clock) -> None:
+    idp.introspection[TOKEN] = active(clock)
+    auth = await introspection_auth(make_auth)
+    who = await auth.authenticate(bearer(TOKEN))
+    assert who.sub == "alice"
+    assert who.scopes == {"models:read", "datasets:read"}
+    # The RFC 7662 request: form-encoded token and hint, client credentials in Basic auth.
+    assert idp.last_form == {"token": [TOKEN], "token_type_hint": ["access_token"]}
+
+
+async def test_audience_list_and_scp(make_auth: AuthFactory, idp: Idp, clock: Clock) -> None:
+    idp.introspection[TOKEN] = active(
+        clock, aud=["account", AUDIENCE], scope=None, scp=["models:write"]
+    )
+    auth = await introspection_auth(make_auth)
+    assert (await auth.authenticate(bearer(TOKEN))).scopes == {"models:write"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ({"active": False}, "inactive"),
+        ({"active": "true", "sub": "alice", "aud": AUDIENCE}, "inactive"),  # must be JSON true
+        ({"aud": "another-api"}, "wrong_audience"),
+        ({"aud": None}, "wrong_audience"),
+        ({"iss": "https://evil.test"}, "wrong_issuer"),
+        ({"exp": 1}, "expired"),
+        ({"nbf": 4_000_000_000}, "not_yet_valid"),
+        ({"sub": None}, "invalid"),
+    ],
+)
+async def test_refused_answers(
+    make_auth: AuthFactory, idp: Idp, clock: Clock, answer: dict[str, Any], reason: str
+) -> None:
+    idp.introspection[TOKEN] = (
+        answer if answer.get("active") is not None else active(clock, **answer)
+    )
+    auth = await introspection_auth(make_auth)
+    assert await reason_of(auth) == reason
+
+
+async def test_unknown_token_is_inactive(make_auth: AuthFactory, idp: Idp) -> None:
+    auth = await introspection_auth(make_auth)
+    assert await reason_of(auth, "never-issued") == "inactive"
+
+
+async def test_audience_is_not_checked_when_none_is_configured(
+    make_auth: AuthFactory, idp: Idp, clock: Clock
+) -> None:
+    idp.introspection[TOKEN] = active(clock, aud=None)
+    auth = await introspection_auth(make_auth, audience="")
+    assert (await auth.authenticate(bearer(TOKEN))).sub == "alice"
+
+
+async def test_positive_answers_are_cached_no_longer_than_exp(
+    make_auth: AuthFactory, idp: Idp, clock: Clock
+) -> None:
+    idp.introspection[TOKEN] = active(clock, exp=int(clock.now) + 20)
+    auth = await introspection_auth(make_auth)
+    for _ in range(5):
+        await auth.authenticate(bearer(TOKEN))
+    assert idp.introspection_requests == 1
+    clock.advance(21)
+    assert await reason_of(auth) == "expired"
+    assert idp.introspection_requests == 2
+
+
+async def test_revocation_is_seen_within_the_cache_bound(
+    make_auth: AuthFactory, idp: Idp, clock: Clock
+) -> None:
+    idp.introspection[TOKEN] = active(clock, exp=int(clock.now) + 3600)
+    auth = await introspection_auth(make_auth)
+    await auth.authenticate(bearer(TOKEN))
+    idp.introspection[TOKEN] = {"active": False}  # revoked at the authorization server
+    clock.advance(MAX_CACHE_SECONDS + 1)
+    assert await reason_of(auth) == "inactive"
+
+
+async def test_negative_answers_are_not_cached(
+    make_auth: AuthFactory, idp: Idp, clock: Clock
+) -> None:
+    auth = await introspection_auth(make_auth)
+    assert await reason_of(auth) == "inactive"
+    idp.introspection[TOKEN] = active(clock)
+    assert (await auth.authenticate(bearer(TOKEN))).sub == "alice"
+
+
+@pytest.mark.parametrize(
+    ("change", "logged"),
+    [
+        ({"down": True}, "HTTP 503"),
+        ({"secret": "wrong"}, "HTTP 401"),  # our own client credentials are wrong
+    ],
+)
+async def test_server_failures_are_401_and_logged(
+    idp: Idp,
+    idp_client: httpx2.AsyncClient,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    change: dict[str, Any],
+    logged: str,
+) -> None:
+    idp.introspection[TOKEN] = active(clock)
+    idp.down = bool(change.get("down"))
+    settings = auth_settings(
+        mode="introspection",
+        jwks_url="",
+        introspection_client_id=CLIENT_ID,
+        introspection_client_secret=change.get("secret", "s3cret"),
+    )
+    auth = build_authenticator(settings, idp_client, clock=clock)
+    assert isinstance(auth, BearerAuthenticator)
+    with caplog.at_level(logging.ERROR, logger="service.auth.introspection"):
+        assert await reason_of(auth) == "idp_unavailable"
+    assert f"token introspection at https://idp.test/introspect failed: {logged}" in caplog.text
