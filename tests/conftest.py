@@ -51,11 +51,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     pg = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     rd = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     started = []
+    root = tmp_path_factory.mktemp("servers")  # per session, so overlapping runs don't clash
     if not answers(pg):
-        started.append(start_postgres(ROOT / "var" / "test-servers"))
+        started.append(start_postgres(root))
         pg = started[-1].url
     if not answers(rd):
-        started.append(start_redis(ROOT / "var" / "test-servers"))
+        started.append(start_redis(root))
         rd = started[-1].url
     try:
         yield Servers(pg, rd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,13 @@ from starlette.staticfiles import StaticFiles
 
 from service import __version__
 from service.auth.factory import build_authenticator
+from service.domain.catalogue import keep_syncing_until_done, sync_catalogue
+from service.domain.errors import Unavailable
+from service.domain.jobs import Jobs
+from service.domain.model_types import ModelTypes
+from service.domain.models import Models
+from service.domain.versions import Versions
+from service.estimators.catalogue import load_catalogue
 from service.http.metrics import ApiMetrics, MetricsMiddleware
 from service.http.openapi import build_openapi
 from service.http.problems import UnhandledErrorMiddleware, exception_handlers
@@ -23,6 +31,7 @@ from service.http.request_id import RequestIdMiddleware
 from service.http.routes import build_routes
 from service.http.state import Services
 from service.http.table import OPERATIONS
+from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
 from service.repositories.database import Database
 from service.repositories.migrator import discover
@@ -33,6 +42,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> Starlette:
     metrics = ApiMetrics()
+    catalogue = load_catalogue(settings.models.plugins)
     expected_migrations = [m.version for m in discover()]
     # Built here, not in the lifespan, so a bad [auth] section is a ConfigError before serving.
     auth = build_authenticator(settings.auth)
@@ -42,11 +52,31 @@ def create_app(settings: Settings) -> Starlette:
         db = Database(settings.database)
         await db.start()
         redis = connect_redis(settings.redis)
-        svc = Services(settings, db, redis, metrics, auth, expected_migrations)
+        queue = JobQueue(redis, settings.redis.queue_name)
+        svc = Services(
+            settings,
+            db,
+            redis,
+            metrics,
+            auth,
+            expected_migrations,
+            catalogue,
+            ModelTypes(db),
+            Models(db, catalogue),
+            Jobs(db, queue, settings.worker),
+            Versions(db),
+        )
+        sync: asyncio.Task[None] | None = None
+        try:
+            await sync_catalogue(db, catalogue)
+        except Unavailable:  # start anyway; probes answer and the sync retries in the background
+            sync = asyncio.create_task(keep_syncing_until_done(db, catalogue, retry_seconds=2.0))
         log.info("api started", extra={"version": __version__})
         try:
             yield {"services": svc}
         finally:
+            if sync is not None:
+                sync.cancel()
             await auth.close()
             await redis.aclose()
             await db.close()

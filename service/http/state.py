@@ -9,6 +9,11 @@ from arq.connections import ArqRedis
 from starlette.requests import Request
 
 from service.auth.principal import Authenticator
+from service.domain.jobs import Jobs
+from service.domain.model_types import ModelTypes
+from service.domain.models import Models
+from service.domain.versions import Versions
+from service.estimators.catalogue import Catalogue
 from service.http.metrics import ApiMetrics
 from service.repositories.database import Database
 from service.settings import Settings
@@ -22,6 +27,11 @@ class Services:
     metrics: ApiMetrics
     auth: Authenticator
     migrations: list[str]
+    catalogue: Catalogue
+    model_types: ModelTypes
+    models: Models
+    jobs: Jobs
+    versions: Versions
     extras: dict[str, Any] = field(default_factory=dict)
 
 

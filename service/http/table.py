@@ -2,10 +2,69 @@
 
 from __future__ import annotations
 
-from service.http.endpoints import ops
-from service.http.routes import Operation
+from typing import Any
+
+from service.http.endpoints import jobs, models, ops
+from service.http.routes import Operation, Param
+from service.schemas.base import Page
+from service.schemas.jobs import JobOut, ModelStatus
+from service.schemas.model_types import ModelTypeOut
+from service.schemas.models import ModelCreate, ModelOut, ModelPatch
+from service.schemas.training import TrainRequest, VersionOut
+
+_STR: dict[str, Any] = {"type": "string"}
+_INT: dict[str, Any] = {"type": "integer", "minimum": 0}
+
+LIST_PARAMS = (
+    Param(
+        "where",
+        "query",
+        _STR,
+        "`column operator value`, e.g. `task = classification`",
+        repeated=True,
+    ),
+    Param(
+        "where_boolean",
+        "query",
+        {"type": "string", "enum": ["AND", "OR"]},
+        "How `where` terms combine (default AND)",
+    ),
+    Param("select", "query", _STR, "Columns to return (default all)", repeated=True),
+    Param("order_by", "query", _STR, "Columns to sort by", repeated=True),
+    Param(
+        "order_by_sort",
+        "query",
+        {"type": "string", "enum": ["asc", "desc"]},
+        "Direction per `order_by` column (default asc)",
+        repeated=True,
+    ),
+    Param(
+        "limit",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": 10000},
+        "Page size (default 100)",
+    ),
+    Param("offset", "query", _INT, "Rows to skip"),
+)
+MODEL = Param("name", "path", _STR, "Model name")
+JOB = Param("job_id", "path", {"type": "string", "format": "uuid"}, "Job id")
+VERSION = Param("version", "path", {"type": "integer", "minimum": 1}, "Version number")
+IDEMPOTENCY = Param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "maxLength": 255},
+    "Repeat a submission safely: the same key and body return the first response; the same key "
+    "with another body is a 422.",
+)
+PAGING = (LIST_PARAMS[-2], LIST_PARAMS[-1])
+JOB_FILTERS = tuple(
+    Param(name, "query", _STR, f"Only jobs with this {name}")
+    for name in ("model", "status", "kind")
+)
+TYPE = Param("type", "path", _STR, "Model type name, e.g. sklearn.linear_model.Ridge")
 
 OPERATIONS: list[Operation] = [
+    # operations
     Operation("GET", "/livez", ops.livez, None, "Liveness: the process serves", "operations"),
     Operation(
         "GET",
@@ -29,5 +88,205 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/openapi.json", ops.openapi, None, "This document", "operations"),
     Operation(
         "GET", "/docs", ops.docs, None, "Swagger UI", "operations", response_media=("text/html",)
+    ),
+    # the catalogue
+    Operation(
+        "GET",
+        "/model-types",
+        models.list_model_types,
+        "models:read",
+        "List model types",
+        "model types",
+        response=Page[dict[str, Any]],
+        params=LIST_PARAMS,
+    ),
+    Operation(
+        "GET",
+        "/model-types/{type}",
+        models.get_model_type,
+        "models:read",
+        "Get a model type",
+        "model types",
+        response=ModelTypeOut,
+        params=(TYPE,),
+        errors=(404,),
+    ),
+    # models
+    Operation(
+        "POST",
+        "/models",
+        models.create_model,
+        "models:write",
+        "Create a named model",
+        "models",
+        body=ModelCreate,
+        response=ModelOut,
+        status=201,
+        errors=(409,),
+    ),
+    Operation(
+        "GET",
+        "/models",
+        models.list_models,
+        "models:read",
+        "List and search models",
+        "models",
+        response=Page[dict[str, Any]],
+        params=LIST_PARAMS,
+    ),
+    Operation(
+        "GET",
+        "/models/{name}",
+        models.get_model,
+        "models:read",
+        "Get a model",
+        "models",
+        response=ModelOut,
+        params=(MODEL,),
+        errors=(404,),
+    ),
+    Operation(
+        "PATCH",
+        "/models/{name}",
+        models.patch_model,
+        "models:write",
+        "Change a model's title, description, tags or source",
+        "models",
+        body=ModelPatch,
+        response=ModelOut,
+        params=(MODEL,),
+        errors=(404,),
+    ),
+    Operation(
+        "DELETE",
+        "/models/{name}",
+        models.delete_model,
+        "models:write",
+        "Delete a model, cancelling its jobs and dropping its versions",
+        "models",
+        status=204,
+        params=(MODEL,),
+        errors=(404,),
+    ),
+    # training and jobs
+    Operation(
+        "POST",
+        "/models/{name}/train",
+        jobs.train,
+        "models:write",
+        "Train a new version (a background job)",
+        "training",
+        body=TrainRequest,
+        response=JobOut,
+        status=202,
+        params=(MODEL, IDEMPOTENCY),
+        errors=(404, 409),
+        description="Fits a fresh estimator on `data` (records) or a `dataset` query. The job's "
+        "URL is in `Location`; the new version becomes current when the job succeeds.",
+    ),
+    Operation(
+        "POST",
+        "/models/{name}/update",
+        jobs.update,
+        "models:write",
+        "Update the current version with new data (a background job)",
+        "training",
+        body=TrainRequest,
+        response=JobOut,
+        status=202,
+        params=(MODEL, IDEMPOTENCY),
+        errors=(404, 409),
+        description="Incremental types continue with `partial_fit`; others are refit on the "
+        "current version's training rows plus the new rows.",
+    ),
+    Operation(
+        "GET",
+        "/models/{name}/status",
+        jobs.model_status,
+        "models:read",
+        "The model's active job, else its latest",
+        "training",
+        response=ModelStatus,
+        params=(MODEL,),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/models/{name}/cancel",
+        jobs.cancel_model_job,
+        "models:write",
+        "Cancel the model's active job",
+        "training",
+        response=JobOut,
+        status=202,
+        params=(MODEL,),
+        errors=(404, 409),
+    ),
+    Operation(
+        "GET",
+        "/jobs",
+        jobs.list_jobs,
+        "models:read",
+        "List jobs",
+        "jobs",
+        response=Page[dict[str, Any]],
+        params=(*JOB_FILTERS, *LIST_PARAMS),
+    ),
+    Operation(
+        "GET",
+        "/jobs/{job_id}",
+        jobs.get_job,
+        "models:read",
+        "Get a job",
+        "jobs",
+        response=JobOut,
+        params=(JOB,),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/jobs/{job_id}/cancel",
+        jobs.cancel_job,
+        "models:write",
+        "Cancel a job",
+        "jobs",
+        response=JobOut,
+        status=202,
+        params=(JOB,),
+        errors=(404, 409),
+    ),
+    # versions
+    Operation(
+        "GET",
+        "/models/{name}/versions",
+        jobs.list_versions,
+        "models:read",
+        "List a model's versions, newest first",
+        "versions",
+        response=Page[VersionOut],
+        params=(MODEL, *PAGING),
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/models/{name}/versions/{version}",
+        jobs.get_version,
+        "models:read",
+        "Get one version",
+        "versions",
+        response=VersionOut,
+        params=(MODEL, VERSION),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/models/{name}/versions/{version}/activate",
+        jobs.activate_version,
+        "models:write",
+        "Make a version current (rollback or roll forward)",
+        "versions",
+        response=ModelOut,
+        params=(MODEL, VERSION),
+        errors=(404,),
     ),
 ]

@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+import msgspec
 
 from service.domain.errors import Unavailable
 from service.settings import DatabaseSettings
 
 Connection = asyncpg.Connection  # re-exported so callers need not import the driver
+Record = asyncpg.Record
 
 # Errors that mean "the database is not reachable right now", as opposed to a bad query.
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -30,6 +32,18 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """JSON columns decode with msgspec, to plain Python values."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=_json_encode, decoder=msgspec.json.decode, schema="pg_catalog"
+        )
+
+
+def _json_encode(value: object) -> str:
+    return msgspec.json.encode(value).decode()
+
+
 class Database:
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
@@ -42,6 +56,7 @@ class Database:
             max_size=self.settings.pool_max,
             timeout=self.settings.connect_timeout,
             server_settings={"statement_timeout": str(self.settings.statement_timeout_ms)},
+            init=init_connection,
         )
 
     async def close(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,20 +10,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from service.domain.errors import Unavailable
+from service.http.responses import json_response
 from service.http.state import Services, services
 from service.repositories.migrator import count_missing
 
-_encoder = msgspec.json.Encoder()
 PROBE_TIMEOUT = 1.0
 
 
 class Health(msgspec.Struct):
     ready: bool
     checks: dict[str, str]
-
-
-def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encoder.encode(value), status, headers, media_type="application/json")
 
 
 async def livez(request: Request) -> Response:

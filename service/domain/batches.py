@@ -1,0 +1,77 @@
+"""Training rows as a compact columnar batch, stored in PostgreSQL as msgpack."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from service.domain.errors import FieldError, InvalidInput
+
+Scalar = str | int | float | bool | None
+
+
+class Batch(msgspec.Struct, array_like=True):
+    columns: list[str]
+    rows: list[list[Scalar]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Batch)
+
+
+def encode(batch: Batch) -> bytes:
+    return _encoder.encode(batch)
+
+
+def decode(data: bytes) -> Batch:
+    return _decoder.decode(data)
+
+
+def from_records(records: Sequence[dict[str, Any]]) -> Batch:
+    """Columns in first-seen order; a key missing from a record reads as null."""
+    if not records:
+        return Batch(columns=[], rows=[])
+    first = list(records[0])
+    if all(list(r) == first for r in records):  # the common case: every record alike
+        return Batch(columns=first, rows=[list(r.values()) for r in records])
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    names = list(columns)
+    return Batch(columns=names, rows=[[r.get(c) for c in names] for r in records])
+
+
+def from_columns(columns: Sequence[str], rows: Sequence[Sequence[Any]], where: str) -> Batch:
+    if len(set(columns)) != len(columns):
+        raise InvalidInput("columns repeat a name", [FieldError(f"$.{where}", "duplicate names")])
+    width = len(columns)
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise InvalidInput(
+                f"row {i} has {len(row)} values for {width} columns",
+                [FieldError(f"$.rows[{i}]", f"expected {width} values")],
+            )
+    return Batch(columns=list(columns), rows=[list(r) for r in rows])
+
+
+def concat(batches: Sequence[Batch]) -> Batch:
+    """Rows of several batches under the union of their columns (missing values are null)."""
+    if len(batches) == 1:
+        return batches[0]
+    columns: dict[str, None] = {}
+    for batch in batches:
+        columns.update(dict.fromkeys(batch.columns))
+    names = list(columns)
+    rows: list[list[Scalar]] = []
+    for batch in batches:
+        if batch.columns == names:
+            rows.extend(batch.rows)
+        else:
+            index = [batch.columns.index(c) if c in batch.columns else -1 for c in names]
+            rows.extend([[row[i] if i >= 0 else None for i in index] for row in batch.rows])
+    return Batch(columns=names, rows=rows)

@@ -1,0 +1,299 @@
+"""Use cases of jobs: submit training and updates, follow them, cancel them.
+
+A submission is validated, then its rows, its job row and (when keyed) its idempotent response
+are written in one transaction; only after the commit is the job handed to the queue. PostgreSQL
+is the truth: a job the queue lost is enqueued again by the sweeper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from service.domain import batches
+from service.domain.errors import Conflict, FieldError, InvalidInput, NotFound
+from service.domain.models import load_row
+from service.jobs.queue import JobQueue
+from service.query import Query, compile_query
+from service.repositories import jobs as job_repo
+from service.repositories.database import Connection, Database
+from service.repositories.idempotency import IdempotencyRepository, StoredResponse
+from service.repositories.jobs import JobRepository
+from service.repositories.listing import fetch_page
+from service.repositories.models import ModelRepository, ModelRow
+from service.repositories.versions import BatchRepository, VersionRepository
+from service.schemas.base import Page
+from service.schemas.jobs import JobOut, ModelStatus
+from service.schemas.training import TrainRequest
+from service.settings import WorkerSettings
+
+NOTIFY_CHANNEL = "model_changed"
+
+
+@dataclasses.dataclass(frozen=True)
+class IdempotencyKey:
+    """`Idempotency-Key` of a request, with a fingerprint of what was asked."""
+
+    key: str
+    principal: str
+    method: str
+    path: str
+    fingerprint: str
+
+    @staticmethod
+    def of(key: str, principal: str, method: str, path: str, body: bytes) -> IdempotencyKey:
+        return IdempotencyKey(key, principal, method, path, hashlib.sha256(body).hexdigest())
+
+
+@dataclasses.dataclass(frozen=True)
+class Submitted:
+    job: JobOut
+    replayed: bool = False
+
+
+_job_encoder = msgspec.json.Encoder()
+_job_decoder = msgspec.json.Decoder(JobOut)
+
+
+class Jobs:
+    def __init__(self, db: Database, queue: JobQueue, settings: WorkerSettings) -> None:
+        self.db = db
+        self.queue = queue
+        self.settings = settings
+
+    # -- submission ---------------------------------------------------------------------------
+
+    async def submit(
+        self, name: str, kind: str, body: TrainRequest, who: str, idem: IdempotencyKey | None
+    ) -> Submitted:
+        batch = self._inline_batch(body)
+        async with self.db.transaction() as conn:
+            if idem is not None:
+                stored = await IdempotencyRepository(conn).lock_and_get(
+                    idem.principal, idem.key, idem.method, idem.path
+                )
+                if stored is not None:
+                    return _replay(stored, idem)
+            model = await _lock_model(conn, name)
+            spec = await self._plan(conn, model, kind, body, batch)
+            job_id = uuid.uuid4()
+            job = await JobRepository(conn).insert(job_id, model.id, name, kind, spec, who)
+            if batch is not None:
+                spec["batch_id"] = await BatchRepository(conn).insert(
+                    model.id, job_id, batch.columns, len(batch), batches.encode(batch)
+                )
+                await conn.execute("UPDATE jobs SET spec = $2 WHERE id = $1", job_id, spec)
+            if idem is not None:
+                await IdempotencyRepository(conn).store(
+                    idem.principal,
+                    idem.key,
+                    idem.method,
+                    idem.path,
+                    StoredResponse(idem.fingerprint, 202, _job_encoder.encode(job), None),
+                )
+        await self.queue.enqueue(job.id)
+        return Submitted(job)
+
+    def _inline_batch(self, body: TrainRequest) -> batches.Batch | None:
+        if (body.data is None) == (body.dataset is None):
+            raise InvalidInput(
+                "give exactly one data source",
+                [FieldError("$", "expected exactly one of `data` or `dataset`")],
+            )
+        if body.data is None:
+            return None
+        if not body.data:
+            raise InvalidInput("no rows to train on", [FieldError("$.data", "is empty")])
+        if len(body.data) > self.settings.max_train_rows:
+            raise InvalidInput(
+                f"at most {self.settings.max_train_rows} rows per job",
+                [FieldError("$.data", f"has {len(body.data)} rows")],
+            )
+        return batches.from_records(body.data)
+
+    async def _plan(
+        self,
+        conn: Connection,
+        model: ModelRow,
+        kind: str,
+        body: TrainRequest,
+        batch: batches.Batch | None,
+    ) -> dict[str, Any]:
+        """Checks the model can do `kind` with these columns; returns the job's spec."""
+        model_type = await conn.fetchrow(
+            "SELECT supervised, can_input, can_update, incremental FROM model_types"
+            " WHERE name = $1",
+            model.model_type,
+        )
+        if kind == "train" and not model_type["can_input"]:
+            raise Conflict(f"model type '{model.model_type}' cannot be trained")
+        base: dict[str, Any] | None = None
+        if kind == "update":
+            if not model_type["can_update"]:
+                raise Conflict(f"model type '{model.model_type}' cannot be updated")
+            if model.current_version is None:
+                raise Conflict(f"model '{model.name}' has no version to update; train it first")
+            row = await VersionRepository(conn).get_row(model.id, model.current_version)
+            assert row is not None
+            base = {"features": row.features, "target": row.target}
+        columns = batch.columns if batch is not None else None
+        features, target = _resolve_columns(model, body, base, columns, model_type["supervised"])
+        if columns is not None:
+            _require_columns(columns, [*features, *([target] if target else [])])
+        return {
+            "model_type": model.model_type,
+            "settings": model.settings,
+            "features": features,
+            "target": target,
+            "parameters": body.parameters,
+            "incremental": bool(model_type["incremental"]) and kind == "update",
+            "base_version": model.current_version if kind == "update" else None,
+            "source": {"kind": "inline"} if batch is not None else _dataset_source(body),
+        }
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def get(self, job_id: uuid.UUID) -> JobOut:
+        async with self.db.connection() as conn:
+            job = await JobRepository(conn).get(job_id)
+        if job is None:
+            raise NotFound(f"job '{job_id}' does not exist")
+        return job
+
+    async def list(self, query: Query, filters: Mapping[str, str]) -> Page[dict[str, Any]]:
+        conditions, args = [], []
+        for column, value in filters.items():
+            args.append(value)
+            conditions.append(f'"{column}" = ${len(args)}')
+        source = job_repo.SOURCE
+        if conditions:
+            source = dataclasses.replace(
+                source, base_where=" AND ".join(conditions), base_args=tuple(args)
+            )
+        async with self.db.connection() as conn:
+            items, total = await fetch_page(conn, compile_query(query, source))
+        return Page(items=items, total=total, limit=query.limit, offset=query.offset)
+
+    async def status(self, name: str) -> ModelStatus:
+        async with self.db.connection() as conn:
+            model = await load_row(conn, name)
+            job = await JobRepository(conn).get(model.job_id) if model.job_id else None
+        return ModelStatus(status=model.status, job=job)  # type: ignore[arg-type]
+
+    # -- cancelling ---------------------------------------------------------------------------
+
+    async def cancel(self, job_id: uuid.UUID) -> JobOut:
+        async with self.db.transaction() as conn:
+            repo = JobRepository(conn)
+            row = await repo.get_row(job_id, lock=True)
+            if row is None:
+                raise NotFound(f"job '{job_id}' does not exist")
+            job = await repo.cancel(job_id)
+            if job is None:
+                raise Conflict(f"job '{job_id}' has already finished ({row.status})")
+        await self.queue.abort(job_id, row.dispatches)
+        return job
+
+    async def cancel_active(self, name: str) -> JobOut:
+        async with self.db.connection() as conn:
+            model = await load_row(conn, name)
+            active = await JobRepository(conn).active_for_model(model.id)
+        if active is None:
+            raise Conflict(f"model '{name}' has no active job")
+        return await self.cancel(active.id)
+
+    async def delete_model(self, name: str) -> None:
+        """Cancels the model's jobs, then deletes it with its versions, artifacts and rows."""
+        async with self.db.transaction() as conn:
+            repo = ModelRepository(conn)
+            model_id = await repo.lock(name)
+            if model_id is None:
+                raise NotFound(f"model '{name}' does not exist")
+            cancelled = await conn.fetch(
+                "UPDATE jobs SET status = 'cancelled', finished_at = now()"
+                " WHERE model_id = $1 AND status = any($2::text[]) RETURNING id, dispatches",
+                model_id,
+                list(job_repo.ACTIVE),
+            )
+            await repo.delete(model_id)
+            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, name)
+        for job in cancelled:
+            await self.queue.abort(job["id"], job["dispatches"])
+
+
+async def _lock_model(conn: Connection, name: str) -> ModelRow:
+    if await ModelRepository(conn).lock(name) is None:
+        raise NotFound(f"model '{name}' does not exist")
+    return await load_row(conn, name)
+
+
+def _replay(stored: StoredResponse, idem: IdempotencyKey) -> Submitted:
+    if stored.request_hash != idem.fingerprint:
+        raise InvalidInput(
+            "this Idempotency-Key was used with a different request",
+            [FieldError("Idempotency-Key", "reused with a different body")],
+        )
+    return Submitted(_job_decoder.decode(stored.body), replayed=True)
+
+
+def _resolve_columns(
+    model: ModelRow,
+    body: TrainRequest,
+    base: dict[str, Any] | None,
+    columns: Sequence[str] | None,
+    supervised: bool,
+) -> tuple[list[str], str | None]:
+    if base is not None:  # an update keeps the columns the current version was built on
+        if body.features is not None and body.features != base["features"]:
+            raise InvalidInput(
+                "an update uses the features of the current version",
+                [FieldError("$.features", f"must be {base['features']} or left out")],
+            )
+        if body.target is not None and body.target != base["target"]:
+            raise InvalidInput(
+                "an update uses the target of the current version",
+                [FieldError("$.target", f"must be '{base['target']}' or left out")],
+            )
+        return list(base["features"]), base["target"]
+    target = body.target or model.target
+    if supervised and target is None:
+        raise InvalidInput(
+            f"model type '{model.model_type}' learns a target; name it",
+            [FieldError("$.target", "required for this model type (here or on the model)")],
+        )
+    features = body.features or model.features
+    if features is None:
+        if columns is None:
+            raise InvalidInput(
+                "name the features to train on",
+                [FieldError("$.features", "required when training from a dataset")],
+            )
+        features = [c for c in columns if c != target]
+    if target is not None and target in features:
+        raise InvalidInput(
+            "the target cannot also be a feature",
+            [FieldError("$.features", f"contains the target '{target}'")],
+        )
+    if not features:
+        raise InvalidInput("no feature columns", [FieldError("$.features", "is empty")])
+    return list(features), target
+
+
+def _require_columns(columns: Sequence[str], needed: Sequence[str]) -> None:
+    present = set(columns)
+    missing = [c for c in needed if c not in present]
+    if missing:
+        raise InvalidInput(
+            f"the data lacks column(s) {', '.join(repr(c) for c in missing)}",
+            [FieldError("$.data", f"missing column '{c}'") for c in missing],
+        )
+
+
+def _dataset_source(body: TrainRequest) -> dict[str, Any]:
+    assert body.dataset is not None
+    return {"kind": "dataset", "query": msgspec.to_builtins(body.dataset)}

@@ -1,0 +1,41 @@
+"""Use cases of versions: list, read, and activate one (rollback or roll forward)."""
+
+from __future__ import annotations
+
+from service.domain.errors import NotFound
+from service.domain.jobs import NOTIFY_CHANNEL
+from service.domain.models import load_row
+from service.repositories.database import Database
+from service.repositories.models import ModelRepository
+from service.repositories.versions import VersionRepository
+from service.schemas.base import Page
+from service.schemas.training import VersionOut
+
+
+class Versions:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def list(self, name: str, limit: int, offset: int) -> Page[VersionOut]:
+        async with self.db.connection() as conn:
+            model = await load_row(conn, name)
+            items, total = await VersionRepository(conn).list(model.id, limit, offset)
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    async def get(self, name: str, version: int) -> VersionOut:
+        async with self.db.connection() as conn:
+            model = await load_row(conn, name)
+            found = await VersionRepository(conn).get(model.id, version)
+        if found is None:
+            raise NotFound(f"model '{name}' has no version {version}")
+        return found
+
+    async def activate(self, name: str, version: int) -> None:
+        async with self.db.transaction() as conn:
+            model_id = await ModelRepository(conn).lock(name)
+            if model_id is None:
+                raise NotFound(f"model '{name}' does not exist")
+            if await VersionRepository(conn).get_row(model_id, version) is None:
+                raise NotFound(f"model '{name}' has no version {version}")
+            await ModelRepository(conn).set_current_version(model_id, version)
+            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, name)

@@ -1,0 +1,102 @@
+"""Training, update, status, cancel, job and version endpoints."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.domain.errors import BadRequest, FieldError
+from service.domain.jobs import IdempotencyKey
+from service.http.bodies import decode_json, is_json, read_body
+from service.http.params import multi_params, paging, path_int, path_str, path_uuid, single
+from service.http.problems import HttpProblem
+from service.http.responses import json_response
+from service.http.routes import principal_of
+from service.http.state import services
+from service.query import parse_query
+from service.schemas.training import TrainRequest
+
+JOB_FILTERS = ("model", "status", "kind")
+_KEY_MAX = 255
+
+
+async def train(request: Request) -> Response:
+    return await _submit(request, "train")
+
+
+async def update(request: Request) -> Response:
+    return await _submit(request, "update")
+
+
+async def _submit(request: Request, kind: str) -> Response:
+    svc = services(request)
+    if not is_json(request):
+        raise HttpProblem(415, "expected Content-Type application/json")
+    raw = await read_body(request, svc.settings.http.max_body_bytes)
+    body = decode_json(raw, TrainRequest)
+    who = principal_of(request).sub
+    submitted = await svc.jobs.submit(
+        path_str(request, "name"), kind, body, who, _idempotency_key(request, who, raw)
+    )
+    headers = {"Location": f"/jobs/{submitted.job.id}"}
+    if submitted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(submitted.job, 202, headers)
+
+
+def _idempotency_key(request: Request, who: str, body: bytes) -> IdempotencyKey | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > _KEY_MAX or not key.isprintable():
+        raise BadRequest(
+            "invalid Idempotency-Key",
+            [FieldError("Idempotency-Key", f"1 to {_KEY_MAX} printable characters")],
+        )
+    return IdempotencyKey.of(key, who, request.method, request.url.path, body)
+
+
+async def model_status(request: Request) -> Response:
+    return json_response(await services(request).jobs.status(path_str(request, "name")))
+
+
+async def cancel_model_job(request: Request) -> Response:
+    job = await services(request).jobs.cancel_active(path_str(request, "name"))
+    return json_response(job, 202, {"Location": f"/jobs/{job.id}"})
+
+
+async def list_jobs(request: Request) -> Response:
+    params = multi_params(request)
+    filters = {name: value for name in JOB_FILTERS if (value := single(params, name)) is not None}
+    for name in JOB_FILTERS:
+        params.pop(name, None)
+    query = parse_query(params)
+    return json_response(await services(request).jobs.list(query, filters))
+
+
+async def get_job(request: Request) -> Response:
+    job_id = path_uuid(request, "job_id", "job")
+    return json_response(await services(request).jobs.get(job_id))
+
+
+async def cancel_job(request: Request) -> Response:
+    job_id = path_uuid(request, "job_id", "job")
+    return json_response(await services(request).jobs.cancel(job_id), 202)
+
+
+async def list_versions(request: Request) -> Response:
+    limit, offset = paging(multi_params(request))
+    page = await services(request).versions.list(path_str(request, "name"), limit, offset)
+    return json_response(page)
+
+
+async def get_version(request: Request) -> Response:
+    version = path_int(request, "version", "version")
+    return json_response(await services(request).versions.get(path_str(request, "name"), version))
+
+
+async def activate_version(request: Request) -> Response:
+    svc = services(request)
+    name = path_str(request, "name")
+    await svc.versions.activate(name, path_int(request, "version", "version"))
+    return json_response(await svc.models.get(name))

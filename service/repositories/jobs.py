@@ -1,0 +1,135 @@
+"""The `jobs` table."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from service.domain.errors import Conflict
+from service.query import Column, ColumnType, Source
+from service.repositories.database import Connection
+from service.schemas.jobs import JobOut
+
+ACTIVE = ("queued", "running")
+
+_OUT = """
+    id, model_name AS model, kind, status, created_by, created_at, started_at, finished_at,
+    attempts, progress, error, result
+"""
+
+SOURCE = Source(
+    from_sql="jobs",
+    columns=[
+        Column("id", ColumnType.UUID),
+        Column("model", ColumnType.TEXT, sql='"model_name"'),
+        Column("kind", ColumnType.TEXT),
+        Column("status", ColumnType.TEXT),
+        Column("created_by", ColumnType.TEXT),
+        Column("created_at", ColumnType.TIMESTAMP),
+        Column("started_at", ColumnType.TIMESTAMP),
+        Column("finished_at", ColumnType.TIMESTAMP),
+        Column("attempts", ColumnType.INTEGER),
+        Column("progress", ColumnType.FLOAT),
+        Column("error", ColumnType.JSON),
+        Column("result", ColumnType.JSON),
+    ],
+    tiebreak=["created_at", "id"],
+)
+
+
+class JobRow(msgspec.Struct, kw_only=True):
+    """A job as the worker sees it: the public fields plus what it needs to run it."""
+
+    id: uuid.UUID
+    model_id: int
+    model_name: str
+    kind: str
+    status: str
+    spec: dict[str, Any]
+    created_by: str
+    attempts: int
+    dispatches: int
+
+
+def to_out(row: asyncpg.Record | dict[str, Any]) -> JobOut:
+    return msgspec.convert(dict(row), JobOut)
+
+
+class JobRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def insert(
+        self,
+        job_id: uuid.UUID,
+        model_id: int,
+        model_name: str,
+        kind: str,
+        spec: dict[str, Any],
+        created_by: str,
+    ) -> JobOut:
+        try:
+            row = await self.conn.fetchrow(
+                f"""
+                INSERT INTO jobs (id, model_id, model_name, kind, status, spec, created_by)
+                VALUES ($1, $2, $3, $4, 'queued', $5, $6)
+                RETURNING {_OUT}
+                """,
+                job_id,
+                model_id,
+                model_name,
+                kind,
+                spec,
+                created_by,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"model '{model_name}' already has an active job") from exc
+        return to_out(row)
+
+    async def get(self, job_id: uuid.UUID) -> JobOut | None:
+        row = await self.conn.fetchrow(f"SELECT {_OUT} FROM jobs WHERE id = $1", job_id)
+        return None if row is None else to_out(row)
+
+    async def get_row(self, job_id: uuid.UUID, *, lock: bool = False) -> JobRow | None:
+        row = await self.conn.fetchrow(
+            "SELECT id, model_id, model_name, kind, status, spec, created_by, attempts, dispatches"
+            " FROM jobs WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+            job_id,
+        )
+        return None if row is None else msgspec.convert(dict(row), JobRow)
+
+    async def active_for_model(self, model_id: int) -> JobOut | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_OUT} FROM jobs WHERE model_id = $1 AND status = any($2::text[])",
+            model_id,
+            list(ACTIVE),
+        )
+        return None if row is None else to_out(row)
+
+    async def cancel(self, job_id: uuid.UUID) -> JobOut | None:
+        """Marks an active job cancelled; None when it had already finished."""
+        row = await self.conn.fetchrow(
+            f"""
+            UPDATE jobs SET status = 'cancelled', finished_at = now()
+            WHERE id = $1 AND status = any($2::text[])
+            RETURNING {_OUT}
+            """,
+            job_id,
+            list(ACTIVE),
+        )
+        return None if row is None else to_out(row)
+
+    async def cancel_all_for_model(self, model_id: int) -> list[uuid.UUID]:
+        rows = await self.conn.fetch(
+            """
+            UPDATE jobs SET status = 'cancelled', finished_at = now()
+            WHERE model_id = $1 AND status = any($2::text[])
+            RETURNING id
+            """,
+            model_id,
+            list(ACTIVE),
+        )
+        return [r["id"] for r in rows]

@@ -1,0 +1,126 @@
+"""The `models` table (and `models_view`, which adds capabilities and status)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from service.domain.errors import Conflict
+from service.query import Column, ColumnType, Source
+from service.repositories.database import Connection
+from service.schemas.models import ModelCreate
+
+
+class ModelRow(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    model_type: str
+    title: str | None
+    description: str | None
+    tags: list[str]
+    source: str | None
+    settings: dict[str, Any]
+    features: list[str] | None
+    target: str | None
+    can_input: bool
+    can_output: bool
+    can_update: bool
+    created_by: str
+    created_at: Any
+    updated_at: Any
+    current_version: int | None
+    status: str
+    job_id: Any
+
+
+_VIEW_FIELDS = ", ".join(ModelRow.__struct_fields__)
+
+SOURCE = Source(
+    from_sql="models_view",
+    columns=[
+        Column("name", ColumnType.TEXT),
+        Column("model_type", ColumnType.TEXT),
+        Column("title", ColumnType.TEXT),
+        Column("description", ColumnType.TEXT),
+        Column("tags", ColumnType.TEXT_ARRAY),
+        Column("source", ColumnType.TEXT),
+        Column("settings", ColumnType.JSON),
+        Column("features", ColumnType.TEXT_ARRAY),
+        Column("target", ColumnType.TEXT),
+        Column("can_input", ColumnType.BOOLEAN),
+        Column("can_output", ColumnType.BOOLEAN),
+        Column("can_update", ColumnType.BOOLEAN),
+        Column("created_by", ColumnType.TEXT),
+        Column("created_at", ColumnType.TIMESTAMP),
+        Column("updated_at", ColumnType.TIMESTAMP),
+        Column("current_version", ColumnType.INTEGER),
+        Column("status", ColumnType.TEXT),
+    ],
+    tiebreak=["name"],
+)
+
+
+class ModelRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def insert(self, body: ModelCreate, created_by: str) -> int:
+        try:
+            model_id: int = await self.conn.fetchval(
+                """
+                INSERT INTO models (name, model_type, title, description, tags, source, settings,
+                                    features, target, created_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                RETURNING id
+                """,
+                body.name,
+                body.model_type,
+                body.title,
+                body.description,
+                body.tags,
+                body.source,
+                body.settings,
+                body.features,
+                body.target,
+                created_by,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"model '{body.name}' already exists") from exc
+        return model_id
+
+    async def get(self, name: str) -> ModelRow | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_VIEW_FIELDS} FROM models_view WHERE name = $1", name
+        )
+        return None if row is None else msgspec.convert(dict(row), ModelRow)
+
+    async def lock(self, name: str) -> int | None:
+        """Locks the model row for the rest of the transaction; returns its id."""
+        model_id: int | None = await self.conn.fetchval(
+            "SELECT id FROM models WHERE name = $1 FOR UPDATE", name
+        )
+        return model_id
+
+    async def update_fields(self, model_id: int, fields: dict[str, Any]) -> None:
+        if not fields:
+            return
+        allowed = {"title", "description", "tags", "source"}
+        assert set(fields) <= allowed, fields
+        assignments = ", ".join(f"{k} = ${i}" for i, k in enumerate(fields, start=2))
+        await self.conn.execute(
+            f"UPDATE models SET {assignments}, updated_at = now() WHERE id = $1",
+            model_id,
+            *fields.values(),
+        )
+
+    async def set_current_version(self, model_id: int, version: int) -> None:
+        await self.conn.execute(
+            "UPDATE models SET current_version = $2, updated_at = now() WHERE id = $1",
+            model_id,
+            version,
+        )
+
+    async def delete(self, model_id: int) -> None:
+        await self.conn.execute("DELETE FROM models WHERE id = $1", model_id)

@@ -1,0 +1,170 @@
+"""The `model_versions`, `artifacts` and `training_batches` tables."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+
+from service.repositories.database import Connection
+from service.schemas.training import VersionOut
+
+_OUT = """
+    v.version, v.created_at, v.created_by, v.job_id, v.kind, v.parent_version, v.rows, v.source,
+    v.metrics, v.features, v.target, v.classes, v.outputs, v.artifact_sha256, v.artifact_bytes,
+    v.library_versions, (m.current_version IS NOT DISTINCT FROM v.version) AS current
+"""
+
+
+class VersionRow(msgspec.Struct, kw_only=True):
+    """What loading or extending a version needs beyond its public fields."""
+
+    model_id: int
+    version: int
+    features: list[str]
+    feature_kinds: dict[str, str]
+    target: str | None
+    classes: list[Any] | None
+    outputs: list[str]
+    batch_ids: list[int]
+    artifact_sha256: str
+    artifact_hmac: str
+
+
+class NewVersion(msgspec.Struct, kw_only=True):
+    model_id: int
+    created_by: str
+    job_id: uuid.UUID
+    kind: str
+    parent_version: int | None
+    rows: int
+    source: Any
+    metrics: dict[str, float | None]
+    features: list[str]
+    feature_kinds: dict[str, str]
+    target: str | None
+    classes: list[Any] | None
+    outputs: list[str]
+    batch_ids: list[int]
+    library_versions: dict[str, str]
+    artifact_sha256: str
+    artifact_hmac: str
+
+
+class VersionRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def list(self, model_id: int, limit: int, offset: int) -> tuple[list[VersionOut], int]:
+        rows = await self.conn.fetch(
+            f"SELECT {_OUT} FROM model_versions v JOIN models m ON m.id = v.model_id"
+            " WHERE v.model_id = $1 ORDER BY v.version DESC LIMIT $2 OFFSET $3",
+            model_id,
+            limit,
+            offset,
+        )
+        total = await self.conn.fetchval(
+            "SELECT count(*) FROM model_versions WHERE model_id = $1", model_id
+        )
+        return [msgspec.convert(dict(r), VersionOut) for r in rows], int(total)
+
+    async def get(self, model_id: int, version: int) -> VersionOut | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_OUT} FROM model_versions v JOIN models m ON m.id = v.model_id"
+            " WHERE v.model_id = $1 AND v.version = $2",
+            model_id,
+            version,
+        )
+        return None if row is None else msgspec.convert(dict(row), VersionOut)
+
+    async def get_row(self, model_id: int, version: int) -> VersionRow | None:
+        row = await self.conn.fetchrow(
+            "SELECT model_id, version, features, feature_kinds, target, classes, outputs,"
+            " batch_ids, artifact_sha256, artifact_hmac"
+            " FROM model_versions WHERE model_id = $1 AND version = $2",
+            model_id,
+            version,
+        )
+        return None if row is None else msgspec.convert(dict(row), VersionRow)
+
+    async def artifact(self, model_id: int, version: int) -> bytes | None:
+        data: bytes | None = await self.conn.fetchval(
+            "SELECT data FROM artifacts WHERE model_id = $1 AND version = $2", model_id, version
+        )
+        return data
+
+    async def insert(self, new: NewVersion, artifact: bytes) -> int:
+        """Adds the next version of the model (numbers are per model, from 1)."""
+        await self.conn.execute("SELECT 1 FROM models WHERE id = $1 FOR UPDATE", new.model_id)
+        version: int = await self.conn.fetchval(
+            "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_id = $1",
+            new.model_id,
+        )
+        await self.conn.execute(
+            """
+            INSERT INTO model_versions (model_id, version, created_by, job_id, kind,
+                parent_version, rows, source, metrics, features, feature_kinds, target, classes,
+                outputs, batch_ids, library_versions, artifact_sha256, artifact_bytes,
+                artifact_hmac)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                    $18, $19)
+            """,
+            new.model_id,
+            version,
+            new.created_by,
+            new.job_id,
+            new.kind,
+            new.parent_version,
+            new.rows,
+            new.source,
+            new.metrics,
+            new.features,
+            new.feature_kinds,
+            new.target,
+            new.classes,
+            new.outputs,
+            new.batch_ids,
+            new.library_versions,
+            new.artifact_sha256,
+            len(artifact),
+            new.artifact_hmac,
+        )
+        await self.conn.execute(
+            "INSERT INTO artifacts (model_id, version, data) VALUES ($1, $2, $3)",
+            new.model_id,
+            version,
+            artifact,
+        )
+        return version
+
+
+class BatchRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def insert(
+        self,
+        model_id: int,
+        job_id: uuid.UUID | None,
+        columns: list[str],
+        row_count: int,
+        data: bytes,
+    ) -> int:
+        batch_id: int = await self.conn.fetchval(
+            "INSERT INTO training_batches (model_id, job_id, columns, row_count, data)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            model_id,
+            job_id,
+            columns,
+            row_count,
+            data,
+        )
+        return batch_id
+
+    async def data(self, batch_ids: list[int]) -> list[bytes]:
+        rows = await self.conn.fetch(
+            "SELECT id, data FROM training_batches WHERE id = any($1::bigint[])", batch_ids
+        )
+        by_id = {r["id"]: r["data"] for r in rows}
+        return [by_id[i] for i in batch_ids if i in by_id]

@@ -1,0 +1,26 @@
+"""Wire types of online predictions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from service.schemas.base import ApiStruct, ColumnName
+from service.schemas.training import Output, Record, Scalar
+
+
+class PredictRequest(ApiStruct):
+    """Rows as records (`data`) or as `columns` + `rows`."""
+
+    data: list[Record] | None = None
+    columns: Annotated[list[ColumnName], msgspec.Meta(max_length=10_000)] | None = None
+    rows: list[list[Scalar]] | None = None
+    output: Output | None = None
+    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class PredictResponse(ApiStruct):
+    model: str
+    version: int
+    predictions: list[Any]

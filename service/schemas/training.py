@@ -1,0 +1,74 @@
+"""Wire types of train, update and batch-prediction requests, and of versions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from service.schemas.base import ApiStruct, ColumnName, Name
+
+Scalar = str | int | float | bool | None
+Record = dict[str, Scalar]
+QueryTerm = Annotated[str, msgspec.Meta(max_length=4096)]
+ColumnList = Annotated[list[ColumnName], msgspec.Meta(max_length=10_000)]
+
+
+class DatasetQuery(ApiStruct):
+    """Rows of a stored dataset, chosen with the query language."""
+
+    name: Name
+    where: Annotated[list[QueryTerm], msgspec.Meta(max_length=50)] = msgspec.field(
+        default_factory=list
+    )
+    where_boolean: Literal["AND", "OR", "and", "or"] = "AND"
+    select: ColumnList = msgspec.field(default_factory=list)
+    order_by: ColumnList = msgspec.field(default_factory=list)
+    order_by_sort: Annotated[list[str], msgspec.Meta(max_length=10_000)] = msgspec.field(
+        default_factory=list
+    )
+    limit: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class TrainRequest(ApiStruct):
+    """Exactly one of `data` (records) or `dataset` (a query over a stored dataset)."""
+
+    data: list[Record] | None = None
+    dataset: DatasetQuery | None = None
+    features: Annotated[list[ColumnName], msgspec.Meta(min_length=1, max_length=10_000)] | None = (
+        None
+    )
+    target: ColumnName | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+Output = Literal["predict", "predict_proba", "decision_function", "transform"]
+
+
+class BatchPredictRequest(ApiStruct):
+    dataset: DatasetQuery
+    output_dataset: Name
+    output: Output | None = None
+    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class VersionOut(ApiStruct):
+    version: int
+    created_at: datetime
+    created_by: str
+    job_id: uuid.UUID | None
+    kind: Literal["train", "update"]
+    parent_version: int | None
+    rows: int
+    source: Any
+    metrics: dict[str, float | None]
+    features: list[str]
+    target: str | None
+    classes: list[Any] | None
+    outputs: list[str]
+    artifact_sha256: str
+    artifact_bytes: int
+    library_versions: dict[str, str]
+    current: bool = False
