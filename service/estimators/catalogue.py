@@ -25,6 +25,7 @@ See `tests/estimators/plugin_example.py`.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import re
 import warnings
@@ -95,17 +96,16 @@ class Catalogue:
         self._entries[model_type.name] = _Entry(model_type, factory, objects)
 
     def discover(self) -> None:
-        """Add every scikit-learn estimator that `exclusion_reason` accepts."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            estimators = all_estimators()
-        for _, cls in estimators:
-            name = public_name(cls)
-            reason = exclusion_reason(cls)
-            if reason is not None:
-                self.excluded[name] = reason
-            elif name not in self._entries:
-                self.add(describe_estimator(cls, name=name), SklearnFactory(cls))
+        """Add every scikit-learn estimator that `exclusion_reason` accepts.
+
+        The discovery runs once per process (it imports all of scikit-learn and takes about
+        two seconds); later catalogues reuse its frozen results.
+        """
+        entries, excluded = _discovered()
+        for entry in entries:
+            if entry.model_type.name not in self._entries:
+                self._entries[entry.model_type.name] = entry
+        self.excluded.update(excluded)
 
     def get(self, name: str) -> ModelType | None:
         entry = self._entries.get(name)
@@ -159,6 +159,23 @@ class Catalogue:
     def validate(self, name: str, settings: Mapping[str, Any] | None = None) -> None:
         """The checks of `build`, for a create or update request; returns nothing."""
         self.build(name, settings)
+
+
+@functools.cache
+def _discovered() -> tuple[tuple[_Entry, ...], dict[str, str]]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimators = all_estimators()
+    scratch = Catalogue()
+    excluded: dict[str, str] = {}
+    for _, cls in estimators:
+        name = public_name(cls)
+        reason = exclusion_reason(cls)
+        if reason is not None:
+            excluded[name] = reason
+        elif name not in scratch:
+            scratch.add(describe_estimator(cls, name=name), SklearnFactory(cls))
+    return tuple(scratch._entries.values()), excluded
 
 
 def load_catalogue(plugins: Sequence[str] = ()) -> Catalogue:
