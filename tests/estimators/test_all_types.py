@@ -36,7 +36,9 @@ def _params() -> list[Any]:
     for model_type in load_catalogue().all():
         marks = []
         if model_type.name in TRANSFORM_WARNS:
-            marks.append(pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"))
+            marks.append(
+                pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+            )
         params.append(pytest.param(model_type.name, marks=marks, id=model_type.name))
     return params
 
@@ -69,6 +71,7 @@ def test_fits_with_defaults_and_predicts(catalogue: Catalogue, name: str) -> Non
         assert len(prediction.to_json()) == 5
 
 
-def test_no_listed_type_is_left_untested(catalogue: Catalogue) -> None:
-    assert set(NON_DEFAULT) <= {t.name for t in catalogue.all()}
-    assert TRANSFORM_WARNS <= {t.name for t in catalogue.all()}
+def test_exception_lists_name_listed_types(catalogue: Catalogue) -> None:
+    listed = {t.name for t in catalogue.all()}
+    assert listed.issuperset(NON_DEFAULT)
+    assert listed.issuperset(TRANSFORM_WARNS)
