@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Final, Literal
 
@@ -39,11 +39,15 @@ NUMERIC: Final = "numeric"
 TEXT: Final = "text"
 MAX_ERRORS: Final = 20
 
+AllowNan = bool | Callable[[], bool]
+_NUMBER_TYPES: Final = (int, float, np.number)
+
 
 class Frame:
     """Column access over one table, converting the all-numeric case only once."""
 
     def __init__(self, table: Table) -> None:
+        table.check_shape()
         self.table = table
         self._positions = {name: i for i, name in enumerate(table.columns)}
         self._numeric: np.ndarray | None = None
@@ -72,9 +76,12 @@ class Frame:
         return kinds
 
     def features(
-        self, features: Sequence[str], kinds: Mapping[str, FeatureKind], *, allow_nan: bool
+        self, features: Sequence[str], kinds: Mapping[str, FeatureKind], *, allow_nan: AllowNan
     ) -> np.ndarray:
-        """The feature matrix: float64 when every feature is numeric, else object."""
+        """The feature matrix: float64 when every feature is numeric, else object.
+
+        `allow_nan` may be a callable, asked only when a value is missing (it saves reading
+        the estimator's tags on the fast path)."""
         numeric = [name for name in features if kinds[name] == NUMERIC]
         if len(numeric) == len(features):
             matrix = self.numeric(features)
@@ -89,7 +96,7 @@ class Frame:
         errors: list[FieldError] = []
         for j, name in enumerate(features):
             if kinds[name] == TEXT:
-                result[:, j] = self._text(name, allow_nan, errors)
+                result[:, j] = self._text(name, _resolve(allow_nan), errors)
         _raise(errors, "invalid text values")
         return result
 
@@ -107,8 +114,7 @@ class Frame:
                 matrix = np.asarray(rows[:, positions], dtype=np.float64)
             else:
                 matrix = np.asarray(_select(rows, positions), dtype=np.float64)
-        except (ValueError, TypeError, IndexError):
-            self.table.check_shape()
+        except (ValueError, TypeError):
             raise _numeric_errors(self, columns) from None
         return matrix.reshape(len(rows), len(positions))
 
@@ -217,7 +223,7 @@ def _select(rows: Sequence[Sequence[Any]], positions: list[int]) -> Sequence[Seq
 
 
 def _all_numbers(row: Sequence[Any]) -> bool:
-    return all(isinstance(value, int | float | np.number) for value in row)
+    return all(isinstance(value, _NUMBER_TYPES) for value in row)
 
 
 def _is_missing(value: Any) -> bool:
@@ -225,7 +231,7 @@ def _is_missing(value: Any) -> bool:
 
 
 def _is_numeric_cell(value: Any) -> bool:
-    if value is None or isinstance(value, int | float | np.number):
+    if value is None or isinstance(value, _NUMBER_TYPES):
         return True
     if isinstance(value, str):
         try:
@@ -252,11 +258,11 @@ def _numeric_errors(frame: Frame, columns: Sequence[str]) -> InvalidInput:
 
 
 def _check_finite(
-    frame: Frame, matrix: np.ndarray, columns: Sequence[str], *, allow_nan: bool
+    frame: Frame, matrix: np.ndarray, columns: Sequence[str], *, allow_nan: AllowNan
 ) -> None:
     if matrix.size == 0 or bool(np.isfinite(matrix).all()):
         return
-    bad = np.isinf(matrix) if allow_nan else ~np.isfinite(matrix)
+    bad = np.isinf(matrix) if _resolve(allow_nan) else ~np.isfinite(matrix)
     errors = []
     for row, col in np.argwhere(bad)[:MAX_ERRORS]:
         value = matrix[row, col]
@@ -268,23 +274,29 @@ def _check_finite(
 
 
 def _label_errors(frame: Frame, column: str, values: list[Any]) -> InvalidInput:
+    """Missing labels, labels that are neither text nor numbers, and labels of the minority
+    kind (text among numbers, or numbers among text)."""
+    texts = sum(isinstance(value, str) for value in values)
+    numbers_ = sum(isinstance(value, numbers.Real) and not _is_missing(value) for value in values)
+    majority: type = str if texts >= numbers_ else numbers.Real
     errors = []
-    first_kind: type | None = None
     for index, value in enumerate(values):
         if _is_missing(value):
             msg = "missing target value"
         elif not isinstance(value, str | numbers.Real):
             msg = f"expected a class label (text or number), got {type(value).__name__}"
+        elif isinstance(value, majority):
+            continue
         else:
-            kind = str if isinstance(value, str) else numbers.Real
-            first_kind = first_kind or kind
-            if kind is first_kind:
-                continue
             msg = "class labels must be all text or all numbers"
         errors.append(FieldError(frame.table.cell(index, column), msg))
         if len(errors) >= MAX_ERRORS:
             break
     return InvalidInput("invalid target values", errors)
+
+
+def _resolve(allow_nan: AllowNan) -> bool:
+    return allow_nan if isinstance(allow_nan, bool) else allow_nan()
 
 
 def _raise(errors: list[FieldError], detail: str) -> None:

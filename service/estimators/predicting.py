@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from service.domain.errors import FieldError, InvalidInput
-from service.estimators.frame import FeatureKind, Frame
+from service.estimators.frame import TEXT, FeatureKind, Frame
 from service.estimators.model_type import OUTPUTS
 from service.estimators.pipeline import final_estimator
 from service.estimators.table import Table
@@ -80,15 +80,9 @@ def predict(
         msg = f"this model does not offer {output!r} (it offers: {offered})"
         raise InvalidInput("unavailable output", [FieldError(OUTPUT, msg)])
     table = X if isinstance(X, Table) else Table(list(features), X)
-    frame = Frame(table)
-    missing = frame.missing(features)
-    if missing:
-        raise InvalidInput(
-            "missing feature columns",
-            [FieldError(table.path, f"missing feature column {name!r}") for name in missing],
-        )
-    allow_nan = bool(model.__sklearn_tags__().input_tags.allow_nan)
-    matrix = frame.features(features, feature_kinds, allow_nan=allow_nan)
+    matrix = _fast_numeric(table, features, feature_kinds)
+    if matrix is None:
+        matrix = _checked_matrix(model, table, features, feature_kinds)
     try:
         for _, step in estimator.steps[:-1]:
             matrix = step.transform(matrix)
@@ -97,6 +91,39 @@ def predict(
         errors = [FieldError(table.path, str(exc))]
         raise InvalidInput("the model rejected the input", errors) from exc
     return _prediction(model, output, values)
+
+
+def _fast_numeric(
+    table: Table, features: Sequence[str], feature_kinds: Mapping[str, FeatureKind]
+) -> np.ndarray | None:
+    """The float64 matrix when the columns are exactly the numeric features and all finite."""
+    if list(table.columns) != list(features) or TEXT in feature_kinds.values():
+        return None
+    try:
+        matrix = np.asarray(table.rows, dtype=np.float64)
+    except (ValueError, TypeError):
+        return None
+    if matrix.ndim != 2 or matrix.shape[1] != len(features) or not np.isfinite(matrix).all():
+        return None
+    return matrix
+
+
+def _checked_matrix(
+    model: Any, table: Table, features: Sequence[str], feature_kinds: Mapping[str, FeatureKind]
+) -> Any:
+    frame = Frame(table)
+    missing = frame.missing(features)
+    if missing:
+        raise InvalidInput(
+            "missing feature columns",
+            [FieldError(table.path, f"missing feature column {name!r}") for name in missing],
+        )
+    return frame.features(features, feature_kinds, allow_nan=lambda: accepts_nan(model))
+
+
+def accepts_nan(model: Any) -> bool:
+    """scikit-learn's `allow_nan` tag of the (fitted) model."""
+    return bool(model.__sklearn_tags__().input_tags.allow_nan)
 
 
 def _prediction(model: Any, output: str, values: Any) -> Prediction:

@@ -79,15 +79,17 @@ class Table:
         """Raise InvalidInput naming the first row whose length differs from `columns`."""
         width = len(self.columns)
         if isinstance(self.rows, np.ndarray):
-            if self.rows.ndim != 2 or (len(self.rows) and self.rows.shape[1] != width):
-                raise InvalidInput("rows do not match columns", [FieldError(self.path, "")])
+            if self.rows.ndim != 2 or self.rows.shape[1] != width:
+                msg = f"expected a 2-D array with {width} columns, got shape {self.rows.shape}"
+                raise InvalidInput("rows do not match columns", [FieldError(self.path, msg)])
+            return
+        if set(map(len, self.rows)) <= {width}:  # one C-level pass
             return
         for index, row in enumerate(self.rows):
             if len(row) != width:
                 msg = f"has {len(row)} values; expected {width} (one per column)"
-                raise InvalidInput(
-                    "a row does not match the columns", [FieldError(item(self.path, index), msg)]
-                )
+                error = FieldError(item(self.path, index), msg)
+                raise InvalidInput("a row does not match the columns", [error])
 
 
 def _itemgetter_rows(records: Sequence[Mapping[str, Any]], columns: list[str]) -> list[Any]:
