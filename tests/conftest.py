@@ -143,8 +143,10 @@ ClientFactory = Callable[[Settings], Awaitable[httpx2.AsyncClient]]
 
 
 @pytest.fixture
-async def client_factory() -> AsyncIterator[ClientFactory]:
-    """Builds in-process clients for given settings; each app's lifespan runs and ends."""
+async def client_factory(database_url: str) -> AsyncIterator[ClientFactory]:
+    """Builds in-process clients for given settings; each app's lifespan runs and ends.
+
+    It depends on `database_url` so that apps stop before their database is dropped."""
     managers: list[LifespanManager] = []
     clients: list[httpx2.AsyncClient] = []
 

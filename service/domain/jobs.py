@@ -56,6 +56,7 @@ class Submitted:
     replayed: bool = False
 
 
+_FILTER_COLUMNS = {"model": "model_name", "status": "status", "kind": "kind"}
 _job_encoder = msgspec.json.Encoder()
 _job_decoder = msgspec.json.Decoder(JobOut)
 
@@ -167,9 +168,9 @@ class Jobs:
 
     async def list(self, query: Query, filters: Mapping[str, str]) -> Page[dict[str, Any]]:
         conditions, args = [], []
-        for column, value in filters.items():
+        for name, value in filters.items():
             args.append(value)
-            conditions.append(f'"{column}" = ${len(args)}')
+            conditions.append(f"{_FILTER_COLUMNS[name]} = ${len(args)}")
         source = job_repo.SOURCE
         if conditions:
             source = dataclasses.replace(

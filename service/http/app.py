@@ -35,6 +35,8 @@ from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
 from service.repositories.database import Database
 from service.repositories.migrator import discover
+from service.serving.predictor import Predictor
+from service.serving.registry import ModelRegistry
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,18 +55,23 @@ def create_app(settings: Settings) -> Starlette:
         await db.start()
         redis = connect_redis(settings.redis)
         queue = JobQueue(redis, settings.redis.queue_name)
+        registry = ModelRegistry(db, settings.artifacts.hmac_key, settings.models.cache_bytes)
+        await registry.start()
+        predictor = Predictor(registry, settings)
         svc = Services(
-            settings,
-            db,
-            redis,
-            metrics,
-            auth,
-            expected_migrations,
-            catalogue,
-            ModelTypes(db),
-            Models(db, catalogue),
-            Jobs(db, queue, settings.worker),
-            Versions(db),
+            settings=settings,
+            db=db,
+            redis=redis,
+            metrics=metrics,
+            auth=auth,
+            migrations=expected_migrations,
+            catalogue=catalogue,
+            model_types=ModelTypes(db),
+            models=Models(db, catalogue),
+            jobs=Jobs(db, queue, settings.worker),
+            versions=Versions(db),
+            registry=registry,
+            predictor=predictor,
         )
         sync: asyncio.Task[None] | None = None
         try:
@@ -77,6 +84,10 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             if sync is not None:
                 sync.cancel()
+            predictor.close()
+            await registry.close()
+            predictor.close()
+            await registry.close()
             await auth.close()
             await redis.aclose()
             await db.close()

@@ -44,6 +44,11 @@ class ApiMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.artifact_rejections = Counter(
+            "artifact_verification_failures_total",
+            "Artifacts refused because their HMAC tag did not match.",
+            registry=self.registry,
+        )
         self.dependency_errors = Counter(
             "dependency_unavailable_total",
             "Requests answered 503 because a dependency was down.",

@@ -12,9 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
+from service.artifacts.signing import TamperedArtifact
 from service.auth.errors import AuthError, InsufficientScope
 from service.domain import errors as domain
 from service.logs import request_id
+from service.serving.predictor import Overloaded, PredictionTimeout
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +125,35 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _overloaded(request: Request, exc: Exception) -> Response:
+    return problem(
+        request,
+        503,
+        "too many predictions are waiting; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _prediction_timeout(request: Request, exc: Exception) -> Response:
+    return problem(request, 504, "the prediction took longer than the configured timeout")
+
+
+async def _tampered(request: Request, exc: Exception) -> Response:
+    svc = getattr(request.state, "services", None)
+    if svc is not None:
+        svc.metrics.artifact_rejections.inc()
+    return problem(request, 500, "the stored model artifact failed verification and was not loaded")
+
+
 def exception_handlers() -> dict[type[Exception] | int, ExceptionHandler]:
     return {
         domain.DomainError: _domain_error,
         AuthError: _auth_error,
         HttpProblem: _http_problem,
         HTTPException: _http_exception,
+        Overloaded: _overloaded,
+        PredictionTimeout: _prediction_timeout,
+        TamperedArtifact: _tampered,
     }
 
 

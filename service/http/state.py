@@ -16,6 +16,8 @@ from service.domain.versions import Versions
 from service.estimators.catalogue import Catalogue
 from service.http.metrics import ApiMetrics
 from service.repositories.database import Database
+from service.serving.predictor import Predictor
+from service.serving.registry import ModelRegistry
 from service.settings import Settings
 
 
@@ -32,6 +34,8 @@ class Services:
     models: Models
     jobs: Jobs
     versions: Versions
+    registry: ModelRegistry
+    predictor: Predictor
     extras: dict[str, Any] = field(default_factory=dict)
 
 

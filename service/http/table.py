@@ -10,6 +10,7 @@ from service.schemas.base import Page
 from service.schemas.jobs import JobOut, ModelStatus
 from service.schemas.model_types import ModelTypeOut
 from service.schemas.models import ModelCreate, ModelOut, ModelPatch
+from service.schemas.predictions import PredictRequest, PredictResponse
 from service.schemas.training import TrainRequest, VersionOut
 
 _STR: dict[str, Any] = {"type": "string"}
@@ -167,6 +168,21 @@ OPERATIONS: list[Operation] = [
         status=204,
         params=(MODEL,),
         errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/models/{name}/predict",
+        models.predict,
+        "models:predict",
+        "Online prediction",
+        "predictions",
+        body=PredictRequest,
+        response=PredictResponse,
+        params=(MODEL,),
+        errors=(404, 409, 504),
+        description="Rows as `data` (records) or `columns` + `rows`; `output` is `predict` "
+        "(default), `predict_proba` (one object per row keyed by class), `decision_function` "
+        "or `transform`; `version` pins a version instead of the current one.",
     ),
     # training and jobs
     Operation(

@@ -22,6 +22,7 @@ class VersionRow(msgspec.Struct, kw_only=True):
 
     model_id: int
     version: int
+    rows: int
     features: list[str]
     feature_kinds: dict[str, str]
     target: str | None
@@ -80,7 +81,7 @@ class VersionRepository:
 
     async def get_row(self, model_id: int, version: int) -> VersionRow | None:
         row = await self.conn.fetchrow(
-            "SELECT model_id, version, features, feature_kinds, target, classes, outputs,"
+            "SELECT model_id, version, rows, features, feature_kinds, target, classes, outputs,"
             " batch_ids, artifact_sha256, artifact_hmac"
             " FROM model_versions WHERE model_id = $1 AND version = $2",
             model_id,

@@ -72,13 +72,17 @@ def build_worker(
 ) -> Worker:
     from service.worker.tasks import CRON_JOBS, FUNCTIONS
 
-    functions = [
-        func(cast(Any, _instrumented(name, coro)), name=name, **options)
-        for name, (coro, options) in FUNCTIONS.items()
-    ]
+    functions = []
+    for name, (coro, options) in FUNCTIONS.items():
+        options = dict(options)
+        # Our own deadline (worker.job_timeout) fires first and fails the job cleanly; arq's
+        # is a backstop that would otherwise leave the job re-queued forever.
+        if (margin := options.pop("timeout_margin", None)) is not None:
+            options["timeout"] = settings.worker.job_timeout + margin
+        functions.append(func(cast(Any, _instrumented(name, coro)), name=name, **options))
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        app = await WorkerContext.start(settings)
+        app = await WorkerContext.start(settings, worker_id())
         ctx["app"] = app
         if serve_metrics and settings.worker.metrics_port:
             start_http_server(settings.worker.metrics_port, registry=app.metrics.registry)

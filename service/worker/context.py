@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
+from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
 from service.repositories.database import Database
 from service.settings import Settings
+from service.worker.execution import JobRunner
 from service.worker.metrics import WorkerMetrics
+from service.worker.sweeper import Sweeper
 
 
 @dataclass
@@ -18,13 +23,25 @@ class WorkerContext:
     db: Database
     redis: ArqRedis
     metrics: WorkerMetrics
+    runner: JobRunner
+    sweeper_task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, settings: Settings) -> WorkerContext:
+    async def start(cls, settings: Settings, worker_id: str, sweep: bool = True) -> WorkerContext:
         db = Database(settings.database)
         await db.start()
-        return cls(settings, db, connect_redis(settings.redis), WorkerMetrics())
+        redis = connect_redis(settings.redis)
+        queue = JobQueue(redis, settings.redis.queue_name)
+        context = cls(settings, db, redis, WorkerMetrics(), JobRunner(db, settings, worker_id))
+        if sweep:
+            sweeper = Sweeper(db, queue, settings.worker)
+            context.sweeper_task = asyncio.create_task(sweeper.run_forever())
+        return context
 
     async def close(self) -> None:
+        if self.sweeper_task is not None:
+            self.sweeper_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sweeper_task
         await self.redis.aclose()
         await self.db.close()

@@ -115,7 +115,7 @@ async def test_body_over_the_limit_is_413_without_reading_it(
     streamed = await client.post(
         "/models",
         content=endless(),
-        headers={"content-type": "application/json"},  # type: ignore[arg-type]
+        headers={"content-type": "application/json"},
     )
     assert streamed.status_code == 413
 

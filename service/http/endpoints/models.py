@@ -13,6 +13,7 @@ from service.http.routes import principal_of
 from service.http.state import services
 from service.query import parse_query
 from service.schemas.models import ModelCreate, ModelPatch
+from service.schemas.predictions import PredictRequest
 
 
 async def list_model_types(request: Request) -> Response:
@@ -56,3 +57,9 @@ async def delete_model(request: Request) -> Response:
     svc = services(request)
     await svc.jobs.delete_model(path_str(request, "name"))
     return Response(status_code=204)
+
+
+async def predict(request: Request) -> Response:
+    svc = services(request)
+    body = await read_json(request, PredictRequest, svc.settings.http.max_body_bytes)
+    return json_response(await svc.predictor.predict(path_str(request, "name"), body))

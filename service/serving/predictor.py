@@ -1,0 +1,87 @@
+"""Online predictions: decode rows, run the estimator off the event loop, encode the answer.
+
+Estimator calls run on a small thread pool (scikit-learn releases the GIL in its numeric
+kernels); at most `models.predict_queue` calls may wait for a thread, beyond which requests are
+refused with 503 rather than queued without bound, and a call that takes longer than
+`http.predict_timeout` is answered 504.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any
+
+from service.domain.errors import FieldError, InvalidInput
+from service.estimators.predicting import predict as run_predict
+from service.estimators.table import Table
+from service.schemas.predictions import PredictRequest, PredictResponse
+from service.serving.registry import LoadedModel, ModelRegistry
+from service.settings import Settings
+
+
+class Overloaded(Exception):
+    """Too many predictions are waiting for a thread."""
+
+
+class PredictionTimeout(Exception):
+    """A prediction took longer than `http.predict_timeout`."""
+
+
+class Predictor:
+    def __init__(self, registry: ModelRegistry, settings: Settings) -> None:
+        self.registry = registry
+        self.timeout = settings.http.predict_timeout
+        self.max_waiting = settings.models.predict_queue
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            settings.models.predict_threads, thread_name_prefix="predict"
+        )
+        self.waiting = 0
+
+    async def predict(self, name: str, body: PredictRequest) -> PredictResponse:
+        table = _table_of(body)
+        model = await self.registry.resolve(name, body.version)
+        output = body.output or model.default_output
+        values = await self._run(model, table, output) if len(table) else []
+        return PredictResponse(model=name, version=model.version, predictions=values)
+
+    async def _run(self, model: LoadedModel, table: Table, output: str) -> list[Any]:
+        if self.waiting >= self.max_waiting:
+            raise Overloaded()
+        self.waiting += 1
+        try:
+            future = asyncio.get_running_loop().run_in_executor(
+                self.pool, _predict_json, model, table, output
+            )
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise PredictionTimeout() from None
+        finally:
+            self.waiting -= 1
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _predict_json(model: LoadedModel, table: Table, output: str) -> list[Any]:
+    result = run_predict(model.estimator, model.features, model.feature_kinds, table, output)
+    return result.to_json()
+
+
+def _table_of(body: PredictRequest) -> Table:
+    if body.data is not None:
+        if body.columns is not None or body.rows is not None:
+            raise _one_form()
+        return Table.from_records(body.data)
+    if body.columns is None or body.rows is None:
+        raise _one_form()
+    table = Table(body.columns, body.rows, "$.rows", "rows")
+    table.check_shape()
+    return table
+
+
+def _one_form() -> InvalidInput:
+    return InvalidInput(
+        "send rows as `data` (records) or as `columns` + `rows`",
+        [FieldError("$", "expected `data`, or `columns` with `rows`")],
+    )

@@ -1,0 +1,191 @@
+"""Which version of which model to serve, and the loaded estimators, with no database round
+trip per request.
+
+`current` maps a model name to its id and current version; `models` caches loaded estimators
+by (model id, version, artifact sha256). Both are dropped for a model when PostgreSQL says it
+changed (`NOTIFY model_changed`), and entirely after the listening connection was lost, since
+notifications may have been missed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from service.artifacts import signing
+from service.domain.errors import Conflict, NotFound, Unavailable
+from service.domain.jobs import NOTIFY_CHANNEL
+from service.repositories.database import OUTAGE_ERRORS, Database
+from service.repositories.versions import VersionRepository
+from service.serving.cache import ByteBudgetCache
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Current:
+    model_id: int
+    version: int | None
+    can_output: bool
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    model_id: int
+    version: int
+    estimator: Any
+    features: list[str]
+    feature_kinds: dict[str, Any]
+    outputs: list[str]
+    default_output: str
+
+
+class ModelRegistry:
+    def __init__(self, db: Database, hmac_key: str, cache_bytes: int) -> None:
+        self.db = db
+        self.hmac_key = hmac_key
+        self.models: ByteBudgetCache[LoadedModel] = ByteBudgetCache(cache_bytes)
+        self.current: dict[str, Current] = {}
+        self.rejected_artifacts = 0
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    # -- lookups on the hot path ---------------------------------------------------------------
+
+    async def resolve(self, name: str, version: int | None) -> LoadedModel:
+        current = self.current.get(name)
+        if current is None:
+            current = await self._read_current(name)
+        if not current.can_output:
+            raise Conflict(f"model '{name}' does not produce outputs")
+        wanted = version if version is not None else current.version
+        if wanted is None:
+            raise Conflict(f"model '{name}' has no trained version yet")
+        key = (current.model_id, wanted)
+        found = self.models.get(key)
+        if found is not None:
+            return found
+        return await self.models.get_or_load(key, lambda: self._load(name, current, wanted))
+
+    async def _read_current(self, name: str) -> Current:
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, current_version, can_output FROM models_view WHERE name = $1", name
+            )
+        if row is None:
+            raise NotFound(f"model '{name}' does not exist")
+        current = Current(row["id"], row["current_version"], row["can_output"])
+        if self.listening.is_set():  # only cache what a notification would correct
+            self.current[name] = current
+        return current
+
+    async def _load(self, name: str, current: Current, version: int) -> tuple[LoadedModel, int]:
+        async with self.db.connection() as conn:
+            repo = VersionRepository(conn)
+            row = await repo.get_row(current.model_id, version)
+            data = await repo.artifact(current.model_id, version) if row else None
+        if row is None or data is None:
+            raise NotFound(f"model '{name}' has no version {version}")
+        try:
+            estimator = await asyncio.to_thread(
+                signing.load_verified, data, row.artifact_hmac, row.artifact_sha256, self.hmac_key
+            )
+        except signing.TamperedArtifact:
+            self.rejected_artifacts += 1
+            log.error(
+                "artifact failed verification; refusing to load it",
+                extra={"model": name, "version": version},
+            )
+            raise
+        default = "predict" if "predict" in row.outputs else (row.outputs or ["predict"])[0]
+        loaded = LoadedModel(
+            name,
+            current.model_id,
+            version,
+            estimator,
+            row.features,
+            row.feature_kinds,
+            row.outputs,
+            default,
+        )
+        return loaded, len(data)
+
+    # -- invalidation -------------------------------------------------------------------------
+
+    def forget(self, name: str) -> None:
+        current = self.current.pop(name, None)
+        if current is not None:
+            model_id = current.model_id
+            self.models.discard(lambda key: _model_of(key) == model_id)
+
+    def forget_all(self) -> None:
+        self.current.clear()
+        self.models.clear()
+
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen_forever())
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+
+    async def _listen_forever(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    self.db.settings.url, timeout=self.db.settings.connect_timeout
+                )
+            except OUTAGE_ERRORS:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            lost = asyncio.Event()
+            try:
+                conn.add_termination_listener(functools.partial(_set_event, lost))
+                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                self.forget_all()  # anything cached before may have missed notifications
+                self.listening.set()
+                delay = 0.5
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), KEEPALIVE_SECONDS)
+                    if not lost.is_set():  # a silent network loss never fires the listener
+                        await asyncio.wait_for(conn.fetchval("SELECT 1"), KEEPALIVE_SECONDS)
+            except _LISTEN_ERRORS:
+                pass
+            finally:
+                self.listening.clear()
+                self.forget_all()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), 2)
+            log.warning("lost the model-change listener; reconnecting")
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.forget(payload)
+
+
+_LISTEN_ERRORS: tuple[type[BaseException], ...] = (*OUTAGE_ERRORS, TimeoutError)
+
+
+def _set_event(event: asyncio.Event, _conn: object) -> None:
+    event.set()
+
+
+def _model_of(key: Hashable) -> object:
+    return key[0] if isinstance(key, tuple) else None
+
+
+__all__ = ["Current", "LoadedModel", "ModelRegistry", "Unavailable"]

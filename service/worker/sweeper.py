@@ -1,0 +1,93 @@
+"""Keeps PostgreSQL's jobs and Redis's queue in step.
+
+- A `running` job whose heartbeat is older than `stale_after_seconds` lost its worker (killed,
+  OOM, node gone): it is queued again while it has tries left, else failed.
+- A `queued` job that Redis no longer knows (flushed, restarted) is enqueued again.
+Several workers may sweep at once: rows are claimed with SKIP LOCKED and enqueues are
+idempotent per dispatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from service.domain.errors import Unavailable
+from service.jobs.queue import JobQueue
+from service.repositories.database import Database, Record
+from service.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+# A queued job younger than this may simply not have been enqueued yet by its api.
+QUEUED_GRACE_SECONDS = 5.0
+WORKER_LOST = {"type": "WorkerLost", "message": "the worker running this job stopped responding"}
+
+
+class Sweeper:
+    def __init__(self, db: Database, queue: JobQueue, settings: WorkerSettings) -> None:
+        self.db = db
+        self.queue = queue
+        self.settings = settings
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Unavailable:
+                pass
+            except Exception:  # a sweep must never kill the worker; it runs again soon
+                log.exception("sweep failed")
+            await asyncio.sleep(self.settings.sweep_seconds)
+
+    async def sweep(self) -> None:
+        await self._recover_abandoned()
+        await self._redispatch_lost()
+
+    async def _recover_abandoned(self) -> None:
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(
+                """
+                SELECT id, attempts, dispatches FROM jobs
+                WHERE status = 'running'
+                  AND heartbeat_at < now() - make_interval(secs => $1)
+                FOR UPDATE SKIP LOCKED
+                """,
+                self.settings.stale_after_seconds,
+            )
+            requeue: list[Record] = []
+            failed: list[Record] = []
+            for row in rows:
+                (requeue if row["attempts"] < self.settings.max_tries else failed).append(row)
+            if failed:
+                await conn.execute(
+                    """
+                    UPDATE jobs SET status = 'failed', finished_at = now(), error = $2
+                    WHERE id = any($1::uuid[])
+                    """,
+                    [r["id"] for r in failed],
+                    WORKER_LOST,
+                )
+            if requeue:
+                await conn.execute(
+                    "UPDATE jobs SET status = 'queued', heartbeat_at = NULL, child_pid = NULL,"
+                    " dispatches = dispatches + 1 WHERE id = any($1::uuid[])",
+                    [r["id"] for r in requeue],
+                )
+        for row in requeue:
+            log.warning("re-queued an abandoned job", extra={"job": str(row["id"])})
+            await self.queue.enqueue(row["id"], row["dispatches"] + 1)
+        for row in failed:
+            log.warning("failed an abandoned job: no tries left", extra={"job": str(row["id"])})
+
+    async def _redispatch_lost(self) -> None:
+        async with self.db.connection() as conn:
+            rows = await conn.fetch(
+                "SELECT id, dispatches FROM jobs WHERE status = 'queued'"
+                " AND created_at < now() - make_interval(secs => $1) LIMIT 1000",
+                QUEUED_GRACE_SECONDS,
+            )
+        for row in rows:
+            if not await self.queue.is_known(row["id"], row["dispatches"]):
+                log.warning("re-enqueued a job Redis had lost", extra={"job": str(row["id"])})
+                await self.queue.enqueue(row["id"], row["dispatches"])
