@@ -42,6 +42,7 @@ import numpy as np
 import sklearn
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from service.domain.errors import Conflict, DomainError, FieldError, InvalidInput
 from service.estimators import model_type as mt
@@ -117,8 +118,13 @@ def fit_model(
     eval_min_rows: int = 20,
     random_state: int = 0,
     feature_kinds: Mapping[str, FeatureKind] | None = None,
+    threads: int | None = None,
 ) -> FitResult:
-    """Fit a fresh estimator of `model_type` on `data`; see the module docstring."""
+    """Fit a fresh estimator of `model_type` on `data`; see the module docstring.
+
+    `threads` caps the OpenMP/BLAS threads of this call (None keeps the libraries' default,
+    one per core); on a loaded host a cap avoids heavy oversubscription slowdowns.
+    """
     model = catalogue.build(model_type, settings)  # InvalidInput for an unknown type too
     kind = catalogue.get(model_type)
     assert kind is not None
@@ -138,7 +144,7 @@ def fit_model(
         return pipeline
 
     metrics: dict[str, float] = {}
-    with _recorded() as messages:
+    with _recorded() as messages, _thread_limit(threads):
         split = holdout_split(
             len(frame),
             y,
@@ -181,6 +187,7 @@ def update_model(
     eval_fraction: float = 0.2,
     eval_min_rows: int = 20,
     random_state: int = 0,
+    threads: int | None = None,
 ) -> FitResult:
     """Continue `previous` with `partial_fit` on the new rows; `previous` is not modified."""
     if not supports_partial_fit(previous.estimator):
@@ -214,7 +221,7 @@ def update_model(
         return pipeline
 
     metrics: dict[str, float] = {}
-    with _recorded() as messages:
+    with _recorded() as messages, _thread_limit(threads):
         split = holdout_split(
             len(frame),
             y,
@@ -325,6 +332,15 @@ def _recorded() -> Iterator[list[str]]:
         yield messages
     seen = dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)
     messages.extend(seen)
+
+
+@contextmanager
+def _thread_limit(threads: int | None) -> Iterator[None]:
+    if threads is None:
+        yield
+        return
+    with threadpool_limits(limits=threads):
+        yield
 
 
 @contextmanager
