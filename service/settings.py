@@ -87,6 +87,7 @@ class WorkerSettings(Section):
     heartbeat_seconds: PositiveFloat = 2.0
     stale_after_seconds: PositiveFloat = 30.0
     sweep_seconds: PositiveFloat = 10.0
+    requeue_after_seconds: PositiveFloat = 5.0
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9101
     max_train_rows: Positive = 5_000_000
     eval_fraction: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.2

@@ -35,7 +35,17 @@ def context() -> ForkServerContext:
     return _context
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child when the forkserver (and so the worker) is gone."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _child_main(target: str, conn: multiprocessing.connection.Connection) -> None:
+    _die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when children stop
     module, _, name = target.rpartition(".")

@@ -19,8 +19,6 @@ from service.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-# A queued job younger than this may simply not have been enqueued yet by its api.
-QUEUED_GRACE_SECONDS = 5.0
 WORKER_LOST = {"type": "WorkerLost", "message": "the worker running this job stopped responding"}
 
 
@@ -85,7 +83,7 @@ class Sweeper:
             rows = await conn.fetch(
                 "SELECT id, dispatches FROM jobs WHERE status = 'queued'"
                 " AND created_at < now() - make_interval(secs => $1) LIMIT 1000",
-                QUEUED_GRACE_SECONDS,
+                self.settings.requeue_after_seconds,
             )
         for row in rows:
             if not await self.queue.is_known(row["id"], row["dispatches"]):
