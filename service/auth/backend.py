@@ -21,7 +21,7 @@ from starlette.authentication import (
 )
 from starlette.requests import HTTPConnection
 
-from service.auth.bearer import bearer_token
+from service.auth.bearer import bearer_token, raw_bearer_token
 from service.auth.errors import AuthError
 from service.auth.principal import Authenticator, Principal
 from service.auth.token_cache import TokenCache
@@ -49,12 +49,15 @@ class BearerAuthenticator:
         self._owned_client = owned_client
 
     async def authenticate(self, conn: HTTPConnection) -> Principal:
-        token = bearer_token(conn)
-        key = TokenCache.key(token)
-        principal = self.cache.get(key)
-        if principal is None:
-            principal = await self.verifier.verify(token)
-            self.cache.put(key, principal)
+        # Hot path: a token seen before costs a header scan, one SHA-256 and a dict lookup.
+        raw = raw_bearer_token(conn.scope)
+        if raw is not None:
+            principal = self.cache.get(TokenCache.key(raw))
+            if principal is not None:
+                return principal
+        token = bearer_token(conn)  # validates the header, raising AuthError
+        principal = await self.verifier.verify(token)
+        self.cache.put(TokenCache.key(token), principal)
         return principal
 
     async def close(self) -> None:

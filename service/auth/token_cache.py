@@ -28,8 +28,8 @@ class TokenCache:
         return len(self._entries)
 
     @staticmethod
-    def key(token: str) -> bytes:
-        return hashlib.sha256(token.encode()).digest()
+    def key(token: str | bytes) -> bytes:
+        return hashlib.sha256(token.encode() if isinstance(token, str) else token).digest()
 
     def get(self, key: bytes) -> Principal | None:
         principal = self._entries.get(key)

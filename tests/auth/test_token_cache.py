@@ -84,3 +84,15 @@ def test_principals_without_expiry_or_already_expired_are_not_cached() -> None:
     cache.put(b"k1", Principal("alice", frozenset(), None))
     cache.put(b"k2", Principal("alice", frozenset(), clock.now))
     assert len(cache) == 0
+
+
+async def test_scheme_case_and_spacing_do_not_defeat_the_cache(
+    make_auth: AuthFactory, keys: dict[str, Key], clock: Clock
+) -> None:
+    from tests.auth.idp import request_with
+
+    auth = await make_auth()
+    token = mint(keys["rsa1"], clock.now)
+    for header in (f"Bearer {token}", f"bearer {token}", f"BEARER  {token} "):
+        assert (await auth.authenticate(request_with(header))).sub == "alice"
+    assert auth.verifier.verifications == 1
