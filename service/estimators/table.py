@@ -93,6 +93,8 @@ class Table:
 
 
 def _itemgetter_rows(records: Sequence[Mapping[str, Any]], columns: list[str]) -> list[Any]:
+    if not columns:
+        return [() for _ in records]
     if len(columns) == 1:
         key = columns[0]
         return [(record[key],) for record in records]
