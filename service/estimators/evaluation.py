@@ -1,6 +1,7 @@
 """Held-out metrics: fit on a split of the rows, score on the rest, before the final fit.
 
-The split holds out `fraction` of the rows (at least one), stratified by class for classifiers
+The split holds out `fraction` of the rows (at least one; of at most `max_rows` rows sampled
+when given, to bound the cost on big tables), stratified by class for classifiers
 when every class has at least two rows and the held-out part can hold one of each. It is
 skipped when `fraction` is 0, when there are fewer than `min_rows` rows, or for transformers
 (they have no score). Metrics by task:
@@ -36,20 +37,34 @@ Fit = Callable[[Any, Any, Mapping[str, Any]], Pipeline]
 
 
 def holdout_split(
-    n: int, y: np.ndarray | None, task: str, *, fraction: float, min_rows: int, seed: int
+    n: int,
+    y: np.ndarray | None,
+    task: str,
+    *,
+    fraction: float,
+    min_rows: int,
+    seed: int,
+    max_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(train indexes, held-out indexes), or None when evaluation is skipped."""
+    """(train indexes, held-out indexes), or None when evaluation is skipped.
+
+    With `max_rows`, a larger table is first sampled down to `max_rows` rows (at random,
+    seeded), which bounds the cost of the extra evaluation fit on big data."""
     if task == mt.TRANSFORM or fraction <= 0 or n < max(min_rows, 2):
         return None
-    held_out = min(max(1, round(n * fraction)), n - 1)
+    rows = np.arange(n)
+    if max_rows is not None and n > max(max_rows, min_rows, 2):
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(n, size=max(max_rows, min_rows, 2), replace=False))
+    labels = None if y is None else y[rows]
+    size = len(rows)
+    held_out = min(max(1, round(size * fraction)), size - 1)
     stratify = None
-    if task == mt.CLASSIFICATION and y is not None:
-        _, counts = np.unique(y, return_counts=True)
-        if counts.min() >= 2 and len(counts) <= min(held_out, n - held_out):
-            stratify = y
-    train, test = train_test_split(
-        np.arange(n), test_size=held_out, random_state=seed, stratify=stratify
-    )
+    if task == mt.CLASSIFICATION and labels is not None:
+        _, counts = np.unique(labels, return_counts=True)
+        if counts.min() >= 2 and len(counts) <= min(held_out, size - held_out):
+            stratify = labels
+    train, test = train_test_split(rows, test_size=held_out, random_state=seed, stratify=stratify)
     return np.sort(train), np.sort(test)
 
 
@@ -63,7 +78,7 @@ def holdout_metrics(
 ) -> tuple[dict[str, float], str | None]:
     """Fit on the training part, score on the held-out part: (metrics, failure or None)."""
     train, test = split
-    n = len(train) + len(test)
+    n = len(X) if hasattr(X, "__len__") else X.shape[0]
     try:
         pipeline = fit(X[train], None if y is None else y[train], subset(fit_params, train, n))
         scores = score(pipeline, task, X[test], None if y is None else y[test])

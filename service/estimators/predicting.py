@@ -80,6 +80,8 @@ def predict(
         msg = f"this model does not offer {output!r} (it offers: {offered})"
         raise InvalidInput("unavailable output", [FieldError(OUTPUT, msg)])
     table = X if isinstance(X, Table) else Table(list(features), X)
+    if not len(table):
+        return Prediction(output, np.empty((0,)), None)
     matrix = _fast_numeric(table, features, feature_kinds)
     if matrix is None:
         matrix = _checked_matrix(model, table, features, feature_kinds)

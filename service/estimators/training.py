@@ -116,11 +116,16 @@ def fit_model(
     fit_params: Mapping[str, Any] | None = None,
     eval_fraction: float = 0.2,
     eval_min_rows: int = 20,
+    eval_max_rows: int | None = None,
     random_state: int = 0,
     feature_kinds: Mapping[str, FeatureKind] | None = None,
     threads: int | None = None,
 ) -> FitResult:
     """Fit a fresh estimator of `model_type` on `data`; see the module docstring.
+
+    Evaluation holds out `eval_fraction` of the rows (skipped under `eval_min_rows` rows);
+    `eval_max_rows` caps the rows the evaluation uses (None: all), so that on big tables the
+    extra evaluation fit costs a bounded fraction of the final fit.
 
     `threads` caps the OpenMP/BLAS threads of this call (None keeps the libraries' default,
     one per core); on a loaded host a cap avoids heavy oversubscription slowdowns.
@@ -129,7 +134,7 @@ def fit_model(
     kind = catalogue.get(model_type)
     assert kind is not None
     effective = _seed(model, dict(settings or {}), random_state)
-    frame = Frame(data if isinstance(data, Table) else Table.from_records(data))
+    frame = _frame(data)
     chosen = resolve_columns(frame, features, target, supervised=kind.supervised)
     kinds = _kinds(frame, chosen, feature_kinds)
     allow_nan = bool(model.__sklearn_tags__().input_tags.allow_nan)
@@ -151,6 +156,7 @@ def fit_model(
             kind.task,
             fraction=eval_fraction,
             min_rows=eval_min_rows,
+            max_rows=eval_max_rows,
             seed=random_state,
         )
         if split is not None:
@@ -186,6 +192,7 @@ def update_model(
     fit_params: Mapping[str, Any] | None = None,
     eval_fraction: float = 0.2,
     eval_min_rows: int = 20,
+    eval_max_rows: int | None = None,
     random_state: int = 0,
     threads: int | None = None,
 ) -> FitResult:
@@ -194,7 +201,7 @@ def update_model(
         raise Conflict(f"{previous.model_type} models are updated by refitting, not by partial_fit")
     model = final_estimator(previous.estimator)
     task = task_of(model)
-    frame = Frame(data if isinstance(data, Table) else Table.from_records(data))
+    frame = _frame(data)
     features = list(previous.features)
     missing = frame.missing(features)
     if previous.target is not None and frame.missing([previous.target]):
@@ -228,6 +235,7 @@ def update_model(
             task,
             fraction=eval_fraction,
             min_rows=eval_min_rows,
+            max_rows=eval_max_rows,
             seed=random_state,
         )
         if split is not None:
@@ -260,6 +268,13 @@ def library_versions() -> dict[str, str]:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
     }
+
+
+def _frame(data: Table | Sequence[Mapping[str, Any]]) -> Frame:
+    table = data if isinstance(data, Table) else Table.from_records(data)
+    if not len(table):
+        raise InvalidInput("no data", [FieldError(table.path, "no rows to train on")])
+    return Frame(table)
 
 
 def _seed(model: Any, settings: dict[str, Any], random_state: int) -> dict[str, Any]:

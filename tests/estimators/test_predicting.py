@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Callable
 from typing import Any
@@ -170,3 +171,29 @@ def test_single_row_overhead_is_microseconds(logistic: FitResult) -> None:
     bare = _best_of(lambda: model.predict(np.asarray(row.rows, dtype=np.float64)))
     ours = _best_of(lambda: _predict(logistic, row))
     assert ours - bare < 50e-6, f"overhead {(ours - bare) * 1e6:.0f} µs"
+
+
+def test_no_rows_no_predictions(logistic: FitResult) -> None:
+    assert _predict(logistic, Table(FEATURES, [])).to_json() == []
+
+
+def test_outputs_that_depend_on_settings(catalogue: Catalogue, iris: Table) -> None:
+    lof = "sklearn.neighbors.LocalOutlierFactor"
+    default = fit_model(lof, {}, FEATURES, None, iris, catalogue=catalogue)
+    with pytest.raises(InvalidInput) as exc:
+        _predict(default, ROWS)
+    assert "(it offers: nothing)" in _errors(exc)["$.output"]
+    novelty = fit_model(lof, {"novelty": True}, FEATURES, None, iris, catalogue=catalogue)
+    assert set(_predict(novelty, ROWS).to_json()) <= {1, -1}
+    assert "outlier_fraction" in novelty.metrics
+
+
+def test_text_models_pickle(catalogue: Catalogue) -> None:
+    records = [{"city": ["Oslo", "Lima"][i % 2], "t": float(i), "y": i % 2} for i in range(30)]
+    result = fit_model("sklearn.svm.SVC", {}, None, "y", records, catalogue=catalogue)
+    restored = pickle.loads(pickle.dumps(result.estimator))
+    rows = Table(["city", "t"], [["Lima", 3.0], ["Oslo", 4.0]])
+    assert (
+        _predict(result, rows).to_json()
+        == predict(restored, result.features, result.feature_kinds, rows).to_json()
+    )

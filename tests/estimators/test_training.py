@@ -11,6 +11,7 @@ import pytest
 from service.domain.errors import InvalidInput
 from service.estimators.catalogue import Catalogue
 from service.estimators.errors import EstimatorError
+from service.estimators.evaluation import holdout_split
 from service.estimators.predicting import predict
 from service.estimators.table import Table
 from service.estimators.training import fit_model, library_versions
@@ -320,3 +321,24 @@ def test_library_versions() -> None:
     versions = library_versions()
     assert set(versions) == {"python", "scikit-learn", "numpy", "scipy"}
     assert versions["scikit-learn"].startswith("1.")
+
+
+def test_evaluation_rows_can_be_capped(catalogue: Catalogue, iris: Table) -> None:
+    split = holdout_split(150, None, "regression", fraction=0.2, min_rows=20, seed=0, max_rows=50)
+    assert split is not None
+    train, test = split
+    assert (len(train), len(test)) == (40, 10)
+    assert set(train).isdisjoint(test) and max(*train, *test) < 150
+    result = fit_model(LOGISTIC, {}, None, "species", iris, catalogue=catalogue, eval_max_rows=60)
+    assert set(result.metrics) == {"accuracy", "f1_macro"} and result.rows == 150
+
+
+def test_no_rows(catalogue: Catalogue) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        fit_model(LOGISTIC, {}, None, "y", Table(["x", "y"], []), catalogue=catalogue)
+    assert _errors(exc) == {"$.rows": "no rows to train on"}
+
+
+def test_thread_cap(catalogue: Catalogue, iris: Table) -> None:
+    result = fit_model(HGB, {"max_iter": 5}, None, "species", iris, catalogue=catalogue, threads=1)
+    assert result.classes == ["setosa", "versicolor", "virginica"]
