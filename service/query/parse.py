@@ -135,7 +135,7 @@ def _checked(
     for name, raw in params.items():
         if name in extra_allowed:
             continue
-        loc = name if len(name) <= 40 and name.isprintable() else show(name)
+        loc = name if 0 < len(name) <= 40 and name.isprintable() else show(name)
         if name in GROUPING_PARAMS and not allow_grouping:
             raise bad(loc, "grouping is not available for this list")
         if name not in QUERY_PARAMS and name not in GROUPING_PARAMS:
