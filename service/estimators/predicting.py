@@ -73,25 +73,47 @@ def predict(
     output: str = "predict",
 ) -> Prediction:
     """Apply `output` of the fitted pipeline to the rows of X; see the module docstring."""
-    model = final_estimator(estimator)
-    method = getattr(model, output, None) if output in OUTPUTS else None
-    if method is None:
-        offered = ", ".join(offered_outputs(estimator)) or "nothing"
-        msg = f"this model does not offer {output!r} (it offers: {offered})"
-        raise InvalidInput("unavailable output", [FieldError(OUTPUT, msg)])
+    check_output(estimator, output)
     table = X if isinstance(X, Table) else Table(list(features), X)
     if not len(table):
         return Prediction(output, np.empty((0,)), None)
+    matrix = prepare_input(estimator, features, feature_kinds, table)
+    return apply_output(estimator, matrix, output, table.path)
+
+
+def check_output(estimator: Pipeline, output: str) -> None:
+    """Raise InvalidInput on `$.output` unless the fitted model offers `output`."""
+    model = final_estimator(estimator)
+    if output not in OUTPUTS or getattr(model, output, None) is None:
+        offered = ", ".join(offered_outputs(estimator)) or "nothing"
+        msg = f"this model does not offer {output!r} (it offers: {offered})"
+        raise InvalidInput("unavailable output", [FieldError(OUTPUT, msg)])
+
+
+def prepare_input(
+    estimator: Pipeline,
+    features: Sequence[str],
+    feature_kinds: Mapping[str, FeatureKind],
+    table: Table,
+) -> Any:
+    """The checked feature matrix of `table` (the part of `predict` that validates input).
+
+    Matrices of several requests can be stacked and passed to `apply_output` in one call."""
     matrix = _fast_numeric(table, features, feature_kinds)
     if matrix is None:
-        matrix = _checked_matrix(model, table, features, feature_kinds)
+        matrix = _checked_matrix(final_estimator(estimator), table, features, feature_kinds)
+    return matrix
+
+
+def apply_output(estimator: Pipeline, matrix: Any, output: str, path: str = "$") -> Prediction:
+    """Run the pipeline's steps and `output` on a prepared matrix."""
+    model = final_estimator(estimator)
     try:
         for _, step in estimator.steps[:-1]:
             matrix = step.transform(matrix)
-        values = method(matrix)
+        values = getattr(model, output)(matrix)
     except (ValueError, TypeError) as exc:
-        errors = [FieldError(table.path, str(exc))]
-        raise InvalidInput("the model rejected the input", errors) from exc
+        raise InvalidInput("the model rejected the input", [FieldError(path, str(exc))]) from exc
     return _prediction(model, output, values)
 
 
