@@ -8,6 +8,7 @@ must contain our audience when one is configured (RFC 7662 §4: the resource ser
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -107,7 +108,10 @@ class IntrospectionVerifier:
 def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float: as good as never
+        return math.inf
 
 
 def _contains(aud: object, audience: str) -> bool:

@@ -89,7 +89,8 @@ class JwtVerifier:
         self._check_claims(claims)
         # A verified token is trusted (cached) no longer than the keys that verified it are, so
         # retiring a key at the IdP reaches cached tokens within one JWKS cache period.
-        expires_at = min(float(claims["exp"]), self._clock() + self._trust_seconds)
+        # (compared before any float() so an absurd integer `exp` cannot overflow)
+        expires_at = float(min(claims["exp"], self._clock() + self._trust_seconds))
         scopes = scopes_from_claims(claims)
         return Principal(sub=claims["sub"], scopes=scopes, expires_at=expires_at)
 
@@ -100,11 +101,14 @@ class JwtVerifier:
             raise AuthError("the bearer token is not a JWT", "malformed") from exc
         header = signed.headers()
         alg = header.get("alg")
-        if alg not in self._allowed:
-            raise AuthError(f"the token's algorithm {alg!r} is not accepted", "invalid")
-        # RFC 7797 unencoded payloads (`b64: false`) have no place in an access token.
-        if header.get("b64") is not None:
-            raise AuthError("the token uses an unencoded payload", "malformed")
+        if not isinstance(alg, str) or alg not in self._allowed:
+            raise AuthError("the token's signing algorithm is not accepted", "invalid")
+        # We implement no JWS extension, so any `crit` header must be refused (RFC 7515
+        # §4.1.11); that includes RFC 7797 unencoded payloads, which have no place in a JWT.
+        if "crit" in header or "b64" in header:
+            raise AuthError(
+                "the token uses a JWS extension this service does not support", "invalid"
+            )
         return signed
 
     def _check_signature(self, signed: CompactSignature, keys: KeySet) -> None:
@@ -112,11 +116,11 @@ class JwtVerifier:
         try:
             valid = validate_compact(signed, keys, registry=self._registry)
         except (jose.InvalidKeyIdError, jose.MissingKeyError) as exc:
-            kid = signed.headers().get("kid")
-            raise AuthError(f"no signing key {kid!r} is known", "unknown_key") from exc
-        except (jose.JoseError, ValueError) as exc:
-            # e.g. an ES256 header naming an RSA key: the key cannot verify this algorithm
-            raise AuthError(f"the token cannot be verified: {exc}", "invalid") from exc
+            raise AuthError("the token's signing key is not known", "unknown_key") from exc
+        except (jose.JoseError, ValueError, TypeError) as exc:
+            # e.g. a key that cannot verify this algorithm, or header values of the wrong type.
+            # The detail stays generic: it must not echo what the caller sent.
+            raise AuthError("the token cannot be verified", "invalid") from exc
         if not valid:
             raise AuthError("the token's signature is not valid", "bad_signature")
 

@@ -85,6 +85,15 @@ async def test_refused_answers(
     assert await reason_of(auth) == reason
 
 
+async def test_absurd_exp_is_bounded_by_the_cache_limit(
+    make_auth: AuthFactory, idp: Idp, clock: Clock
+) -> None:
+    idp.introspection[TOKEN] = active(clock, exp=10**400)
+    auth = await introspection_auth(make_auth)
+    who = await auth.authenticate(bearer(TOKEN))
+    assert who.expires_at == clock.now + MAX_CACHE_SECONDS
+
+
 async def test_unknown_token_is_inactive(make_auth: AuthFactory, idp: Idp) -> None:
     auth = await introspection_auth(make_auth)
     assert await reason_of(auth, "never-issued") == "inactive"
