@@ -1,0 +1,1 @@
+"""Benchmarks of the service: scripts, not tests. Run `python -m bench --help`."""

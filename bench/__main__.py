@@ -1,0 +1,80 @@
+"""Run the benchmarks: every case in turn, or the ones named.
+
+    python -m bench [CASE ...] [--quick] [--seconds S] [--reps N]
+
+Cases: predict (throughput and latency, then memory), memory, jobs, models_list, auth
+(bench/bench_auth.py) and datasets (bench/bench_datasets.py, when present). `--quick` (or
+BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to check that a case works;
+BENCH_SECONDS / BENCH_REPS set the length too. A full-length run overwrites bench/RESULTS.md
+with the cases it ran. BENCH_LOAD=python uses the Python load generator even when wrk exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import traceback
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from bench import external, jobs, memory, models_list, predict, report
+from bench.common import QUICK, Config, Section
+from bench.load import describe_tool
+
+Case = Callable[[Config], Coroutine[Any, Any, Section]]
+
+CASES: dict[str, list[Case]] = {
+    "predict": [predict.run, memory.run],
+    "memory": [memory.run],
+    "jobs": [jobs.run],
+    "models_list": [models_list.run],
+    "auth": [external.auth],
+    "datasets": [external.datasets],
+}
+
+
+def _config(args: argparse.Namespace) -> Config:
+    quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    base = QUICK if quick else Config()
+    seconds = args.seconds or float(os.environ.get("BENCH_SECONDS", 0) or base.seconds)
+    reps = args.reps or int(os.environ.get("BENCH_REPS", 0) or base.reps)
+    return Config(seconds=max(1.0, seconds), reps=max(1, reps), quick=quick)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", choices=[[], *CASES], metavar="CASE")
+    parser.add_argument("--quick", action="store_true", help="3 × 2 s per scenario, small data")
+    parser.add_argument("--seconds", type=float, help="seconds per measurement round")
+    parser.add_argument("--reps", type=int, help="rounds per scenario")
+    args = parser.parse_args(argv)
+    names = args.cases or list(CASES)
+    config = _config(args)
+    print(
+        f"bench: {', '.join(names)}; {config.reps} × {config.seconds:g} s per scenario"
+        f"{' (quick)' if config.quick else ''}; load tool: {describe_tool()}"
+    )
+    sections: list[str] = []
+    failed: list[str] = []
+    for name in names:
+        for case in CASES[name]:
+            try:
+                sections.append(asyncio.run(case(config)).markdown())
+            except Exception:
+                traceback.print_exc()
+                failed.append(name)
+                sections.append(f"## {name}\n\nFailed:\n\n```\n{traceback.format_exc()}```\n")
+    if not config.quick:
+        command = "python -m bench " + " ".join(args.cases or [])
+        path = report.write(sections, describe_tool(), command.strip())
+        print(f"\nwrote {path}")
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
