@@ -105,7 +105,7 @@ class ModelSettings(Section):
     predict_threads: Positive = 2
     predict_queue: Positive = 256
     batch_max_rows: Positive = 256
-    batch_max_wait_ms: Annotated[float, msgspec.Meta(ge=0)] = 2.0
+    batch_max_wait_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
 
 
 class LoggingSettings(Section):

@@ -20,6 +20,7 @@ import redis as sync_redis
 from asgi_lifespan import LifespanManager
 
 from service.http.app import create_app
+from service.http.state import Services
 from service.repositories.migrator import migrate
 from service.settings import Settings, convert_settings
 
@@ -139,7 +140,13 @@ def settings(database_url: str, servers: Servers, queue_name: str, redis_cleanup
     )
 
 
-ClientFactory = Callable[[Settings], Awaitable[httpx2.AsyncClient]]
+class AppClient(httpx2.AsyncClient):
+    """An in-process client that can also reach its app's lifespan services (for counters)."""
+
+    services: Services
+
+
+ClientFactory = Callable[[Settings], Awaitable[AppClient]]
 
 
 @pytest.fixture
@@ -148,15 +155,16 @@ async def client_factory(database_url: str) -> AsyncIterator[ClientFactory]:
 
     It depends on `database_url` so that apps stop before their database is dropped."""
     managers: list[LifespanManager] = []
-    clients: list[httpx2.AsyncClient] = []
+    clients: list[AppClient] = []
 
-    async def build(settings: Settings) -> httpx2.AsyncClient:
+    async def build(settings: Settings) -> AppClient:
         manager = LifespanManager(create_app(settings), startup_timeout=30, shutdown_timeout=30)
         await manager.__aenter__()
         managers.append(manager)
-        client = httpx2.AsyncClient(
+        client = AppClient(
             transport=httpx2.ASGITransport(app=manager.app), base_url="http://testserver"
         )
+        client.services = manager._state["services"]
         clients.append(client)
         return client
 
@@ -168,7 +176,7 @@ async def client_factory(database_url: str) -> AsyncIterator[ClientFactory]:
 
 
 @pytest.fixture
-async def client(client_factory: ClientFactory, settings: Settings) -> httpx2.AsyncClient:
+async def client(client_factory: ClientFactory, settings: Settings) -> AppClient:
     return await client_factory(settings)
 
 

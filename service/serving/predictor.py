@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 from typing import Any
 
+import numpy as np
+
 from service.domain.errors import FieldError, InvalidInput
-from service.estimators.predicting import predict as run_predict
+from service.estimators.predicting import apply_output, check_output, prepare_input
 from service.estimators.table import Table
 from service.schemas.predictions import PredictRequest, PredictResponse
+from service.serving.batching import Batcher
 from service.serving.registry import LoadedModel, ModelRegistry
 from service.settings import Settings
 
@@ -36,6 +40,12 @@ class Predictor:
         self.pool = concurrent.futures.ThreadPoolExecutor(
             settings.models.predict_threads, thread_name_prefix="predict"
         )
+        self.batcher = Batcher(
+            self.pool,
+            concurrency=settings.models.predict_threads,
+            max_rows=settings.models.batch_max_rows,
+            max_wait=settings.models.batch_max_wait_ms / 1000,
+        )
         self.waiting = 0
 
     async def predict(self, name: str, body: PredictRequest) -> PredictResponse:
@@ -46,14 +56,18 @@ class Predictor:
         return PredictResponse(model=name, version=model.version, predictions=values)
 
     async def _run(self, model: LoadedModel, table: Table, output: str) -> list[Any]:
+        check_output(model.estimator, output)
         if self.waiting >= self.max_waiting:
             raise Overloaded()
         self.waiting += 1
         try:
-            future = asyncio.get_running_loop().run_in_executor(
-                self.pool, _predict_json, model, table, output
+            prepare = functools.partial(
+                prepare_input, model.estimator, model.features, model.feature_kinds
             )
-            return await asyncio.wait_for(future, self.timeout)
+            apply = functools.partial(_apply_json, model.estimator, output)
+            key = (model.model_id, model.version, output)
+            call = self.batcher.submit(key, table, len(table), prepare, apply)
+            return await asyncio.wait_for(call, self.timeout)
         except TimeoutError:
             raise PredictionTimeout() from None
         finally:
@@ -63,9 +77,10 @@ class Predictor:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _predict_json(model: LoadedModel, table: Table, output: str) -> list[Any]:
-    result = run_predict(model.estimator, model.features, model.feature_kinds, table, output)
-    return result.to_json()
+def _apply_json(estimator: Any, output: str, matrix: Any) -> list[Any]:
+    # Overflow to inf is an answer (encoded as null), not an error; errstate is per thread.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return apply_output(estimator, matrix, output).to_json()
 
 
 def _table_of(body: PredictRequest) -> Table:

@@ -130,7 +130,7 @@ async def test_cancel_running_job_kills_the_child(
         settings=SLOW_FOREST,
     )
     job = await submit(client, "slow", "train", {"data": slow_data(20_000)})
-    worker = asyncio.create_task(run_worker())
+    worker = asyncio.ensure_future(run_worker())
 
     async def child_started() -> bool:
         row = await job_row(database_url, job["id"])
@@ -186,7 +186,7 @@ async def test_killed_worker_job_is_requeued_and_finishes(
     workers.append(WorkerProcess(settings, stale_after_seconds=2, sweep_seconds=1))
 
     async def succeeded() -> bool:
-        return (await job_row(database_url, job["id"]))["status"] == "succeeded"
+        return bool((await job_row(database_url, job["id"]))["status"] == "succeeded")
 
     await wait_for(succeeded, 90, "the job to be recovered and finished")
     done = json_of(await client.get(f"/jobs/{job['id']}"))
@@ -211,14 +211,14 @@ async def test_killed_worker_without_tries_left_fails_the_job(
     workers.append(first)
 
     async def running() -> bool:
-        return (await job_row(database_url, job["id"]))["status"] == "running"
+        return bool((await job_row(database_url, job["id"]))["status"] == "running")
 
     await wait_for(running, 60, "the job to start")
     first.kill()
     workers.append(WorkerProcess(settings, max_tries=1, stale_after_seconds=2, sweep_seconds=1))
 
     async def failed() -> bool:
-        return (await job_row(database_url, job["id"]))["status"] == "failed"
+        return bool((await job_row(database_url, job["id"]))["status"] == "failed")
 
     await wait_for(failed, 60, "the abandoned job to fail")
     assert json_of(await client.get(f"/jobs/{job['id']}"))["error"]["type"] == "WorkerLost"
@@ -241,7 +241,7 @@ async def test_jobs_lost_by_redis_are_enqueued_again(
     workers.append(WorkerProcess(settings, sweep_seconds=1, requeue_after_seconds=1))
 
     async def succeeded() -> bool:
-        return (await job_row(database_url, job["id"]))["status"] == "succeeded"
+        return bool((await job_row(database_url, job["id"]))["status"] == "succeeded")
 
     await wait_for(succeeded, 60, "the lost job to be enqueued again and run")
 
