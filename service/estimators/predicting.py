@@ -29,6 +29,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from service.domain.errors import FieldError, InvalidInput
+from service.estimators.fitting import accepts_nan
 from service.estimators.frame import TEXT, FeatureKind, Frame
 from service.estimators.model_type import OUTPUTS
 from service.estimators.pipeline import final_estimator
@@ -143,11 +144,6 @@ def _checked_matrix(
             [FieldError(table.path, f"missing feature column {name!r}") for name in missing],
         )
     return frame.features(features, feature_kinds, allow_nan=lambda: accepts_nan(model))
-
-
-def accepts_nan(model: Any) -> bool:
-    """scikit-learn's `allow_nan` tag of the (fitted) model."""
-    return bool(model.__sklearn_tags__().input_tags.allow_nan)
 
 
 def _prediction(model: Any, output: str, values: Any) -> Prediction:

@@ -1,4 +1,5 @@
-"""Training: `fit_model` (train, and the refit form of update) and `update_model` (partial_fit).
+"""Training: `fit_model` (train, and the refit form of update); `update_model` (partial_fit)
+lives in `updating.py` and is re-exported here.
 
 Pure, synchronous functions for the worker's child process. Contracts:
 
@@ -29,80 +30,39 @@ update is a refit and is the caller's job: `fit_model` on
 
 from __future__ import annotations
 
-import copy
-import inspect
 import platform
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import sklearn
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from service.domain.errors import Conflict, DomainError, FieldError, InvalidInput
 from service.estimators import model_type as mt
 from service.estimators.catalogue import Catalogue
-from service.estimators.describe import task_of
-from service.estimators.errors import EstimatorError
-from service.estimators.evaluation import holdout_metrics, holdout_split
-from service.estimators.frame import FeatureKind, Frame, resolve_columns
-from service.estimators.paths import member
-from service.estimators.pipeline import (
-    final_estimator,
-    fit_steps,
-    make_pipeline,
-    partial_fit_model,
+from service.estimators.fitting import (
+    Evaluation,
+    accepts_nan,
+    checked_fit_params,
+    class_labels,
+    frame_of,
+    run,
 )
+from service.estimators.frame import FeatureKind, Frame, resolve_columns
+from service.estimators.pipeline import final_estimator, fit_steps, make_pipeline
+from service.estimators.results import FitResult, FittedModel
 from service.estimators.table import Table
+from service.estimators.updating import supports_partial_fit, update_model
 
-PARAMETERS = "$.parameters"
-
-
-class FittedModel(Protocol):
-    """What `update_model` needs of the current version (a `FitResult` is one)."""
-
-    @property
-    def estimator(self) -> Pipeline: ...
-    @property
-    def model_type(self) -> str: ...
-    @property
-    def settings(self) -> Mapping[str, Any]: ...
-    @property
-    def features(self) -> Sequence[str]: ...
-    @property
-    def feature_kinds(self) -> Mapping[str, FeatureKind]: ...
-    @property
-    def target(self) -> str | None: ...
-    @property
-    def classes(self) -> Sequence[Any] | None: ...
-    @property
-    def rows(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """A fitted pipeline and what a version records about it.
-
-    `rows` counts the training rows the model has seen (for an update: the previous count plus
-    the new rows). `classes` are the class labels of a classifier, else None. `metrics` map
-    a metric name to its held-out value (empty when evaluation was skipped).
-    """
-
-    estimator: Pipeline
-    model_type: str
-    settings: dict[str, Any]
-    features: list[str]
-    feature_kinds: dict[str, FeatureKind]
-    target: str | None
-    classes: list[Any] | None
-    metrics: dict[str, float]
-    rows: int
-    warnings: list[str] = field(default_factory=list)
+__all__ = [
+    "FitResult",
+    "FittedModel",
+    "fit_model",
+    "library_versions",
+    "supports_partial_fit",
+    "update_model",
+]
 
 
 def fit_model(
@@ -125,7 +85,8 @@ def fit_model(
 
     Evaluation holds out `eval_fraction` of the rows (skipped under `eval_min_rows` rows);
     `eval_max_rows` caps the rows the evaluation uses (None: all), so that on big tables the
-    extra evaluation fit costs a bounded fraction of the final fit.
+    extra evaluation fit costs a bounded fraction of the final fit. `feature_kinds` overrides
+    the inferred kind of the features it names.
 
     `threads` caps the OpenMP/BLAS threads of this call (None keeps the libraries' default,
     one per core); on a loaded host a cap avoids heavy oversubscription slowdowns.
@@ -134,38 +95,33 @@ def fit_model(
     kind = catalogue.get(model_type)
     assert kind is not None
     effective = _seed(model, dict(settings or {}), random_state)
-    frame = _frame(data)
+    frame = frame_of(data)
     chosen = resolve_columns(frame, features, target, supervised=kind.supervised)
     kinds = _kinds(frame, chosen, feature_kinds)
-    allow_nan = bool(model.__sklearn_tags__().input_tags.allow_nan)
-    X = frame.features(chosen, kinds, allow_nan=allow_nan)
-    y = _target(frame, target, kind) if kind.supervised else None
-    params = _fit_params(model, "fit", fit_params, reserved=())
+    X = frame.features(chosen, kinds, allow_nan=accepts_nan(model))
+    y = None
+    if kind.supervised:
+        assert target is not None  # resolve_columns checked it
+        y = frame.target(target, numeric=kind.task == mt.REGRESSION)
+    params = checked_fit_params(model, "fit", fit_params)
     ordered = [kinds[name] for name in chosen]
+    fresh = clone(model)
 
     def fit(X_part: Any, y_part: Any, params_part: Mapping[str, Any]) -> Pipeline:
-        pipeline = make_pipeline(clone(model), ordered)
+        pipeline = make_pipeline(clone(fresh), ordered)
         fit_steps(pipeline, X_part, y_part, params_part)
         return pipeline
 
-    metrics: dict[str, float] = {}
-    with _recorded() as messages, _thread_limit(threads):
-        split = holdout_split(
-            len(frame),
-            y,
-            kind.task,
-            fraction=eval_fraction,
-            min_rows=eval_min_rows,
-            max_rows=eval_max_rows,
-            seed=random_state,
-        )
-        if split is not None:
-            metrics, failure = holdout_metrics(fit, kind.task, X, y, params, split)
-            if failure:
-                warnings.warn(failure, RuntimeWarning, stacklevel=1)
-        with _fitting(model_type):
-            pipeline = make_pipeline(model, ordered)
-            fit_steps(pipeline, X, y, params)
+    pipeline, metrics, messages = run(
+        fit,
+        model_type=model_type,
+        task=kind.task,
+        X=X,
+        y=y,
+        params=params,
+        evaluation=Evaluation(eval_fraction, eval_min_rows, eval_max_rows, random_state),
+        threads=threads,
+    )
     return FitResult(
         estimator=pipeline,
         model_type=model_type,
@@ -173,87 +129,9 @@ def fit_model(
         features=chosen,
         feature_kinds=kinds,
         target=target if kind.supervised else None,
-        classes=_classes(final_estimator(pipeline), kind.task),
+        classes=class_labels(final_estimator(pipeline), kind.task),
         metrics=metrics,
         rows=len(frame),
-        warnings=messages,
-    )
-
-
-def supports_partial_fit(estimator: Pipeline) -> bool:
-    """Whether `update_model` can continue this fitted model (else refit with fit_model)."""
-    return hasattr(final_estimator(estimator), "partial_fit")
-
-
-def update_model(
-    previous: FittedModel,
-    data: Table | Sequence[Mapping[str, Any]],
-    *,
-    fit_params: Mapping[str, Any] | None = None,
-    eval_fraction: float = 0.2,
-    eval_min_rows: int = 20,
-    eval_max_rows: int | None = None,
-    random_state: int = 0,
-    threads: int | None = None,
-) -> FitResult:
-    """Continue `previous` with `partial_fit` on the new rows; `previous` is not modified."""
-    if not supports_partial_fit(previous.estimator):
-        raise Conflict(f"{previous.model_type} models are updated by refitting, not by partial_fit")
-    model = final_estimator(previous.estimator)
-    task = task_of(model)
-    frame = _frame(data)
-    features = list(previous.features)
-    missing = frame.missing(features)
-    if previous.target is not None and frame.missing([previous.target]):
-        missing.append(previous.target)
-    if missing:
-        raise InvalidInput(
-            "missing columns",
-            [FieldError(frame.table.path, f"missing column {name!r}") for name in missing],
-        )
-    allow_nan = bool(model.__sklearn_tags__().input_tags.allow_nan)
-    X = frame.features(features, previous.feature_kinds, allow_nan=allow_nan)
-    y = None
-    params = _fit_params(model, "partial_fit", fit_params, reserved=("classes",))
-    if previous.target is not None:
-        y = frame.target(previous.target, numeric=task == mt.REGRESSION)
-        if previous.classes is not None:
-            _check_classes(frame, previous.target, y, previous.classes)
-            if "classes" in inspect.signature(model.partial_fit).parameters:
-                params["classes"] = np.asarray(previous.classes)
-
-    def fit(X_part: Any, y_part: Any, params_part: Mapping[str, Any]) -> Pipeline:
-        pipeline = copy.deepcopy(previous.estimator)
-        partial_fit_model(pipeline, X_part, y_part, params_part)
-        return pipeline
-
-    metrics: dict[str, float] = {}
-    with _recorded() as messages, _thread_limit(threads):
-        split = holdout_split(
-            len(frame),
-            y,
-            task,
-            fraction=eval_fraction,
-            min_rows=eval_min_rows,
-            max_rows=eval_max_rows,
-            seed=random_state,
-        )
-        if split is not None:
-            metrics, failure = holdout_metrics(fit, task, X, y, params, split)
-            if failure:
-                warnings.warn(failure, RuntimeWarning, stacklevel=1)
-        with _fitting(previous.model_type):
-            pipeline = fit(X, y, params)
-    return FitResult(
-        estimator=pipeline,
-        model_type=previous.model_type,
-        settings=dict(previous.settings),
-        features=features,
-        feature_kinds=dict(previous.feature_kinds),
-        target=previous.target,
-        classes=_classes(final_estimator(pipeline), task),
-        metrics=metrics,
-        rows=previous.rows + len(frame),
         warnings=messages,
     )
 
@@ -270,13 +148,6 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _frame(data: Table | Sequence[Mapping[str, Any]]) -> Frame:
-    table = data if isinstance(data, Table) else Table.from_records(data)
-    if not len(table):
-        raise InvalidInput("no data", [FieldError(table.path, "no rows to train on")])
-    return Frame(table)
-
-
 def _seed(model: Any, settings: dict[str, Any], random_state: int) -> dict[str, Any]:
     params = model.get_params(deep=False)
     if "random_state" not in settings and params.get("random_state", False) is None:
@@ -290,80 +161,3 @@ def _kinds(
 ) -> dict[str, FeatureKind]:
     inferred = frame.kinds([name for name in features if not given or name not in given])
     return {name: (given[name] if given and name in given else inferred[name]) for name in features}
-
-
-def _target(frame: Frame, target: str | None, kind: mt.ModelType) -> np.ndarray:
-    assert target is not None  # resolve_columns checked it
-    return frame.target(target, numeric=kind.task == mt.REGRESSION)
-
-
-def _fit_params(
-    model: Any, method: str, fit_params: Mapping[str, Any] | None, reserved: Sequence[str]
-) -> dict[str, Any]:
-    params = dict(fit_params or {})
-    signature = inspect.signature(getattr(model, method))
-    accepted = [
-        name
-        for name, p in signature.parameters.items()
-        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and name not in ("X", "y", "Y")
-    ]
-    open_ended = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
-    errors = []
-    for key in params:
-        if key in ("X", "y", "Y") or key in reserved:
-            errors.append(FieldError(member(PARAMETERS, key), "set by the service"))
-        elif key not in accepted and not open_ended:
-            shown = ", ".join(name for name in accepted if name not in reserved) or "nothing"
-            msg = f"unknown parameter of {type(model).__name__}.{method} (it accepts: {shown})"
-            errors.append(FieldError(member(PARAMETERS, key), msg))
-    if errors:
-        raise InvalidInput("invalid fit parameters", errors)
-    return params
-
-
-def _check_classes(frame: Frame, target: str, y: np.ndarray, classes: Sequence[Any]) -> None:
-    known = set(classes)
-    unseen = [i for i, label in enumerate(y.tolist()) if label not in known]
-    if unseen:
-        msg = f"class not seen at the first training (known classes: {list(classes)!r})"
-        raise InvalidInput(
-            f"new classes in {target!r}",
-            [FieldError(frame.table.cell(i, target), msg) for i in unseen[:20]],
-        )
-
-
-def _classes(model: Any, task: str) -> list[Any] | None:
-    if task != mt.CLASSIFICATION or not hasattr(model, "classes_"):
-        return None
-    return list(np.asarray(model.classes_).tolist())
-
-
-@contextmanager
-def _recorded() -> Iterator[list[str]]:
-    """Catch every warning inside; the list fills with unique messages on exit."""
-    messages: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield messages
-    seen = dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)
-    messages.extend(seen)
-
-
-@contextmanager
-def _thread_limit(threads: int | None) -> Iterator[None]:
-    if threads is None:
-        yield
-        return
-    with threadpool_limits(limits=threads):
-        yield
-
-
-@contextmanager
-def _fitting(model_type: str) -> Iterator[None]:
-    """Turn whatever scikit-learn raises while fitting into an EstimatorError."""
-    try:
-        yield
-    except DomainError:
-        raise
-    except Exception as exc:  # scikit-learn's failures have many classes; the message matters
-        raise EstimatorError(model_type, str(exc) or type(exc).__name__) from exc

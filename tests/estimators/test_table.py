@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.domain.errors import InvalidInput
@@ -79,6 +79,7 @@ def test_numeric_rows_may_be_a_numpy_array() -> None:
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
+@settings(max_examples=50, deadline=None)  # no flaky deadlines on a busy host
 @given(st.lists(st.tuples(finite, finite, st.integers(-5, 5)), min_size=1, max_size=30))
 def test_numeric_conversion_matches_numpy(rows: list[tuple[float, float, int]]) -> None:
     frame = Frame(Table(["a", "b", "c"], [list(row) for row in rows]))
@@ -88,6 +89,7 @@ def test_numeric_conversion_matches_numpy(rows: list[tuple[float, float, int]]) 
                                          allow_nan=False), expected)  # fmt: skip
 
 
+@settings(max_examples=50, deadline=None)  # no flaky deadlines on a busy host
 @given(
     st.lists(
         st.dictionaries(st.sampled_from("abcd"), st.integers() | st.text(max_size=3) | st.none()),
