@@ -68,8 +68,12 @@ async def check_survivors(conn: asyncpg.Connection) -> None:
     assert await conn.fetchval("SELECT count(*) FROM items") == len(ROWS)
 
 
-@pytest.mark.parametrize("position", sorted(POSITIONS))
-async def test_injection_corpus(seeded: asyncpg.Connection, position: str) -> None:
+async def test_injection_corpus(seeded: asyncpg.Connection) -> None:
+    for position in POSITIONS:
+        await try_position(seeded, position)
+
+
+async def try_position(seeded: asyncpg.Connection, position: str) -> None:
     accepted = 0
     for payload in PAYLOADS:
         params = POSITIONS[position](payload)
@@ -79,16 +83,16 @@ async def test_injection_corpus(seeded: asyncpg.Connection, position: str) -> No
             continue
         accepted += 1
         for fragment in FORBIDDEN_IN_SQL:
-            assert fragment not in compiled.sql and fragment not in compiled.count_sql
+            assert fragment not in compiled.sql + compiled.count_sql, (position, payload)
         rows, total = await run(seeded, compiled)
         assert len(rows) <= total <= len(ROWS)
         if "id" in compiled.columns:
             ids = {row[compiled.columns.index("id")] for row in rows}
             assert ids <= {row[0] for row in ROWS}
         if position in MATCHES_NOTHING:
-            assert rows == [] and total == 0, (payload, rows)
+            assert rows == [] and total == 0, (position, payload, rows)
         await check_survivors(seeded)
     await check_survivors(seeded)
     # The corpus is meant to be mostly refused outside of values; values are data.
     if position in ("where value", "where LIKE", "where CONTAINS"):
-        assert accepted >= len(PAYLOADS) - 8
+        assert accepted >= len(PAYLOADS) - 8, position
