@@ -9,15 +9,18 @@ exposes `register(catalogue: Catalogue) -> None`, which calls
 `catalogue.add(model_type, factory)` once per type it contributes:
 
 - `model_type` is a `ModelType` whose name is not taken yet (for a scikit-learn compatible
-  class, `describe_estimator(cls, name="acme.MyModel")` derives one);
+  class, `describe_estimator(cls, name="acme.MyModel")` derives one, and `SklearnFactory(cls)`
+  is a ready factory);
 - `factory(settings: dict) -> estimator` returns an unfitted estimator for the settings. It
   runs after the keys were checked against `model_type.hyperparameters` (when that schema
   says `additionalProperties: false`); it may raise `InvalidInput`, and a `ValueError` or
   `TypeError` it raises becomes an `InvalidInput` on `$.settings`. When the estimator has
   scikit-learn's `_parameter_constraints`, those are checked as for built-in types.
 
-The estimator must be picklable and importable from the plugin module by both the API and the
-worker, so every process must list the same plugins. An import error, a missing `register`,
+The estimator must follow the scikit-learn estimator API (a `BaseEstimator` subclass: params,
+tags, `fit` and `predict`/`transform`), since training wraps, clones and inspects it, and it
+must be picklable and importable from the plugin module by both the API and the worker, so
+every process must list the same plugins. An import error, a missing `register`,
 or an exception inside it (a duplicate name, ...) raises `PluginError` naming the module.
 See `tests/estimators/plugin_example.py`.
 """
@@ -73,6 +76,7 @@ class Catalogue:
     """A registry of model types by name; `discover()` fills it from scikit-learn.
 
     `excluded` maps each scikit-learn estimator that discovery left out to the reason.
+    The `ModelType`s are shared between catalogues of one process: treat them as read-only.
     """
 
     def __init__(self) -> None:
