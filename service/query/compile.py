@@ -177,11 +177,11 @@ def _grouped(query: Query, source: Source) -> _Shape:
         column = _column(source, name, f"aggregate[{i}]")
         sql, type_ = _aggregate(column, func, i)
         result = f"{name}_{func}"
-        if result in orderable:
-            raise bad(f"aggregate[{i}]", f"{show(result)} aggregated twice")
         if source.column(result) is not None:
             # Also a guard for ORDER BY: a bare output name would shadow that column there.
             raise bad(f"aggregate[{i}]", f"result {show(result)} clashes with a column name")
+        if result in orderable:
+            raise bad(f"aggregate[{i}]", f"{show(result)} aggregated twice")
         outputs.append((result, sql, type_))
         orderable[result] = sql
     group_by = ", ".join(c.expr for c in groups)

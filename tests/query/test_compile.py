@@ -344,6 +344,8 @@ def test_aggregate_result_may_not_shadow_a_column() -> None:
     )
     with pytest.raises(BadRequest, match="'a_sum' clashes with a column name"):
         compiled({"aggregate": ["a"], "aggregate_func": ["sum"]}, source)
+    with pytest.raises(BadRequest, match="'a_sum' clashes with a column name"):
+        compiled({"group_by": ["a_sum"], "aggregate": ["a"], "aggregate_func": ["sum"]}, source)
 
 
 def hand_built(**fields: Any) -> None:
