@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 from starlette.requests import HTTPConnection
-from starlette.types import Scope
 
 from service.auth.errors import AuthError
 
@@ -35,19 +34,3 @@ def bearer_token(conn: HTTPConnection) -> str:
     if len(token) > MAX_TOKEN_LENGTH or not _B64TOKEN.fullmatch(token):
         raise AuthError("the bearer token is malformed", "malformed")
     return token
-
-
-def raw_bearer_token(scope: Scope) -> bytes | None:
-    """The token bytes of a well-formed `Bearer` header, unvalidated; the token cache's fast path.
-
-    Scans the ASGI headers directly (no `Headers` object, no decoding, no regex): a token found
-    here is only used to look up the cache, which holds tokens that passed `bearer_token` and
-    full verification; anything else goes the slow way through `bearer_token`.
-    """
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    for name, value in headers:
-        if name == b"authorization":
-            if value[:7].lower() == b"bearer ":
-                return value[7:].strip()
-            return None
-    return None

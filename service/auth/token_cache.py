@@ -28,8 +28,9 @@ class TokenCache:
         return len(self._entries)
 
     @staticmethod
-    def key(token: str | bytes) -> bytes:
-        return hashlib.sha256(token.encode() if isinstance(token, str) else token).digest()
+    def key(token: str) -> bytes:
+        """SHA-256 of the token's (ASCII) bytes."""
+        return hashlib.sha256(token.encode()).digest()
 
     def get(self, key: bytes) -> Principal | None:
         principal = self._entries.get(key)
