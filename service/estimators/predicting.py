@@ -16,6 +16,10 @@ The result is a `Prediction`: a numpy array (sparse results are densified) plus,
 `predict_proba` and a per-class `decision_function`, the class labels of its columns.
 `Prediction.to_json()` gives the API's form: a scalar per row for `predict`, an object keyed
 by class per row for `predict_proba`, a list of numbers per row for `transform`.
+
+`predict` is `check_output`, then `prepare_input` (validation, the per-request part), then
+`apply_output` (the model call). A server may prepare several requests' matrices, stack them
+(`np.vstack`) and make one `apply_output` call: the result rows are the stacked rows.
 """
 
 from __future__ import annotations

@@ -12,7 +12,14 @@ import pytest
 
 from service.domain.errors import InvalidInput
 from service.estimators.catalogue import Catalogue
-from service.estimators.predicting import class_key, offered_outputs, predict
+from service.estimators.predicting import (
+    apply_output,
+    check_output,
+    class_key,
+    offered_outputs,
+    predict,
+    prepare_input,
+)
 from service.estimators.table import Table
 from service.estimators.training import FitResult, fit_model
 from tests.estimators.conftest import FEATURES, iris_records
@@ -197,3 +204,21 @@ def test_text_models_pickle(catalogue: Catalogue) -> None:
         _predict(result, rows).to_json()
         == predict(restored, result.features, result.feature_kinds, rows).to_json()
     )
+
+
+def test_prepared_inputs_can_be_stacked(catalogue: Catalogue) -> None:
+    """The serving layer checks each request, stacks the matrices and predicts once."""
+    records = [{"city": ["Oslo", "Lima"][i % 2], "t": float(i), "y": i % 2} for i in range(30)]
+    result = fit_model("sklearn.linear_model.LogisticRegression", {}, None, "y", records,
+                       catalogue=catalogue)  # fmt: skip
+    requests = [Table(["t", "city"], [[3.0, "Lima"]]), Table(["city", "t"], [["Oslo", 4.0]])]
+    check_output(result.estimator, "predict_proba")
+    matrices = [
+        prepare_input(result.estimator, result.features, result.feature_kinds, request)
+        for request in requests
+    ]
+    stacked = apply_output(result.estimator, np.vstack(matrices), "predict_proba")
+    one_by_one = [_predict(result, request, "predict_proba").to_json()[0] for request in requests]
+    assert stacked.to_json() == one_by_one
+    with pytest.raises(InvalidInput):
+        check_output(result.estimator, "transform")
