@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,20 +59,22 @@ class InProcessFloor:
             {"model": self.name, "version": 1, "predictions": values.tolist()}
         )
 
-    def _round(self, body: bytes, seconds: float) -> tuple[int, float]:
-        calls, start = 0, time.perf_counter()
-        deadline = start + seconds
-        while calls < MAX_CALLS and (calls < 3 or time.perf_counter() < deadline):
+    def _round(self, body: bytes, seconds: float) -> list[float]:
+        """Seconds per call, for calls made within `seconds` (at least 3, at most MAX_CALLS)."""
+        times: list[float] = []
+        deadline = time.perf_counter() + seconds
+        while len(times) < MAX_CALLS and (len(times) < 3 or time.perf_counter() < deadline):
+            start = time.perf_counter()
             self.call(body)
-            calls += 1
-        return calls, time.perf_counter() - start
+            times.append(time.perf_counter() - start)
+        return times
 
     def measure(self, config: Config) -> InProcessFloor:
+        """Per round: the median 1-row call (comparable with a p50), and rows/s of big calls."""
         rows = len(msgspec.json.decode(self.many)["data"])
         self._round(self.one, config.warmup)
         for _ in range(config.reps):
-            calls, elapsed = self._round(self.one, config.seconds)
-            self.one_us.append(elapsed / calls * 1e6)
-            calls, elapsed = self._round(self.many, config.seconds)
-            self.rows_per_s.append(calls * rows / elapsed)
+            self.one_us.append(statistics.median(self._round(self.one, config.seconds)) * 1e6)
+            times = self._round(self.many, config.seconds)
+            self.rows_per_s.append(len(times) * rows / sum(times))
         return self
