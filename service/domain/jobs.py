@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from service.domain import batches
+from service.domain.datasets import compile_stored, plan_dataset
 from service.domain.errors import Conflict, FieldError, InvalidInput, NotFound
 from service.domain.models import load_row
 from service.jobs.queue import JobQueue
@@ -143,10 +144,14 @@ class Jobs:
             assert row is not None
             base = {"features": row.features, "target": row.target}
         columns = batch.columns if batch is not None else None
+        dataset = None
+        if body.dataset is not None:
+            dataset = await plan_dataset(conn, body.dataset)
+            columns = dataset.columns
         features, target = _resolve_columns(model, body, base, columns, model_type["supervised"])
-        if columns is not None:
-            _require_columns(columns, [*features, *([target] if target else [])])
-        return {
+        if batch is not None:
+            _require_columns(batch.columns, [*features, *([target] if target else [])])
+        spec = {
             "model_type": model.model_type,
             "settings": model.settings,
             "features": features,
@@ -156,6 +161,14 @@ class Jobs:
             "base_version": model.current_version if kind == "update" else None,
             "source": {"kind": "inline"} if batch is not None else _dataset_source(body),
         }
+        if dataset is not None and body.dataset is not None:
+            # The worker reads the rows itself (service/worker/dataset_loader.py).
+            dataset.require(features, target)
+            compile_stored(
+                body.dataset, dataset.dataset, [*features, *([target] if target else [])]
+            )
+            spec["dataset_id"] = dataset.dataset.id
+        return spec
 
     # -- reading ------------------------------------------------------------------------------
 

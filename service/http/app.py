@@ -17,7 +17,9 @@ from starlette.staticfiles import StaticFiles
 
 from service import __version__
 from service.auth.factory import build_authenticator
+from service.domain.batch_predictions import BatchPredictions
 from service.domain.catalogue import keep_syncing_until_done, sync_catalogue
+from service.domain.datasets import Datasets
 from service.domain.errors import Unavailable
 from service.domain.jobs import Jobs
 from service.domain.model_types import ModelTypes
@@ -72,6 +74,8 @@ def create_app(settings: Settings) -> Starlette:
             versions=Versions(db),
             registry=registry,
             predictor=predictor,
+            datasets=Datasets(db),
+            batch_predictions=BatchPredictions(db, queue),
         )
         sync: asyncio.Task[None] | None = None
         try:

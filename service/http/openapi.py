@@ -74,12 +74,12 @@ def _operation(op: Operation, ref_of: dict[int, Any]) -> dict[str, Any]:
     if op.body is not None:
         doc["requestBody"] = {
             "required": True,
-            "content": {media: {"schema": ref_of[id(op.body)]} for media in op.body_media},
+            "content": {media: _schema(media, ref_of[id(op.body)]) for media in op.body_media},
         }
     success: dict[str, Any] = {"description": HTTPStatus(op.status).phrase}
     if op.response is not None:
         success["content"] = {
-            media: {"schema": ref_of[id(op.response)]} for media in op.response_media
+            media: _schema(media, ref_of[id(op.response)]) for media in op.response_media
         }
     doc["responses"][str(op.status)] = success
     for status, text in op.extra_responses.items():
@@ -96,6 +96,13 @@ def _operation(op: Operation, ref_of: dict[int, Any]) -> dict[str, Any]:
             "content": problem,
         }
     return doc
+
+
+def _schema(media: str, ref: Any) -> dict[str, Any]:
+    """The wire type's schema; CSV bodies are text (a header line, then rows)."""
+    if media == "text/csv":
+        return {"schema": {"type": "string", "description": "CSV with a header line"}}
+    return {"schema": ref}
 
 
 def _parameter(param: Any) -> dict[str, Any]:

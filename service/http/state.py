@@ -9,6 +9,8 @@ from arq.connections import ArqRedis
 from starlette.requests import Request
 
 from service.auth.principal import Authenticator
+from service.domain.batch_predictions import BatchPredictions
+from service.domain.datasets import Datasets
 from service.domain.jobs import Jobs
 from service.domain.model_types import ModelTypes
 from service.domain.models import Models
@@ -36,6 +38,8 @@ class Services:
     versions: Versions
     registry: ModelRegistry
     predictor: Predictor
+    datasets: Datasets
+    batch_predictions: BatchPredictions
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.http.endpoints import jobs, models, ops
+from service.http.endpoints import batch_predictions, datasets, jobs, models, ops
 from service.http.routes import Operation, Param
 from service.schemas.base import Page
+from service.schemas.datasets import (
+    DatasetCreate,
+    DatasetOut,
+    DatasetPatch,
+    Deleted,
+    Inserted,
+    RowsAppend,
+)
 from service.schemas.jobs import JobOut, ModelStatus
 from service.schemas.model_types import ModelTypeOut
 from service.schemas.models import ModelCreate, ModelOut, ModelPatch
 from service.schemas.predictions import PredictRequest, PredictResponse
-from service.schemas.training import TrainRequest, VersionOut
+from service.schemas.training import BatchPredictRequest, TrainRequest, VersionOut
 
 _STR: dict[str, Any] = {"type": "string"}
 _INT: dict[str, Any] = {"type": "integer", "minimum": 0}
@@ -304,5 +312,159 @@ OPERATIONS: list[Operation] = [
         response=ModelOut,
         params=(MODEL, VERSION),
         errors=(404,),
+    ),
+]
+
+# -- datasets, and batch predictions into them ----------------------------------------------------
+
+DATASET = Param("name", "path", _STR, "Dataset name")
+GROUPING = (
+    Param("group_by", "query", _STR, "Columns to group by", repeated=True),
+    Param("aggregate", "query", _STR, "Columns to aggregate (result `{column}_{func}`)", True),
+    Param(
+        "aggregate_func",
+        "query",
+        {"type": "string", "enum": ["count", "sum", "avg", "min", "max", "stddev"]},
+        "Function per `aggregate` column",
+        repeated=True,
+    ),
+)
+CSV_UPLOAD = (
+    Param("name", "query", _STR, "With a CSV body: the new dataset's name (required)"),
+    Param("title", "query", _STR, "With a CSV body: title"),
+    Param("description", "query", _STR, "With a CSV body: description"),
+    Param("tags", "query", _STR, "With a CSV body: tags", repeated=True),
+    Param("source", "query", _STR, "With a CSV body: where the data comes from"),
+    Param(
+        "columns",
+        "query",
+        _STR,
+        "With a CSV body: `name:type` declares a column's type (integer, float, boolean, text, "
+        "timestamp); other columns are inferred from the header and the first 1000 rows",
+        repeated=True,
+    ),
+)
+_CSV_MEDIA = ("application/json", "text/csv")
+
+OPERATIONS += [
+    Operation(
+        "POST",
+        "/datasets",
+        datasets.create_dataset,
+        "datasets:write",
+        "Create a dataset from JSON records or a streamed CSV",
+        "datasets",
+        body=DatasetCreate,
+        response=DatasetOut,
+        status=201,
+        params=CSV_UPLOAD,
+        body_media=_CSV_MEDIA,
+        errors=(409,),
+        description="JSON: `{name, title?, description?, tags?, source?, columns?, data}`. "
+        "CSV (`Content-Type: text/csv`, UTF-8, a header line): metadata as query parameters; "
+        "the body streams into PostgreSQL. A value that does not fit its column is a 422 naming "
+        "row and column, and nothing is stored.",
+    ),
+    Operation(
+        "GET",
+        "/datasets",
+        datasets.list_datasets,
+        "datasets:read",
+        "List and search datasets",
+        "datasets",
+        response=Page[dict[str, Any]],
+        params=LIST_PARAMS,
+    ),
+    Operation(
+        "GET",
+        "/datasets/{name}",
+        datasets.get_dataset,
+        "datasets:read",
+        "A dataset's metadata: columns with types, row count, …",
+        "datasets",
+        response=DatasetOut,
+        params=(DATASET,),
+        errors=(404,),
+    ),
+    Operation(
+        "PATCH",
+        "/datasets/{name}",
+        datasets.patch_dataset,
+        "datasets:write",
+        "Change a dataset's title, description, tags or source",
+        "datasets",
+        body=DatasetPatch,
+        response=DatasetOut,
+        params=(DATASET,),
+        errors=(404,),
+    ),
+    Operation(
+        "DELETE",
+        "/datasets/{name}",
+        datasets.delete_dataset,
+        "datasets:write",
+        "Drop a dataset",
+        "datasets",
+        status=204,
+        params=(DATASET,),
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/datasets/{name}/rows",
+        datasets.query_rows,
+        "datasets:read",
+        "Query a dataset's rows",
+        "datasets",
+        response=Page[dict[str, Any]],
+        params=(DATASET, *LIST_PARAMS, *GROUPING),
+        response_media=_CSV_MEDIA,
+        errors=(404,),
+        description="The full query language, with grouping and aggregates. With `Accept: "
+        "text/csv` the result streams as CSV (text quoted, null as an empty field), and "
+        "`limit` defaults to every row and has no maximum.",
+    ),
+    Operation(
+        "POST",
+        "/datasets/{name}/rows",
+        datasets.append_rows,
+        "datasets:write",
+        "Append rows (JSON records or CSV)",
+        "datasets",
+        body=RowsAppend,
+        response=Inserted,
+        params=(DATASET,),
+        body_media=_CSV_MEDIA,
+        errors=(404,),
+        description="JSON `{data: [records]}` or a CSV whose header names existing columns; "
+        "all rows or none are added.",
+    ),
+    Operation(
+        "DELETE",
+        "/datasets/{name}/rows",
+        datasets.delete_rows,
+        "datasets:write",
+        "Delete the rows matching `where` (required)",
+        "datasets",
+        response=Deleted,
+        params=(DATASET, LIST_PARAMS[0], LIST_PARAMS[1]),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/models/{name}/batch-predictions",
+        batch_predictions.submit,
+        "models:write",
+        "Predict over a dataset query into a new dataset (a background job)",
+        "predictions",
+        body=BatchPredictRequest,
+        response=JobOut,
+        status=202,
+        params=(MODEL, IDEMPOTENCY),
+        errors=(404, 409),
+        description="The job's `result` is `{dataset, rows}`. The output dataset holds the "
+        "selected input columns plus `prediction` (`proba_<class>` per class for "
+        "`predict_proba`, `decision[_<i>]`, `component_<i>`); it appears only when the job "
+        "succeeds.",
     ),
 ]

@@ -12,6 +12,7 @@ from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
 from service.repositories.database import Database
 from service.settings import Settings
+from service.worker.dataset_loader import dataset_loader
 from service.worker.execution import JobRunner
 from service.worker.metrics import WorkerMetrics
 from service.worker.sweeper import Sweeper
@@ -32,7 +33,9 @@ class WorkerContext:
         await db.start()
         redis = connect_redis(settings.redis)
         queue = JobQueue(redis, settings.redis.queue_name)
-        context = cls(settings, db, redis, WorkerMetrics(), JobRunner(db, settings, worker_id))
+        runner = JobRunner(db, settings, worker_id)
+        runner.dataset_loader = dataset_loader(settings)
+        context = cls(settings, db, redis, WorkerMetrics(), runner)
         if sweep:
             sweeper = Sweeper(db, queue, settings.worker)
             context.sweeper_task = asyncio.create_task(sweeper.run_forever())

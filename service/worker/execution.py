@@ -26,6 +26,7 @@ from service.repositories.jobs import JobRepository, JobRow
 from service.repositories.models import ModelRepository
 from service.repositories.versions import BatchRepository, NewVersion, VersionRepository
 from service.settings import Settings
+from service.worker.batch_predict import run_batch_predict
 from service.worker.child import ChildDied, run_in_child
 from service.worker.fitting import FitOutcome, FitRequest
 
@@ -63,7 +64,12 @@ class JobRunner:
             return "skipped"
         try:
             async with asyncio.timeout(self.settings.worker.job_timeout):
-                await self._with_heartbeat(job, self._train(job))
+                work = (
+                    run_batch_predict(self, job)
+                    if job.kind == "batch_predict"
+                    else self._train(job)
+                )
+                await self._with_heartbeat(job, work)
         except JobLost:
             return "cancelled"
         except TimeoutError:

@@ -1,0 +1,75 @@
+"""Wire types of datasets: creation, metadata, appends and row deletions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from service.schemas.base import ApiStruct, ColumnName, Name, ShortText, Tags, Text
+from service.schemas.training import Record
+
+ColumnTypeName = Literal["integer", "float", "boolean", "text", "timestamp"]
+COLUMN_TYPES: tuple[ColumnTypeName, ...] = ("integer", "float", "boolean", "text", "timestamp")
+MAX_COLUMNS = 1_000
+
+
+class ColumnSpec(ApiStruct):
+    """A column and its type: `integer` (64-bit), `float` (double), `boolean`, `text` or
+    `timestamp` (with time zone; RFC 3339)."""
+
+    name: ColumnName
+    type: ColumnTypeName
+
+
+Columns = Annotated[list[ColumnSpec], msgspec.Meta(max_length=MAX_COLUMNS)]
+
+
+class DatasetCreate(ApiStruct):
+    """Rows as records; `columns` declares types (and order) of some or all columns, the rest
+    are inferred from the values. With `columns` and no `data` the dataset starts empty."""
+
+    name: Name
+    title: ShortText | None = None
+    description: Text | None = None
+    tags: Tags = msgspec.field(default_factory=list)
+    source: ShortText | None = None
+    columns: Columns | None = None
+    data: list[Record] = msgspec.field(default_factory=list)
+
+
+class RowsAppend(ApiStruct):
+    """Records to add; keys must be existing columns, a missing key is null."""
+
+    data: list[Record]
+
+
+class DatasetPatch(ApiStruct):
+    """Fields left out stay as they are; `null` clears a field."""
+
+    title: ShortText | None | msgspec.UnsetType = msgspec.UNSET
+    description: Text | None | msgspec.UnsetType = msgspec.UNSET
+    tags: Tags | msgspec.UnsetType = msgspec.UNSET
+    source: ShortText | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class DatasetOut(ApiStruct):
+    name: str
+    title: str | None
+    description: str | None
+    tags: list[str]
+    source: str | None
+    columns: list[ColumnSpec]
+    rows: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Inserted(ApiStruct):
+    inserted: int
+
+
+class Deleted(ApiStruct):
+    deleted: int
