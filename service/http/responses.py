@@ -12,7 +12,8 @@ def _enc_hook(value: Any) -> Any:
     raise NotImplementedError(f"cannot encode {type(value).__name__}")
 
 
-_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+# Exact aggregates (sum, avg, stddev) come back as Decimal; they are numbers in JSON.
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
 
 
 def encode(value: Any) -> bytes:

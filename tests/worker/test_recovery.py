@@ -72,6 +72,7 @@ class WorkerProcess:
     """`python -m service worker` configured by environment variables, as in production."""
 
     def __init__(self, settings: Settings, **worker: object) -> None:
+        self.worker_id = f"test-{os.getpid()}-{time.monotonic_ns()}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
         env.update(
             {
@@ -83,7 +84,7 @@ class WorkerProcess:
                 "SERVICE__WORKER__METRICS_PORT": "0",
                 "SERVICE__WORKER__HEARTBEAT_SECONDS": "1",
                 "SERVICE__LOGGING__FORMAT": "text",
-                "SERVICE_WORKER_ID": f"test-{os.getpid()}-{time.monotonic_ns()}",
+                "SERVICE_WORKER_ID": self.worker_id,
             }
         )
         env.update({f"SERVICE__WORKER__{k.upper()}": str(v) for k, v in worker.items()})
@@ -92,7 +93,7 @@ class WorkerProcess:
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=None if os.environ.get("TEST_WORKER_LOGS") else subprocess.DEVNULL,
         )
 
     def kill(self) -> None:

@@ -1,0 +1,52 @@
+"""The worker process as deployed: liveness check and its own metrics endpoint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from service.settings import Settings
+from tests.conftest import ROOT
+from tests.tcpproxy import free_port
+from tests.worker.test_recovery import WorkerProcess
+
+
+def check(settings: Settings, worker_id: str) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
+    env.update({
+        "SERVICE__REDIS__URL": settings.redis.url,
+        "SERVICE__REDIS__QUEUE_NAME": settings.redis.queue_name,
+        "SERVICE_WORKER_ID": worker_id,
+    })
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "worker", "--check"], cwd=ROOT, env=env,
+        capture_output=True, timeout=60,
+    )
+    return result.returncode
+
+
+@pytest.mark.anyio
+async def test_check_follows_this_workers_heartbeat_and_metrics_are_served(
+    settings: Settings,
+) -> None:
+    port = free_port()
+    worker = WorkerProcess(settings, metrics_port=port)
+    worker_id = worker.worker_id
+    try:
+        deadline = time.monotonic() + 60
+        while check(settings, worker_id) != 0:
+            assert time.monotonic() < deadline, f"never healthy; worker exit {worker.process.poll()}"
+            time.sleep(0.5)
+        assert check(settings, "some-other-worker") == 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        assert "process_resident_memory_bytes" in text
+    finally:
+        worker.stop()
+    assert worker.process.returncode == 0
+    assert check(settings, worker_id) == 1
