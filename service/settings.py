@@ -92,6 +92,7 @@ class WorkerSettings(Section):
     max_train_rows: Positive = 5_000_000
     eval_fraction: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.2
     eval_min_rows: Positive = 20
+    eval_max_rows: Annotated[int, msgspec.Meta(ge=0)] = 100_000
     shutdown_wait_seconds: Annotated[float, msgspec.Meta(ge=0)] = 20.0
 
 

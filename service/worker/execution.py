@@ -188,6 +188,7 @@ class JobRunner:
             previous_meta=previous_meta,
             eval_fraction=self.settings.worker.eval_fraction,
             eval_min_rows=self.settings.worker.eval_min_rows,
+            eval_max_rows=self.settings.worker.eval_max_rows or None,
             plugins=self.settings.models.plugins,
         )
         return request, [*parent_batches, *new_batches]

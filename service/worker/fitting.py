@@ -34,6 +34,7 @@ class FitRequest(msgspec.Struct, kw_only=True):
     previous_meta: dict[str, Any] | None = None
     eval_fraction: float = 0.2
     eval_min_rows: int = 20
+    eval_max_rows: int | None = None
     plugins: list[str] = msgspec.field(default_factory=list)
 
 
@@ -110,6 +111,7 @@ def _fit(request: FitRequest) -> FitResult:
             fit_params=request.parameters,
             eval_fraction=request.eval_fraction,
             eval_min_rows=request.eval_min_rows,
+            eval_max_rows=request.eval_max_rows,
         )
     return fit_model(
         request.model_type,
@@ -121,6 +123,7 @@ def _fit(request: FitRequest) -> FitResult:
         fit_params=request.parameters,
         eval_fraction=request.eval_fraction,
         eval_min_rows=request.eval_min_rows,
+        eval_max_rows=request.eval_max_rows,
     )
 
 

@@ -10,7 +10,9 @@ from tests.conftest import json_of
 pytestmark = pytest.mark.anyio
 
 
-async def test_document_is_valid_openapi_31_and_covers_every_route(client: httpx2.AsyncClient) -> None:
+async def test_document_is_valid_openapi_31_and_covers_every_route(
+    client: httpx2.AsyncClient,
+) -> None:
     document = json_of(await client.get("/openapi.json"))
     validate(document)
     assert document["openapi"] == "3.1.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,16 +17,27 @@ from tests.tcpproxy import free_port
 from tests.worker.test_recovery import WorkerProcess
 
 
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: bytes = response.read()
+        return body.decode()
+
+
 def check(settings: Settings, worker_id: str) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
-    env.update({
-        "SERVICE__REDIS__URL": settings.redis.url,
-        "SERVICE__REDIS__QUEUE_NAME": settings.redis.queue_name,
-        "SERVICE_WORKER_ID": worker_id,
-    })
+    env.update(
+        {
+            "SERVICE__REDIS__URL": settings.redis.url,
+            "SERVICE__REDIS__QUEUE_NAME": settings.redis.queue_name,
+            "SERVICE_WORKER_ID": worker_id,
+        }
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "service", "worker", "--check"], cwd=ROOT, env=env,
-        capture_output=True, timeout=60,
+        [sys.executable, "-m", "service", "worker", "--check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
     )
     return result.returncode
 
@@ -40,11 +52,10 @@ async def test_check_follows_this_workers_heartbeat_and_metrics_are_served(
     try:
         deadline = time.monotonic() + 60
         while check(settings, worker_id) != 0:
-            assert time.monotonic() < deadline, f"never healthy; worker exit {worker.process.poll()}"
-            time.sleep(0.5)
+            assert time.monotonic() < deadline, f"unhealthy; worker exit {worker.process.poll()}"
+            await asyncio.sleep(0.5)
         assert check(settings, "some-other-worker") == 1
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
+        text = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
         assert "process_resident_memory_bytes" in text
     finally:
         worker.stop()
