@@ -31,8 +31,11 @@ async def test_in_flight_request_finishes_after_sigterm(settings: Settings) -> N
             "SERVICE__ARTIFACTS__HMAC_KEY": HMAC_KEY,
         }
     )
-    api = subprocess.Popen(
-        [sys.executable, "-m", "service", "api"],
+    api = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "api",
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -45,7 +48,7 @@ async def test_in_flight_request_finishes_after_sigterm(settings: Settings) -> N
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 break
             except OSError:
-                assert time.monotonic() < deadline and api.poll() is None
+                assert time.monotonic() < deadline and api.returncode is None
                 await asyncio.sleep(0.2)
         body = msgspec.json.encode({"name": "drained", "model_type": "sklearn.linear_model.Ridge"})
         head = (
@@ -62,7 +65,8 @@ async def test_in_flight_request_finishes_after_sigterm(settings: Settings) -> N
         status_line = await asyncio.wait_for(reader.readline(), 15)
         assert status_line.startswith(b"HTTP/1.1 201"), status_line
         writer.close()
-        assert await asyncio.to_thread(api.wait, 20) == 0
+        assert await asyncio.wait_for(api.wait(), 20) == 0
     finally:
-        if api.poll() is None:
+        if api.returncode is None:
             api.kill()
+            await api.wait()
