@@ -62,7 +62,16 @@ async def read_json(request: Request, type_: type[T], limit: int) -> T:
     return decode_json(await read_body(request, limit), type_)
 
 
+# `\u0000` not itself escaped: PostgreSQL text and jsonb cannot hold NUL, so refuse it here.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def decode_json(body: bytes, type_: type[T]) -> T:
+    if b"\\u0000" in body and _NUL_ESCAPE.search(body):
+        raise InvalidInput(
+            "the body contains a NUL character (\\u0000), which cannot be stored",
+            [FieldError(loc="$", msg="NUL characters are not allowed")],
+        )
     try:
         value: T = _decoder(type_).decode(body)
         return value

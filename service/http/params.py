@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from starlette.requests import Request
@@ -16,8 +17,16 @@ def multi_params(request: Request) -> dict[str, list[str]]:
     return grouped
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
 def path_str(request: Request, name: str) -> str:
+    """A name in the path. One that no resource can have (NUL bytes, `..`, 300 characters)
+    is a 404 here, before it reaches a query."""
     value: str = request.path_params[name]
+    if not _NAME.match(value) or value in (".", ".."):
+        shown = value[:100].encode("unicode_escape").decode()
+        raise NotFound(f"no {name.replace('_', ' ')} '{shown}' exists")
     return value
 
 

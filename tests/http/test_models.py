@@ -197,3 +197,26 @@ async def test_model_types_catalogue(client: httpx2.AsyncClient) -> None:
         )
     )
     assert "sklearn.linear_model.SGDClassifier" in {t["name"] for t in incremental["items"]}
+
+
+@pytest.mark.parametrize(
+    "path", ["/models/a%00b", "/models/" + "x" * 300, "/models/%2e%2e", "/models/%C3%A9"]
+)
+async def test_impossible_names_in_paths_are_404(client: httpx2.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_nul_characters_are_refused_not_500(client: httpx2.AsyncClient) -> None:
+    body = b'{"name": "m", "model_type": "sklearn.linear_model.Ridge", "title": "a\\u0000b"}'
+    response = await client.post(
+        "/models", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    train = await client.post(
+        "/models/m/train",
+        content=b'{"data": [{"x": 1}], "parameters": {"k": "\\u0000"}}',
+        headers={"content-type": "application/json"},
+    )
+    assert train.status_code == 422
