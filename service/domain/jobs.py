@@ -26,14 +26,13 @@ from service.repositories.database import Connection, Database
 from service.repositories.idempotency import IdempotencyRepository, StoredResponse
 from service.repositories.jobs import JobRepository
 from service.repositories.listing import fetch_page
+from service.repositories.model_types import ModelTypeRepository
 from service.repositories.models import ModelRepository, ModelRow
 from service.repositories.versions import BatchRepository, VersionRepository
 from service.schemas.base import Page
 from service.schemas.jobs import JobOut, ModelStatus
 from service.schemas.training import TrainRequest
 from service.settings import WorkerSettings
-
-NOTIFY_CHANNEL = "model_changed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +88,7 @@ class Jobs:
                 spec["batch_id"] = await BatchRepository(conn).insert(
                     model.id, job_id, batch.columns, len(batch), batches.encode(batch)
                 )
-                await conn.execute("UPDATE jobs SET spec = $2 WHERE id = $1", job_id, spec)
+                await JobRepository(conn).set_spec(job_id, spec)
             if idem is not None:
                 await IdempotencyRepository(conn).store(
                     idem.principal,
@@ -127,16 +126,12 @@ class Jobs:
         batch: batches.Batch | None,
     ) -> dict[str, Any]:
         """Checks the model can do `kind` with these columns; returns the job's spec."""
-        model_type = await conn.fetchrow(
-            "SELECT supervised, can_input, can_update, incremental FROM model_types"
-            " WHERE name = $1",
-            model.model_type,
-        )
-        if kind == "train" and not model_type["can_input"]:
+        model_type = await ModelTypeRepository(conn).capabilities(model.model_type)
+        if kind == "train" and not model_type.can_input:
             raise Conflict(f"model type '{model.model_type}' cannot be trained")
         base: dict[str, Any] | None = None
         if kind == "update":
-            if not model_type["can_update"]:
+            if not model_type.can_update:
                 raise Conflict(f"model type '{model.model_type}' cannot be updated")
             if model.current_version is None:
                 raise Conflict(f"model '{model.name}' has no version to update; train it first")
@@ -148,7 +143,7 @@ class Jobs:
         if body.dataset is not None:
             dataset = await plan_dataset(conn, body.dataset)
             columns = dataset.columns
-        features, target = _resolve_columns(model, body, base, columns, model_type["supervised"])
+        features, target = _resolve_columns(model, body, base, columns, model_type.supervised)
         if batch is not None:
             _require_columns(batch.columns, [*features, *([target] if target else [])])
         spec = {
@@ -157,7 +152,7 @@ class Jobs:
             "features": features,
             "target": target,
             "parameters": body.parameters,
-            "incremental": bool(model_type["incremental"]) and kind == "update",
+            "incremental": bool(model_type.incremental) and kind == "update",
             "base_version": model.current_version if kind == "update" else None,
             "source": {"kind": "inline"} if batch is not None else _dataset_source(body),
         }
@@ -228,16 +223,11 @@ class Jobs:
             model_id = await repo.lock(name)
             if model_id is None:
                 raise NotFound(f"model '{name}' does not exist")
-            cancelled = await conn.fetch(
-                "UPDATE jobs SET status = 'cancelled', finished_at = now()"
-                " WHERE model_id = $1 AND status = any($2::text[]) RETURNING id, dispatches",
-                model_id,
-                list(job_repo.ACTIVE),
-            )
+            cancelled = await JobRepository(conn).cancel_all_for_model(model_id)
             await repo.delete(model_id)
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, name)
-        for job in cancelled:
-            await self.queue.abort(job["id"], job["dispatches"])
+            await repo.notify_changed(name)
+        for job_id, dispatch in cancelled:
+            await self.queue.abort(job_id, dispatch)
 
 
 async def _lock_model(conn: Connection, name: str) -> ModelRow:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from service.domain.errors import NotFound
-from service.domain.jobs import NOTIFY_CHANNEL
 from service.domain.models import load_row
 from service.repositories.database import Database
 from service.repositories.models import ModelRepository
@@ -38,4 +37,4 @@ class Versions:
             if await VersionRepository(conn).get_row(model_id, version) is None:
                 raise NotFound(f"model '{name}' has no version {version}")
             await ModelRepository(conn).set_current_version(model_id, version)
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, name)
+            await ModelRepository(conn).notify_changed(name)

@@ -122,14 +122,18 @@ class JobRepository:
         )
         return None if row is None else to_out(row)
 
-    async def cancel_all_for_model(self, model_id: int) -> list[uuid.UUID]:
+    async def cancel_all_for_model(self, model_id: int) -> list[tuple[uuid.UUID, int]]:
+        """Cancels the model's active jobs; returns their ids and dispatch numbers."""
         rows = await self.conn.fetch(
             """
             UPDATE jobs SET status = 'cancelled', finished_at = now()
             WHERE model_id = $1 AND status = any($2::text[])
-            RETURNING id
+            RETURNING id, dispatches
             """,
             model_id,
             list(ACTIVE),
         )
-        return [r["id"] for r in rows]
+        return [(r["id"], r["dispatches"]) for r in rows]
+
+    async def set_spec(self, job_id: uuid.UUID, spec: dict[str, Any]) -> None:
+        await self.conn.execute("UPDATE jobs SET spec = $2 WHERE id = $1", job_id, spec)

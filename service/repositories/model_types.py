@@ -35,6 +35,13 @@ SOURCE = Source(
 )
 
 
+class Capabilities(msgspec.Struct):
+    supervised: bool
+    can_input: bool
+    can_update: bool
+    incremental: bool
+
+
 class ModelTypeRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -58,6 +65,15 @@ class ModelTypeRepository:
             f"SELECT {', '.join(_FIELDS)} FROM model_types WHERE name = $1", name
         )
         return None if row is None else msgspec.convert(dict(row), ModelTypeOut)
+
+    async def capabilities(self, name: str) -> Capabilities:
+        row = await self.conn.fetchrow(
+            "SELECT supervised, can_input, can_update, incremental FROM model_types"
+            " WHERE name = $1",
+            name,
+        )
+        assert row is not None, "models reference model_types"
+        return msgspec.convert(dict(row), Capabilities)
 
     async def rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.conn.fetch(sql, *args)]

@@ -62,6 +62,9 @@ SOURCE = Source(
 )
 
 
+NOTIFY_CHANNEL = "model_changed"
+
+
 class ModelRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -124,3 +127,7 @@ class ModelRepository:
 
     async def delete(self, model_id: int) -> None:
         await self.conn.execute("DELETE FROM models WHERE id = $1", model_id)
+
+    async def notify_changed(self, name: str) -> None:
+        """Tells every api process, at commit, to drop what it cached about this model."""
+        await self.conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, name)

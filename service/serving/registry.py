@@ -21,8 +21,8 @@ import asyncpg
 
 from service.artifacts import signing
 from service.domain.errors import Conflict, NotFound, Unavailable
-from service.domain.jobs import NOTIFY_CHANNEL
 from service.repositories.database import OUTAGE_ERRORS, Database
+from service.repositories.models import NOTIFY_CHANNEL
 from service.repositories.versions import VersionRepository
 from service.serving.cache import ByteBudgetCache
 

@@ -20,7 +20,6 @@ import msgspec
 
 from service.artifacts import signing
 from service.domain.errors import Unavailable
-from service.domain.jobs import NOTIFY_CHANNEL
 from service.repositories.database import Connection, Database
 from service.repositories.jobs import JobRepository, JobRow
 from service.repositories.models import ModelRepository
@@ -238,7 +237,7 @@ class JobRunner:
                 job.id,
                 {"version": version},
             )
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, job.model_name)
+            await ModelRepository(conn).notify_changed(job.model_name)
         log.info(
             "version stored",
             extra={"job": str(job.id), "model": job.model_name, "version": version},
