@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from service.domain.errors import FieldError, InvalidInput
@@ -39,6 +39,7 @@ _FLOAT = re.compile(
 )
 _DATE_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _BOOLEANS = {"true": True, "false": False}
+_DRIVER_INFINITIES = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 
 
 def name_problem(name: str) -> str | None:
@@ -193,7 +194,10 @@ def _text(value: Any) -> str:
 
 def _timestamp(value: Any) -> datetime:
     if isinstance(value, str):
-        return to_timestamp(value, "value")
+        stamp = to_timestamp(value, "value")
+        if stamp in _DRIVER_INFINITIES:  # asyncpg would store them as -infinity / infinity
+            raise ValueError("is at the very edge of the timestamp range; use a later/earlier one")
+        return stamp
     raise ValueError(f"expected an RFC 3339 timestamp (a string), got {_json_type(value)}")
 
 

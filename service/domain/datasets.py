@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ from service.schemas.datasets import ColumnSpec, DatasetCreate, DatasetOut, Data
 from service.schemas.training import DatasetQuery
 
 EXPORT_CHUNK_ROWS = 5_000
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # as `schemas.base.Name`
 
 
 class Datasets:
@@ -358,7 +360,9 @@ def _snapshot(conn: Connection) -> Any:
 
 
 async def _load(conn: Connection, name: str, *, lock: bool = False) -> DatasetRow:
-    dataset = await DatasetRepository(conn).get(name, lock=lock)
+    # A name that could not have been created is unknown; it never reaches PostgreSQL (a NUL
+    # in a path segment would be a 500 there).
+    dataset = await DatasetRepository(conn).get(name, lock=lock) if NAME.fullmatch(name) else None
     if dataset is None:
         raise NotFound(f"dataset '{name}' does not exist")
     return dataset

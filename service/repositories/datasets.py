@@ -287,7 +287,8 @@ _CSV_FIELDS = {
     ColumnType.FLOAT: "coalesce({x}::text, '')",
     ColumnType.BOOLEAN: "CASE WHEN {x} THEN 'true' WHEN NOT {x} THEN 'false' ELSE '' END",
     ColumnType.TIMESTAMP: (
-        "coalesce(to_char({x} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')"
+        "CASE WHEN NOT isfinite({x}) THEN {x}::text ELSE coalesce(to_char({x} AT TIME ZONE"
+        " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '') END"
     ),
 }
 
