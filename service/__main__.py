@@ -86,6 +86,12 @@ def _run_worker(settings: Settings, *, check: bool) -> int:
     if check:
         status: int = asyncio.run(check_health(settings))
         return status
+    if not settings.artifacts.hmac_key:
+        print(
+            "configuration error: set SERVICE__ARTIFACTS__HMAC_KEY: the worker signs artifacts",
+            file=sys.stderr,
+        )
+        return 2
     worker = build_worker(settings)
     worker.run()
     return 0

@@ -87,3 +87,17 @@ def test_process_exits_2_on_a_bad_key(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "http.typo" in result.stderr
+
+
+def test_api_and_worker_refuse_to_start_without_the_artifact_key() -> None:
+    for command in ("api", "worker"):
+        result = subprocess.run(
+            [sys.executable, "-m", "service", command],
+            cwd=ROOT,
+            env={"SERVICE__AUTH__MODE": "disabled", "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "SERVICE__ARTIFACTS__HMAC_KEY" in result.stderr

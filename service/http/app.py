@@ -39,7 +39,7 @@ from service.repositories.database import Database
 from service.repositories.migrator import discover
 from service.serving.predictor import Predictor
 from service.serving.registry import ModelRegistry
-from service.settings import Settings
+from service.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ def create_app(settings: Settings) -> Starlette:
     expected_migrations = [m.version for m in discover()]
     # Built here, not in the lifespan, so a bad [auth] section is a ConfigError before serving.
     auth = build_authenticator(settings.auth)
+    if not settings.artifacts.hmac_key:
+        raise ConfigError("set SERVICE__ARTIFACTS__HMAC_KEY: model artifacts are verified with it")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

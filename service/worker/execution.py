@@ -83,6 +83,10 @@ class JobRunner:
             raise
         except (Unavailable, ChildDied, OSError) as exc:
             return await self._failed_attempt(job, exc)
+        except Exception as exc:  # a bug or a tampered artifact: fail the job, say why, go on
+            log.exception("job failed unexpectedly", extra={"job": str(job.id)})
+            await self._finish_failed(job.id, type(exc).__name__, str(exc))
+            return "failed"
         return "succeeded"
 
     async def _claim(self, job_id: uuid.UUID) -> JobRow | None:
