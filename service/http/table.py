@@ -320,7 +320,9 @@ OPERATIONS: list[Operation] = [
 DATASET = Param("name", "path", _STR, "Dataset name")
 GROUPING = (
     Param("group_by", "query", _STR, "Columns to group by", repeated=True),
-    Param("aggregate", "query", _STR, "Columns to aggregate (result `{column}_{func}`)", True),
+    Param(
+        "aggregate", "query", _STR, "Columns to aggregate (result `{column}_{func}`)", repeated=True
+    ),
     Param(
         "aggregate_func",
         "query",

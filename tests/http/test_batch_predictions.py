@@ -202,7 +202,11 @@ async def test_submission_errors(client: httpx2.AsyncClient, run_worker: Worker)
 
     # No matching rows: an empty output dataset that still has the prediction column.
     empty = {"dataset": {"name": "full", "where": ["sepal_length < 0"]}, "output_dataset": "none"}
-    job = json_of(await client.post("/models/iris/batch-predictions", json=empty))
+    key = {"Idempotency-Key": "once"}
+    job = json_of(await client.post("/models/iris/batch-predictions", json=empty, headers=key))
+    again = await client.post("/models/iris/batch-predictions", json=empty, headers=key)
+    assert again.status_code == 202 and json_of(again)["id"] == job["id"]
+    assert again.headers["idempotent-replayed"] == "true"
     await run_worker()
     assert (await job_of(client, job["id"]))["result"] == {"dataset": "none", "rows": 0}
     assert json_of(await client.get("/datasets/none"))["columns"][-1] == {
