@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from array import array
 from bisect import bisect_left
 from collections.abc import AsyncIterator
@@ -55,11 +56,13 @@ async def read_head(stream: AsyncIterator[bytes]) -> CsvHead:
     body = consumed[len(BOM) :] if consumed.startswith(BOM) else consumed
     if not body.strip():
         raise InvalidInput("the CSV is empty", [FieldError("$.header", "expected a header line")])
-    if not ended:  # the last line may be cut short: leave it to PostgreSQL
+    whole = ended and len(body) <= MAX_HEAD_BYTES
+    if not whole:  # the last line may be cut short: leave it to PostgreSQL
+        body = body[:MAX_HEAD_BYTES]
         body = body[: max(body.rfind(b"\n"), body.rfind(b"\r")) + 1]
     text = body.decode("utf-8", errors="replace")
-    records = list(csv.reader(io.StringIO(text, newline="")))
-    if not ended and len(records) > 1:
+    records = list(itertools.islice(csv.reader(io.StringIO(text, newline="")), SAMPLE_ROWS + 2))
+    if not whole and len(records) > 1:
         records.pop()  # may be a quoted field that continues beyond the head
     header = records[0] if records else []
     if "\ufffd" in "".join(header):

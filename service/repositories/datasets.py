@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,6 +25,7 @@ from service.schemas.datasets import ColumnSpec, ColumnTypeName, DatasetCreate
 SCHEMA = "datasets"
 ROW_ID = "__row"  # hidden identity column of every dataset table: upload order, tiebreak
 COPY_TIMEOUT = "15min"  # a streamed upload is one statement; the body limit bounds it too
+LOCK_TIMEOUT = "5s"  # longest wait for another request's lock on a dataset
 
 SQL_TYPES: Mapping[ColumnTypeName, str] = {
     "integer": "bigint",
@@ -100,19 +102,22 @@ class DatasetRepository:
         self.conn = conn
 
     async def get(self, name: str, *, lock: bool = False) -> DatasetRow | None:
-        row = await self.conn.fetchrow(
-            f"SELECT {_FIELDS} FROM dataset_catalogue WHERE name = $1"
-            + (" FOR UPDATE" if lock else ""),
-            name,
-        )
+        """With `lock`, the row stays locked for the transaction (see `busy`)."""
+        async with busy(self.conn, lock):
+            row = await self.conn.fetchrow(
+                f"SELECT {_FIELDS} FROM dataset_catalogue WHERE name = $1"
+                + (" FOR UPDATE" if lock else ""),
+                name,
+            )
         return None if row is None else msgspec.convert(dict(row), DatasetRow)
 
     async def get_by_id(self, dataset_id: int, *, lock: bool = False) -> DatasetRow | None:
-        row = await self.conn.fetchrow(
-            f"SELECT {_FIELDS} FROM dataset_catalogue WHERE id = $1"
-            + (" FOR UPDATE" if lock else ""),
-            dataset_id,
-        )
+        async with busy(self.conn, lock):
+            row = await self.conn.fetchrow(
+                f"SELECT {_FIELDS} FROM dataset_catalogue WHERE id = $1"
+                + (" FOR UPDATE" if lock else ""),
+                dataset_id,
+            )
         return None if row is None else msgspec.convert(dict(row), DatasetRow)
 
     async def exists(self, name: str) -> bool:
@@ -177,6 +182,23 @@ class DatasetRepository:
         await self.conn.execute("DELETE FROM dataset_catalogue WHERE id = $1", dataset_id)
 
 
+@asynccontextmanager
+async def busy(conn: Connection, waits: bool) -> AsyncIterator[None]:
+    """Lock waits of the block end after LOCK_TIMEOUT with a 409 instead of running into the
+    statement timeout (a 500): a dataset being appended to, dropped or read stays busy only
+    as long as that takes. Must run inside a transaction when `waits`."""
+    if not waits:
+        yield
+        return
+    await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+    try:
+        yield
+    except asyncpg.LockNotAvailableError:
+        raise Conflict(
+            "the dataset is busy (being changed, or read by an export or a job); retry"
+        ) from None
+
+
 class CopyRejected(Exception):
     """PostgreSQL refused a COPY: `line` (physical, 1-based) and `column` when it said so."""
 
@@ -201,7 +223,9 @@ class DatasetTable:
         await self.conn.execute(f"CREATE TABLE {self.sql} ({', '.join(defs)})")
 
     async def drop(self) -> None:
-        await self.conn.execute(f"DROP TABLE IF EXISTS {self.sql}")
+        """Waits at most LOCK_TIMEOUT for readers (an export, a job's read) to finish."""
+        async with busy(self.conn, True):
+            await self.conn.execute(f"DROP TABLE IF EXISTS {self.sql}")
 
     async def copy_csv(
         self, columns: Sequence[ColumnSpec], source: AsyncIterable[bytes], *, header: bool = True

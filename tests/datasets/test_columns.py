@@ -129,3 +129,20 @@ def test_to_rows_converts_and_locates_errors() -> None:
         "$.data[2].t",
     }
     assert "integer" in locs["$.data[1].i"] and "NUL" in locs["$.data[2].t"]
+
+
+@pytest.mark.parametrize(
+    ("refused", "accepted"),
+    [
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000001Z"),
+        ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999998Z"),
+    ],
+)
+def test_timestamps_the_driver_would_store_as_infinity_are_refused(
+    refused: str, accepted: str
+) -> None:
+    column = [ColumnSpec(name="ts", type="timestamp")]
+    with pytest.raises(InvalidInput) as caught:
+        to_rows([{"ts": refused}], column, known_only=True)
+    assert caught.value.errors[0].loc == "$.data[0].ts"
+    assert to_rows([{"ts": accepted}], column, known_only=True)

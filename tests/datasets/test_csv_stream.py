@@ -59,3 +59,10 @@ def test_tracker_counts_a_final_newline_once() -> None:
     tracker = LineTracker(b"\r")
     tracker.feed(b"a\r1\r2")
     assert tracker.records() == 3
+
+
+async def test_head_of_one_huge_chunk_parses_only_the_sample() -> None:
+    body = b"n,t\n" + b"".join(b'%d,"a\nb"\n' % i for i in range(200_000))
+    head = await read_head(chunks([body]))
+    assert head.consumed == body and head.header == ["n", "t"]
+    assert len(head.sample) == SAMPLE_ROWS and head.sample[-1] == [str(SAMPLE_ROWS - 1), "a\nb"]

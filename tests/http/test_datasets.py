@@ -302,3 +302,25 @@ async def test_openapi_documents_csv_bodies(client: httpx2.AsyncClient) -> None:
     rows_op = doc["paths"]["/datasets/{name}/rows"]["get"]
     assert "text/csv" in rows_op["responses"]["200"]["content"]
     assert "/models/{name}/batch-predictions" in doc["paths"]
+
+
+async def test_busy_dataset_is_a_conflict_not_a_timeout(
+    client: httpx2.AsyncClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.repositories.datasets.LOCK_TIMEOUT", "200ms")
+    await create(client)
+    reader = await asyncpg.connect(database_url)
+    try:
+        reading = reader.transaction()
+        await reading.start()  # like an export's snapshot: the table is in use
+        await reader.fetchval('SELECT count(*) FROM datasets."d_1"')
+        dropped = await client.delete("/datasets/d")
+        assert dropped.status_code == 409 and "busy" in json_of(dropped)["detail"]
+        await reader.execute("SELECT 1 FROM dataset_catalogue WHERE name = 'd' FOR UPDATE")
+        appended = await client.post("/datasets/d/rows", json={"data": [{"id": 99}]})
+        assert appended.status_code == 409
+        await reading.rollback()
+    finally:
+        await reader.close()
+    assert json_of(await client.get("/datasets/d"))["rows"] == 10
+    assert (await client.delete("/datasets/d")).status_code == 204
