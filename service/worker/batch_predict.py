@@ -26,6 +26,7 @@ from service.domain.batch_predictions import prediction_columns
 from service.domain.errors import Conflict, DomainError
 from service.estimators.predicting import Prediction, predict
 from service.estimators.table import Table
+from service.query import Compiled
 from service.repositories.database import Connection
 from service.repositories.datasets import DatasetRepository, DatasetTable
 from service.repositories.jobs import JobRow
@@ -38,6 +39,7 @@ from service.worker.dataset_loader import (
     dataset_of,
     fail_job_in,
     plain_rows,
+    refused_queries,
     timestamp_positions,
 )
 
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from service.worker.execution import JobRunner
 
 CHUNK_ROWS = 10_000
+COUNT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,9 @@ class _Model:
 async def run_batch_predict(runner: JobRunner, job: JobRow) -> None:
     try:
         model = await _load_model(runner, job)
-        async with runner.db.connection() as conn, conn.transaction():
-            await _predict_into_dataset(runner, conn, job, model)
+        with refused_queries():
+            async with runner.db.connection() as conn, conn.transaction():
+                await _predict_into_dataset(runner, conn, job, model)
     except GiveUp as exc:
         await fail_job_in(runner.db, job, exc.error_type, exc.message)
 
@@ -97,7 +101,7 @@ async def _predict_into_dataset(
     selected: list[str] = spec["select"]
     stamps = timestamp_positions(source, compiled.columns)
     pick = _picker([compiled.columns.index(f) for f in model.features])
-    total = int(await conn.fetchval(compiled.count_sql, *compiled.args))
+    total = await _count(runner, compiled)
     output_id = await DatasetRepository(conn).next_id()
     table = DatasetTable(conn, output_id)
     writer: _Writer | None = None
@@ -115,11 +119,22 @@ async def _predict_into_dataset(
                 await table.create(writer.columns)
             await table.copy_records(writer.names, writer.records(chunk, result))
             done += len(chunk)
-            await _progress(runner, job, done / max(total, 1))
+            if total:
+                await _progress(runner, job, done / total)
     if writer is None:  # no rows: the columns still tell what a prediction would be
         writer = _Writer.empty([ColumnSpec(name=c, type=types[c]) for c in selected], model, spec)
         await table.create(writer.columns)
     await _finish(conn, job, output_id, writer.columns, done, model)
+
+
+async def _count(runner: JobRunner, compiled: Compiled) -> int | None:
+    """The input's row count for `progress`, if PostgreSQL can tell within COUNT_SECONDS."""
+    async with runner.db.connection() as conn:
+        try:
+            total = await conn.fetchval(compiled.count_sql, *compiled.args, timeout=COUNT_SECONDS)
+        except TimeoutError:
+            return None
+    return int(total)
 
 
 def _picker(positions: list[int]) -> Callable[[list[list[Any]]], list[Any]]:

@@ -14,17 +14,19 @@ with a message naming the problem; it is not retried.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from service.domain import batches
 from service.domain.datasets import compile_stored
 from service.domain.errors import DomainError
 from service.query import Compiled
-from service.repositories.database import Connection, Database
+from service.repositories.database import OUTAGE_ERRORS, Connection, Database
 from service.repositories.datasets import DatasetRepository, DatasetRow, DatasetTable
 from service.repositories.jobs import JobRow
 from service.repositories.versions import BatchRepository
@@ -48,7 +50,8 @@ def dataset_loader(settings: Settings) -> Callable[[Connection, JobRow], Awaitab
 
     async def load(conn: Connection, job: JobRow) -> list[int]:
         try:
-            return await load_training_rows(conn, job, settings.worker.max_train_rows)
+            with refused_queries():
+                return await load_training_rows(conn, job, settings.worker.max_train_rows)
         except GiveUp as exc:
             await fail_job(conn, job, exc.error_type, exc.message)
             from service.worker.execution import JobLost
@@ -89,6 +92,18 @@ async def load_training_rows(conn: Connection, job: JobRow, max_rows: int) -> li
             "UPDATE jobs SET spec = $2 WHERE id = $1 AND status = 'running'", job.id, spec
         )
     return [batch_id]
+
+
+@contextlib.contextmanager
+def refused_queries() -> Iterator[None]:
+    """A query PostgreSQL refuses (a statement timeout on a very selective filter, say) fails
+    the job with its message; losing the database is still an infrastructure error (retried)."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        if isinstance(exc, OUTAGE_ERRORS):
+            raise
+        raise GiveUp("DatabaseError", f"PostgreSQL refused the dataset query: {exc}") from None
 
 
 async def dataset_of(conn: Connection, dataset_id: int, name: str) -> DatasetRow:
