@@ -49,4 +49,5 @@ async def auth(config: Config) -> Section:
 
 
 async def datasets(config: Config) -> Section:
-    return await _script("Datasets (bench/bench_datasets.py)", "bench.bench_datasets", [])
+    args = ["--rows", "100000", "--rounds", "1", "--queries", "5"] if config.quick else []
+    return await _script("Datasets (bench/bench_datasets.py)", "bench.bench_datasets", args)
