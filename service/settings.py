@@ -82,6 +82,7 @@ class AuthSettings(Section):
 
 class WorkerSettings(Section):
     max_jobs: Positive = 2
+    poll_seconds: PositiveFloat = 0.05
     max_tries: Positive = 3
     job_timeout: Positive = 3600
     heartbeat_seconds: PositiveFloat = 2.0

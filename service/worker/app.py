@@ -67,7 +67,7 @@ def build_worker(
     burst: bool = False,
     handle_signals: bool = True,
     serve_metrics: bool = True,
-    poll_delay: float = 0.5,
+    poll_delay: float | None = None,
     extra_functions: Sequence[Function] = (),
 ) -> Worker:
     from service.worker.tasks import CRON_JOBS, FUNCTIONS
@@ -102,7 +102,7 @@ def build_worker(
         on_shutdown=on_shutdown,
         burst=burst,
         handle_signals=handle_signals,
-        poll_delay=poll_delay,
+        poll_delay=settings.worker.poll_seconds if poll_delay is None else poll_delay,
         max_jobs=settings.worker.max_jobs,
         job_timeout=settings.worker.job_timeout,
         max_tries=settings.worker.max_tries,
