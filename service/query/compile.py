@@ -266,7 +266,8 @@ def _condition(condition: Condition, loc: str, source: Source, args: _Args) -> s
             raise bad(loc, "a LIKE pattern cannot end with a single backslash (escape it)")
         return f"{expr} {_LIKES[op]} {args.add(text, 'text')}"
     if column.type is ColumnType.TEXT_ARRAY:
-        return f"{args.add(text, 'text')} = ANY({expr})"
+        # `@>` rather than `= ANY(...)`, so a GIN index on the array column can answer it.
+        return f"{expr} @> ARRAY[{args.add(text, 'text')}]"
     prefix, suffix = _AFFIXES[op]
     pattern = prefix + escape_like(text) + suffix
     return f"{expr} LIKE {args.add(pattern, 'text')} {_ESCAPE}"

@@ -126,7 +126,7 @@ def test_compile_where_alone() -> None:
         ("name STARTSWITH a", "\"name\" LIKE $1::text ESCAPE E'\\\\'", ["a%"]),
         ("name ENDSWITH a", "\"name\" LIKE $1::text ESCAPE E'\\\\'", ["%a"]),
         ("name IN (a, 'b')", '"name" = ANY($1::text[])', [["a", "b"]]),
-        ("tags CONTAINS prod", '$1::text = ANY("tags")', ["prod"]),
+        ("tags CONTAINS prod", '"tags" @> ARRAY[$1::text]', ["prod"]),
         ("tags IS NULL", '"tags" IS NULL', []),
         ("meta IS NOT NULL", '"meta" IS NOT NULL', []),
         ('"we\\"ird name" = a', '"we""ird name" = $1::text', ["a"]),
