@@ -11,7 +11,6 @@ The output holds the selected input columns (default: all) plus the prediction c
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,15 +19,11 @@ import msgspec
 from service.domain.dataset_columns import name_problem
 from service.domain.datasets import compile_stored, plan_dataset
 from service.domain.errors import Conflict, FieldError, InvalidInput, NotFound
-from service.domain.jobs import IdempotencyKey, Submitted
-from service.domain.models import load_row
+from service.domain.jobs import IdempotencyKey, Jobs, Submitted
 from service.estimators.predicting import class_key
-from service.jobs.queue import JobQueue
-from service.repositories.database import Connection, Database
+from service.repositories.database import Connection
 from service.repositories.datasets import DatasetRepository
-from service.repositories.idempotency import IdempotencyRepository, StoredResponse
-from service.repositories.jobs import JobRepository
-from service.repositories.models import ModelRepository, ModelRow
+from service.repositories.models import ModelRow
 from service.repositories.versions import VersionRepository
 from service.schemas.jobs import JobOut
 from service.schemas.training import BatchPredictRequest
@@ -60,35 +55,16 @@ def prediction_columns(output: str, width: int | None, classes: Sequence[Any] | 
 
 
 class BatchPredictions:
-    def __init__(self, db: Database, queue: JobQueue) -> None:
-        self.db = db
-        self.queue = queue
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
 
     async def submit(
         self, name: str, body: BatchPredictRequest, who: str, idem: IdempotencyKey | None
     ) -> Submitted:
-        async with self.db.transaction() as conn:
-            if idem is not None:
-                stored = await IdempotencyRepository(conn).lock_and_get(
-                    idem.principal, idem.key, idem.method, idem.path
-                )
-                if stored is not None:
-                    return _replay(stored, idem)
-            if await ModelRepository(conn).lock(name) is None:
-                raise NotFound(f"model '{name}' does not exist")
-            model = await load_row(conn, name)
-            spec = await _plan(conn, model, body)
-            job = await JobRepository(conn).insert(uuid.uuid4(), model.id, name, KIND, spec, who)
-            if idem is not None:
-                await IdempotencyRepository(conn).store(
-                    idem.principal,
-                    idem.key,
-                    idem.method,
-                    idem.path,
-                    StoredResponse(idem.fingerprint, 202, _encoder.encode(job), None),
-                )
-        await self.queue.enqueue(job.id)
-        return Submitted(job)
+        async def plan(conn: Connection, model: ModelRow) -> dict[str, Any]:
+            return await _plan(conn, model, body)
+
+        return await self.jobs.submit_job(name, KIND, who, idem, plan)
 
 
 async def _plan(conn: Connection, model: ModelRow, body: BatchPredictRequest) -> dict[str, Any]:
@@ -142,12 +118,3 @@ async def _plan(conn: Connection, model: ModelRow, body: BatchPredictRequest) ->
         "read": read,
         "output_dataset": body.output_dataset,
     }
-
-
-def _replay(stored: StoredResponse, idem: IdempotencyKey) -> Submitted:
-    if stored.request_hash != idem.fingerprint:
-        raise InvalidInput(
-            "this Idempotency-Key was used with a different request",
-            [FieldError("Idempotency-Key", "reused with a different body")],
-        )
-    return Submitted(_decoder.decode(stored.body), replayed=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -56,6 +56,9 @@ class Submitted:
     replayed: bool = False
 
 
+Planner = Callable[[Connection, ModelRow], Awaitable[dict[str, Any]]]
+AfterInsert = Callable[[Connection, ModelRow, JobOut], Awaitable[None]]
+
 _FILTER_COLUMNS = {"model": "model_name", "status": "status", "kind": "kind"}
 _job_encoder = msgspec.json.Encoder()
 _job_decoder = msgspec.json.Decoder(JobOut)
@@ -72,7 +75,33 @@ class Jobs:
     async def submit(
         self, name: str, kind: str, body: TrainRequest, who: str, idem: IdempotencyKey | None
     ) -> Submitted:
+        """Train or update: the inline rows, if any, are stored with the job."""
         batch = self._inline_batch(body)
+
+        async def plan(conn: Connection, model: ModelRow) -> dict[str, Any]:
+            return await self._plan(conn, model, kind, body, batch)
+
+        async def store_rows(conn: Connection, model: ModelRow, job: JobOut) -> None:
+            if batch is not None:
+                batch_id = await BatchRepository(conn).insert(
+                    model.id, job.id, batch.columns, len(batch), batches.encode(batch)
+                )
+                await JobRepository(conn).add_to_spec(job.id, {"batch_id": batch_id})
+
+        return await self.submit_job(name, kind, who, idem, plan, store_rows)
+
+    async def submit_job(
+        self,
+        name: str,
+        kind: str,
+        who: str,
+        idem: IdempotencyKey | None,
+        plan: Planner,
+        after_insert: AfterInsert | None = None,
+    ) -> Submitted:
+        """The one submission transaction of every job kind: replay a keyed request, lock the
+        model, plan the job (raising on anything invalid), insert it, remember the response
+        for its key; then, after the commit, enqueue it."""
         async with self.db.transaction() as conn:
             if idem is not None:
                 stored = await IdempotencyRepository(conn).lock_and_get(
@@ -81,14 +110,10 @@ class Jobs:
                 if stored is not None:
                     return _replay(stored, idem)
             model = await _lock_model(conn, name)
-            spec = await self._plan(conn, model, kind, body, batch)
-            job_id = uuid.uuid4()
-            job = await JobRepository(conn).insert(job_id, model.id, name, kind, spec, who)
-            if batch is not None:
-                spec["batch_id"] = await BatchRepository(conn).insert(
-                    model.id, job_id, batch.columns, len(batch), batches.encode(batch)
-                )
-                await JobRepository(conn).set_spec(job_id, spec)
+            spec = await plan(conn, model)
+            job = await JobRepository(conn).insert(uuid.uuid4(), model.id, name, kind, spec, who)
+            if after_insert is not None:
+                await after_insert(conn, model, job)
             if idem is not None:
                 await IdempotencyRepository(conn).store(
                     idem.principal,

@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> Starlette:
         registry = ModelRegistry(db, settings.artifacts.hmac_key, settings.models.cache_bytes)
         await registry.start()
         predictor = Predictor(registry, settings)
+        jobs = Jobs(db, queue, settings.worker)
         svc = Services(
             settings=settings,
             db=db,
@@ -72,12 +73,12 @@ def create_app(settings: Settings) -> Starlette:
             catalogue=catalogue,
             model_types=ModelTypes(db),
             models=Models(db, catalogue),
-            jobs=Jobs(db, queue, settings.worker),
+            jobs=jobs,
             versions=Versions(db),
             registry=registry,
             predictor=predictor,
             datasets=Datasets(db),
-            batch_predictions=BatchPredictions(db, queue),
+            batch_predictions=BatchPredictions(jobs),
         )
         sync: asyncio.Task[None] | None = None
         try:

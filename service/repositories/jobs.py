@@ -135,5 +135,5 @@ class JobRepository:
         )
         return [(r["id"], r["dispatches"]) for r in rows]
 
-    async def set_spec(self, job_id: uuid.UUID, spec: dict[str, Any]) -> None:
-        await self.conn.execute("UPDATE jobs SET spec = $2 WHERE id = $1", job_id, spec)
+    async def add_to_spec(self, job_id: uuid.UUID, values: dict[str, Any]) -> None:
+        await self.conn.execute("UPDATE jobs SET spec = spec || $2 WHERE id = $1", job_id, values)

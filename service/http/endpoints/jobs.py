@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from service.domain.errors import BadRequest, FieldError
-from service.domain.jobs import IdempotencyKey
+from service.domain.jobs import IdempotencyKey, Submitted
 from service.http.bodies import decode_json, is_json, read_body
 from service.http.params import multi_params, paging, path_int, path_str, path_uuid, single
 from service.http.problems import HttpProblem
@@ -15,6 +17,8 @@ from service.http.routes import principal_of
 from service.http.state import services
 from service.query import parse_query
 from service.schemas.training import TrainRequest
+
+T = TypeVar("T")
 
 JOB_FILTERS = ("model", "status", "kind")
 _KEY_MAX = 255
@@ -29,15 +33,24 @@ async def update(request: Request) -> Response:
 
 
 async def _submit(request: Request, kind: str) -> Response:
-    svc = services(request)
+    body, who, key = await read_submission(request, TrainRequest)
+    name = path_str(request, "name")
+    return accepted(await services(request).jobs.submit(name, kind, body, who, key))
+
+
+async def read_submission(
+    request: Request, body_type: type[T]
+) -> tuple[T, str, IdempotencyKey | None]:
+    """The body of a job-starting POST, its caller, and its `Idempotency-Key` (if any)."""
     if not is_json(request):
         raise HttpProblem(415, "expected Content-Type application/json")
-    raw = await read_body(request, svc.settings.http.max_body_bytes)
-    body = decode_json(raw, TrainRequest)
+    raw = await read_body(request, services(request).settings.http.max_body_bytes)
+    body = decode_json(raw, body_type)
     who = principal_of(request).sub
-    submitted = await svc.jobs.submit(
-        path_str(request, "name"), kind, body, who, _idempotency_key(request, who, raw)
-    )
+    return body, who, _idempotency_key(request, who, raw)
+
+
+def accepted(submitted: Submitted) -> Response:
     headers = {"Location": f"/jobs/{submitted.job.id}"}
     if submitted.replayed:
         headers["Idempotent-Replayed"] = "true"
