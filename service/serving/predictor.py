@@ -49,24 +49,24 @@ class Predictor:
         self.waiting = 0
 
     async def predict(self, name: str, body: PredictRequest) -> PredictResponse:
-        table = _table_of(body)
+        size = _size_of(body)
         model = await self.registry.resolve(name, body.version)
         output = body.output or model.default_output
-        values = await self._run(model, table, output) if len(table) else []
+        values = await self._run(model, body, size, output) if size else []
         return PredictResponse(model=name, version=model.version, predictions=values)
 
-    async def _run(self, model: LoadedModel, table: Table, output: str) -> list[Any]:
+    async def _run(
+        self, model: LoadedModel, body: PredictRequest, size: int, output: str
+    ) -> list[Any]:
         check_output(model.estimator, output)
         if self.waiting >= self.max_waiting:
             raise Overloaded()
         self.waiting += 1
         try:
-            prepare = functools.partial(
-                prepare_input, model.estimator, model.features, model.feature_kinds
-            )
+            prepare = functools.partial(_prepare, model)
             apply = functools.partial(_apply_json, model.estimator, output)
             key = (model.model_id, model.version, output)
-            call = self.batcher.submit(key, table, len(table), prepare, apply)
+            call = self.batcher.submit(key, body, size, prepare, apply)
             return await asyncio.wait_for(call, self.timeout)
         except TimeoutError:
             raise PredictionTimeout() from None
@@ -83,16 +83,38 @@ def _apply_json(estimator: Any, output: str, matrix: Any) -> list[Any]:
         return apply_output(estimator, matrix, output).to_json()
 
 
-def _table_of(body: PredictRequest) -> Table:
+def _size_of(body: PredictRequest) -> int:
+    """Rows in the request, after checking it uses exactly one of the two forms."""
     if body.data is not None:
         if body.columns is not None or body.rows is not None:
             raise _one_form()
-        return Table.from_records(body.data)
+        return len(body.data)
     if body.columns is None or body.rows is None:
         raise _one_form()
-    table = Table(body.columns, body.rows, "$.rows", "rows")
-    table.check_shape()
-    return table
+    return len(body.rows)
+
+
+def _prepare(model: LoadedModel, body: PredictRequest) -> Any:
+    """In a pool thread: the request's feature matrix (the checks of `prepare_input`)."""
+    if body.data is not None:
+        if model.all_numeric:
+            # Records of plain numbers, the common case: one C-level conversion. Anything
+            # else (a missing key, text, null, inf) takes the path that names the bad cell.
+            try:
+                matrix = np.array(
+                    [[record[f] for f in model.features] for record in body.data],
+                    dtype=np.float64,
+                )
+            except (KeyError, TypeError, ValueError):
+                matrix = None
+            if matrix is not None and np.isfinite(matrix).all():
+                return matrix
+        table = Table.from_records(body.data)
+    else:
+        assert body.columns is not None and body.rows is not None
+        table = Table(body.columns, body.rows, "$.rows", "rows")
+        table.check_shape()
+    return prepare_input(model.estimator, model.features, model.feature_kinds, table)
 
 
 def _one_form() -> InvalidInput:
