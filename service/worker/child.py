@@ -35,6 +35,18 @@ def context() -> ForkServerContext:
     return _context
 
 
+def _noop() -> None:
+    return None
+
+
+def warm_up() -> None:
+    """Start the forkserver now (it imports scikit-learn and discovers the model types, a few
+    seconds), so the first job does not pay for it."""
+    process = context().Process(target=_noop, daemon=True)
+    process.start()
+    process.join(60)
+
+
 def _die_with_parent() -> None:
     """Linux: the kernel kills this child when the forkserver (and so the worker) is gone."""
     with contextlib.suppress(Exception):

@@ -12,6 +12,7 @@ from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
 from service.repositories.database import Database
 from service.settings import Settings
+from service.worker import child
 from service.worker.dataset_loader import dataset_loader
 from service.worker.execution import JobRunner
 from service.worker.metrics import WorkerMetrics
@@ -26,6 +27,7 @@ class WorkerContext:
     metrics: WorkerMetrics
     runner: JobRunner
     sweeper_task: asyncio.Task[None] | None = None
+    warm_up_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: Settings, worker_id: str, sweep: bool = True) -> WorkerContext:
@@ -36,6 +38,7 @@ class WorkerContext:
         runner = JobRunner(db, settings, worker_id)
         runner.dataset_loader = dataset_loader(settings)
         context = cls(settings, db, redis, WorkerMetrics(), runner)
+        context.warm_up_task = asyncio.create_task(asyncio.to_thread(child.warm_up))
         if sweep:
             sweeper = Sweeper(db, queue, settings.worker)
             context.sweeper_task = asyncio.create_task(sweeper.run_forever())
