@@ -79,6 +79,8 @@ def decode_json(body: bytes, type_: type[T]) -> T:
         raise InvalidInput("the body does not match the schema", [validation_error(exc)]) from exc
     except msgspec.DecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from exc
+    except RecursionError:  # msgspec decodes on the C stack, bounded by the recursion limit
+        raise BadRequest("malformed JSON: arrays or objects nested too deeply") from None
 
 
 def validation_error(exc: msgspec.ValidationError) -> FieldError:

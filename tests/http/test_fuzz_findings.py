@@ -1,0 +1,45 @@
+"""Regression cases found by fuzzing the running service (schemathesis and hand-made probes).
+
+Each test is a request that once answered 500 (or a redirect, or a silent guess) instead of a
+4xx problem naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+
+from tests.conftest import json_of
+
+pytestmark = pytest.mark.anyio
+
+PROBLEM = "application/problem+json"
+LOGREG = "sklearn.linear_model.LogisticRegression"
+
+
+def assert_problem(response: httpx2.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, object] = json_of(response)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/models", '{"name": "m", "model_type": "LOGREG", "settings": {"C": NESTED}}'),
+        ("/models/m/train", '{"data": [], "parameters": {"x": NESTED}}'),
+        ("/models/m/update", '{"data": [], "parameters": {"x": {"y": NESTED}}}'),
+    ],
+)
+async def test_deeply_nested_json_is_a_400(
+    client: httpx2.AsyncClient, path: str, template: str
+) -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+    response = await client.post(
+        path,
+        content=template.replace("LOGREG", LOGREG).replace("NESTED", nested),
+        headers={"Content-Type": "application/json"},
+    )
+    body = assert_problem(response, 400)
+    assert "nested" in str(body["detail"])
