@@ -29,6 +29,8 @@ ShortText = Annotated[str, msgspec.Meta(max_length=1_000)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=100)]
 ColumnName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[^\x00]+$")]
+# Versions are PostgreSQL `integer`s: a larger number in a body is a 422, not an overflow.
+VersionNumber = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from service.schemas.base import ApiStruct, ColumnName
+from service.schemas.base import ApiStruct, ColumnName, VersionNumber
 from service.schemas.training import Output, Record, Scalar
 
 
@@ -17,7 +17,7 @@ class PredictRequest(ApiStruct):
     columns: Annotated[list[ColumnName], msgspec.Meta(max_length=10_000)] | None = None
     rows: list[list[Scalar]] | None = None
     output: Output | None = None
-    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    version: VersionNumber | None = None
 
 
 class PredictResponse(ApiStruct):

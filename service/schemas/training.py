@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from service.schemas.base import ApiStruct, ColumnName, Name
+from service.schemas.base import ApiStruct, ColumnName, Name, VersionNumber
 
 Scalar = str | int | float | bool | None
 Record = dict[str, Scalar]
@@ -51,7 +51,7 @@ class BatchPredictRequest(ApiStruct):
     dataset: DatasetQuery
     output_dataset: Name
     output: Output | None = None
-    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    version: VersionNumber | None = None
 
 
 class VersionOut(ApiStruct):

@@ -43,3 +43,22 @@ async def test_deeply_nested_json_is_a_400(
     )
     body = assert_problem(response, 400)
     assert "nested" in str(body["detail"])
+
+
+@pytest.mark.parametrize("version", [2**31, 2**63, 2**64 - 1])
+async def test_version_beyond_int32_in_a_body_is_a_422(
+    client: httpx2.AsyncClient, version: int
+) -> None:
+    created = await client.post("/models", json={"name": "m", "model_type": LOGREG})
+    assert created.status_code == 201, created.text
+    predict = await client.post("/models/m/predict", json={"data": [{"a": 1}], "version": version})
+    assert assert_problem(predict, 422)["errors"] == [
+        {"loc": "$.version", "msg": "Expected `int` <= 2147483647"}
+    ]
+    batch = await client.post(
+        "/models/m/batch-predictions",
+        json={"dataset": {"name": "d"}, "output_dataset": "out", "version": version},
+    )
+    assert assert_problem(batch, 422)["errors"] == [
+        {"loc": "$.version", "msg": "Expected `int` <= 2147483647"}
+    ]
