@@ -28,6 +28,10 @@ MAX_HEAD_BYTES = 4 * 1024 * 1024  # stop sampling early when the first rows are 
 _MAX_TRACKED = 1_000_000  # embedded newlines remembered for row numbers (8 MB at most)
 BOM = b"\xef\xbb\xbf"
 
+# Python's csv module refuses fields over 128 KiB; PostgreSQL takes them, so the head must too.
+# The limit is process-wide; a field in the head can be no larger than the head.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_HEAD_BYTES))
+
 
 @dataclass
 class CsvHead:
@@ -61,7 +65,12 @@ async def read_head(stream: AsyncIterator[bytes]) -> CsvHead:
         body = body[:MAX_HEAD_BYTES]
         body = body[: max(body.rfind(b"\n"), body.rfind(b"\r")) + 1]
     text = body.decode("utf-8", errors="replace")
-    records = list(itertools.islice(csv.reader(io.StringIO(text, newline="")), SAMPLE_ROWS + 2))
+    try:
+        records = list(itertools.islice(csv.reader(io.StringIO(text, newline="")), SAMPLE_ROWS + 2))
+    except csv.Error as exc:
+        raise InvalidInput(
+            f"the CSV is malformed: {exc}", [FieldError("$.data", str(exc))]
+        ) from None
     if not whole and len(records) > 1:
         records.pop()  # may be a quoted field that continues beyond the head
     header = records[0] if records else []

@@ -62,3 +62,23 @@ async def test_version_beyond_int32_in_a_body_is_a_422(
     assert assert_problem(batch, 422)["errors"] == [
         {"loc": "$.version", "msg": "Expected `int` <= 2147483647"}
     ]
+
+
+async def test_csv_field_larger_than_pythons_csv_limit_is_stored(
+    client: httpx2.AsyncClient,
+) -> None:
+    big = "x" * 300_000  # Python's csv module refuses fields over 128 KiB by default
+    response = await client.post(
+        "/datasets?name=big",
+        content=f"a,b\n{big},1\n".encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert response.status_code == 201, response.text
+    appended = await client.post(
+        "/datasets/big/rows",
+        content=f"a,b\n{big},2\n".encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert appended.status_code == 200, appended.text
+    rows = json_of(await client.get("/datasets/big/rows?order_by=b"))
+    assert [(r["a"] == big, r["b"]) for r in rows["items"]] == [(True, 1), (True, 2)]
