@@ -82,3 +82,16 @@ async def test_csv_field_larger_than_pythons_csv_limit_is_stored(
     assert appended.status_code == 200, appended.text
     rows = json_of(await client.get("/datasets/big/rows?order_by=b"))
     assert [(r["a"] == big, r["b"]) for r in rows["items"]] == [(True, 1), (True, 2)]
+
+
+async def test_repeated_idempotency_key_header_is_a_400(client: httpx2.AsyncClient) -> None:
+    created = await client.post("/models", json={"name": "m", "model_type": LOGREG})
+    assert created.status_code == 201, created.text
+    response = await client.post(
+        "/models/m/train",
+        json={"data": [{"a": 1, "y": "p"}], "target": "y"},
+        headers=[("Idempotency-Key", "a"), ("Idempotency-Key", "b")],
+    )
+    body = assert_problem(response, 400)
+    assert body["errors"] == [{"loc": "Idempotency-Key", "msg": "given more than once"}]
+    assert json_of(await client.get("/jobs"))["total"] == 0

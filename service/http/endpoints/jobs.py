@@ -58,9 +58,15 @@ def accepted(submitted: Submitted) -> Response:
 
 
 def _idempotency_key(request: Request, who: str, body: bytes) -> IdempotencyKey | None:
-    key = request.headers.get("idempotency-key")
-    if key is None:
+    keys = request.headers.getlist("idempotency-key")
+    if not keys:
         return None
+    if len(keys) > 1:  # which one the client meant is a guess: refuse rather than pick
+        raise BadRequest(
+            "Idempotency-Key may be given once",
+            [FieldError("Idempotency-Key", "given more than once")],
+        )
+    key = keys[0]
     if not key or len(key) > _KEY_MAX or not key.isprintable():
         raise BadRequest(
             "invalid Idempotency-Key",
