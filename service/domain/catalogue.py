@@ -7,7 +7,7 @@ import logging
 
 import msgspec
 
-from service.domain.errors import Unavailable
+from service.domain.errors import QueryTimeout, Unavailable
 from service.estimators.catalogue import Catalogue
 from service.repositories.database import Database
 from service.repositories.model_types import ModelTypeRepository
@@ -32,5 +32,5 @@ async def keep_syncing_until_done(db: Database, catalogue: Catalogue, retry_seco
         try:
             await sync_catalogue(db, catalogue)
             return
-        except Unavailable:
+        except (Unavailable, QueryTimeout):
             pass

@@ -39,6 +39,15 @@ class BadRequest(DomainError):
     """Malformed request parameters, such as an unparsable query (a 400)."""
 
 
+class QueryTimeout(DomainError):
+    """A query ran into the statement timeout; a narrower one may succeed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the query took longer than the database allows; narrow it (where, limit, select)"
+        )
+
+
 class Unavailable(DomainError):
     """A dependency (PostgreSQL, Redis) does not answer; the client should retry later."""
 

@@ -179,7 +179,7 @@ class Jobs:
             "parameters": body.parameters,
             "incremental": bool(model_type.incremental) and kind == "update",
             "base_version": model.current_version if kind == "update" else None,
-            "source": {"kind": "inline"} if batch is not None else _dataset_source(body),
+            "source": "inline" if batch is not None else _dataset_source(body),
         }
         if dataset is not None and body.dataset is not None:
             # The worker reads the rows itself (service/worker/dataset_loader.py).
@@ -217,7 +217,8 @@ class Jobs:
         async with self.db.connection() as conn:
             model = await load_row(conn, name)
             job = await JobRepository(conn).get(model.job_id) if model.job_id else None
-        return ModelStatus(status=model.status, job=job)  # type: ignore[arg-type]
+        # The status is the job's own, read once, so the two can never disagree.
+        return ModelStatus(status=job.status if job else "idle", job=job)
 
     # -- cancelling ---------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Use cases of named models: create, read, list, change metadata, delete."""
+"""Use cases of named models: create, read, list, change metadata (delete is in jobs.py,
+since it cancels the model's jobs)."""
 
 from __future__ import annotations
 
@@ -83,4 +84,5 @@ async def _load(conn: Connection, name: str) -> ModelOut:
     job = await JobRepository(conn).get(row.job_id) if row.job_id is not None else None
     fields = msgspec.structs.asdict(row)
     del fields["id"], fields["job_id"]
+    fields["status"] = job.status if job else "idle"  # the job as read, so they agree
     return ModelOut(**fields, job=job)

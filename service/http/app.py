@@ -20,7 +20,7 @@ from service.auth.factory import build_authenticator
 from service.domain.batch_predictions import BatchPredictions
 from service.domain.catalogue import keep_syncing_until_done, sync_catalogue
 from service.domain.datasets import Datasets
-from service.domain.errors import Unavailable
+from service.domain.errors import QueryTimeout, Unavailable
 from service.domain.jobs import Jobs
 from service.domain.model_types import ModelTypes
 from service.domain.models import Models
@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> Starlette:
         sync: asyncio.Task[None] | None = None
         try:
             await sync_catalogue(db, catalogue)
-        except Unavailable:  # start anyway; probes answer and the sync retries in the background
+        except (Unavailable, QueryTimeout):  # start anyway; the sync retries in the background
             sync = asyncio.create_task(keep_syncing_until_done(db, catalogue, retry_seconds=2.0))
         log.info("api started", extra={"version": __version__})
         try:
@@ -91,8 +91,6 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             if sync is not None:
                 sync.cancel()
-            predictor.close()
-            await registry.close()
             predictor.close()
             await registry.close()
             await auth.close()

@@ -68,6 +68,7 @@ _DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.Conflict: 409,
     domain.InvalidInput: 422,
     domain.Unavailable: 503,
+    domain.QueryTimeout: 504,
 }
 
 

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import msgspec
 
-from service.domain.errors import Unavailable
+from service.domain.errors import QueryTimeout, Unavailable
 from service.settings import DatabaseSettings
 
 Connection = asyncpg.Connection  # re-exported so callers need not import the driver
@@ -71,6 +71,8 @@ class Database:
         try:
             async with self._pool.acquire(timeout=self.settings.connect_timeout) as conn:
                 yield conn
+        except asyncpg.QueryCanceledError as exc:  # database.statement_timeout_ms
+            raise QueryTimeout() from exc
         except OUTAGE_ERRORS as exc:
             raise Unavailable("postgres") from exc
 

@@ -106,6 +106,12 @@ class ModelRepository:
         )
         return model_id
 
+    async def lock_by_id(self, model_id: int) -> int | None:
+        found: int | None = await self.conn.fetchval(
+            "SELECT id FROM models WHERE id = $1 FOR UPDATE", model_id
+        )
+        return found
+
     async def update_fields(self, model_id: int, fields: dict[str, Any]) -> None:
         if not fields:
             return

@@ -2,7 +2,8 @@
 trip per request.
 
 `current` maps a model name to its id and current version; `models` caches loaded estimators
-by (model id, version, artifact sha256). Both are dropped for a model when PostgreSQL says it
+by (model id, version): versions are immutable, so the pair names one artifact, whose sha256
+and HMAC tag are checked when it is loaded. Both are dropped for a model when PostgreSQL says it
 changed (`NOTIFY model_changed`), and entirely after the listening connection was lost, since
 notifications may have been missed meanwhile.
 """
@@ -20,7 +21,7 @@ from typing import Any
 import asyncpg
 
 from service.artifacts import signing
-from service.domain.errors import Conflict, NotFound, Unavailable
+from service.domain.errors import Conflict, NotFound
 from service.repositories.database import OUTAGE_ERRORS, Database
 from service.repositories.models import NOTIFY_CHANNEL
 from service.repositories.versions import VersionRepository
@@ -60,7 +61,9 @@ class ModelRegistry:
         self.hmac_key = hmac_key
         self.models: ByteBudgetCache[LoadedModel] = ByteBudgetCache(cache_bytes)
         self.current: dict[str, Current] = {}
-        self.rejected_artifacts = 0
+        # Bumped by every invalidation: a read that started before one must not be cached,
+        # or a notification that arrived mid-read would be undone.
+        self.generation = 0
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
@@ -82,6 +85,7 @@ class ModelRegistry:
         return await self.models.get_or_load(key, lambda: self._load(name, current, wanted))
 
     async def _read_current(self, name: str) -> Current:
+        generation = self.generation
         async with self.db.connection() as conn:
             row = await conn.fetchrow(
                 "SELECT id, current_version, can_output FROM models_view WHERE name = $1", name
@@ -89,7 +93,8 @@ class ModelRegistry:
         if row is None:
             raise NotFound(f"model '{name}' does not exist")
         current = Current(row["id"], row["current_version"], row["can_output"])
-        if self.listening.is_set():  # only cache what a notification would correct
+        # Only cache what a notification would correct, and nothing read before one.
+        if self.listening.is_set() and generation == self.generation:
             self.current[name] = current
         return current
 
@@ -105,7 +110,6 @@ class ModelRegistry:
                 signing.load_verified, data, row.artifact_hmac, row.artifact_sha256, self.hmac_key
             )
         except signing.TamperedArtifact:
-            self.rejected_artifacts += 1
             log.error(
                 "artifact failed verification; refusing to load it",
                 extra={"model": name, "version": version},
@@ -127,12 +131,14 @@ class ModelRegistry:
     # -- invalidation -------------------------------------------------------------------------
 
     def forget(self, name: str) -> None:
+        self.generation += 1
         current = self.current.pop(name, None)
         if current is not None:
             model_id = current.model_id
             self.models.discard(lambda key: _model_of(key) == model_id)
 
     def forget_all(self) -> None:
+        self.generation += 1
         self.current.clear()
         self.models.clear()
 
@@ -191,5 +197,3 @@ def _set_event(event: asyncio.Event, _conn: object) -> None:
 def _model_of(key: Hashable) -> object:
     return key[0] if isinstance(key, tuple) else None
 
-
-__all__ = ["Current", "LoadedModel", "ModelRegistry", "Unavailable"]

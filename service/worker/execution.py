@@ -21,7 +21,7 @@ import msgspec
 from service.artifacts import signing
 from service.domain.errors import Unavailable
 from service.repositories.database import Connection, Database
-from service.repositories.jobs import JobRepository, JobRow
+from service.repositories.jobs import JobRow
 from service.repositories.models import ModelRepository
 from service.repositories.versions import BatchRepository, NewVersion, VersionRepository
 from service.settings import Settings
@@ -61,8 +61,9 @@ class JobRunner:
         job = await self._claim(job_id)
         if job is None:
             return "skipped"
+        deadline = asyncio.timeout(self.settings.worker.job_timeout)
         try:
-            async with asyncio.timeout(self.settings.worker.job_timeout):
+            async with deadline:
                 work = (
                     run_batch_predict(self, job)
                     if job.kind == "batch_predict"
@@ -71,7 +72,9 @@ class JobRunner:
                 await self._with_heartbeat(job, work)
         except JobLost:
             return "cancelled"
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not deadline.expired():  # some I/O timed out, not the job: try again later
+                return await self._failed_attempt(job, exc)
             await self._finish_failed(
                 job.id, "Timeout", f"the job ran longer than {self.settings.worker.job_timeout} s"
             )
@@ -83,9 +86,9 @@ class JobRunner:
             raise
         except (Unavailable, ChildDied, OSError) as exc:
             return await self._failed_attempt(job, exc)
-        except Exception as exc:  # a bug or a tampered artifact: fail the job, say why, go on
+        except Exception as exc:  # a bug or a tampered artifact: fail the job, log why, go on
             log.exception("job failed unexpectedly", extra={"job": str(job.id)})
-            await self._finish_failed(job.id, type(exc).__name__, str(exc))
+            await self._finish_failed(job.id, _public_type(exc), _public_message(exc))
             return "failed"
         return "succeeded"
 
@@ -231,6 +234,9 @@ class JobRunner:
             artifact_hmac=signing.sign(artifact, key),
         )
         async with self.db.transaction() as conn:
+            # Model row first, then the job row: the order every other path takes (delete).
+            if await ModelRepository(conn).lock_by_id(job.model_id) is None:
+                raise JobLost(str(job.id))
             if not await _still_running(conn, job.id):
                 raise JobLost(str(job.id))
             version = await VersionRepository(conn).insert(new, artifact)
@@ -277,9 +283,18 @@ class JobRunner:
             )
 
 
+def _public_type(exc: Exception) -> str:
+    return "TamperedArtifact" if isinstance(exc, signing.TamperedArtifact) else "InternalError"
+
+
+def _public_message(exc: Exception) -> str:
+    """What a client may read: never an internal error's text (that goes to the log)."""
+    if isinstance(exc, signing.TamperedArtifact):
+        return "the stored model artifact failed verification and was not loaded"
+    return "the job failed because of an internal error; it has been logged"
+
+
 async def _still_running(conn: Connection, job_id: uuid.UUID) -> bool:
     status = await conn.fetchval("SELECT status FROM jobs WHERE id = $1 FOR UPDATE", job_id)
     return bool(status == "running")
 
-
-__all__ = ["JobLost", "JobRepository", "JobRunner", "RetryLater"]

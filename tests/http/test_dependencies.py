@@ -63,3 +63,41 @@ async def test_becomes_ready_when_dependencies_come_back(
     finally:
         await pg_proxy.stop()
         await redis_proxy.stop()
+
+
+async def test_requests_get_503_with_retry_after_not_a_hang(
+    client_factory: ClientFactory, settings: Settings
+) -> None:
+    down = msgspec.structs.replace(
+        settings, database=msgspec.structs.replace(settings.database, url=CLOSED_POSTGRES)
+    )
+    client = await client_factory(down)
+    response = await client.get("/models")
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    assert json_of(response)["type"] == "/problems/unavailable"
+    metrics = (await client.get("/metrics")).text
+    assert 'dependency_unavailable_total{dependency="postgres"}' in metrics
+
+
+async def test_a_query_over_the_statement_timeout_is_504(
+    client_factory: ClientFactory, settings: Settings
+) -> None:
+    client = await client_factory(settings)
+    csv = "a,b\n" + "".join(f"{i},text-{i * 7919 % 100003}\n" for i in range(300_000))
+    created = await client.post(
+        "/datasets",
+        params={"name": "big"},
+        content=csv.encode(),
+        headers={"content-type": "text/csv"},
+    )
+    assert created.status_code == 201, created.text
+    strict = msgspec.structs.replace(
+        settings, database=msgspec.structs.replace(settings.database, statement_timeout_ms=20)
+    )
+    impatient = await client_factory(strict)
+    response = await impatient.get(
+        "/datasets/big/rows", params={"where": "b ILIKE %zz%", "order_by": "b", "limit": "5"}
+    )
+    assert response.status_code == 504
+    assert "narrow" in json_of(response)["detail"]

@@ -59,7 +59,7 @@ async def test_train_iris_then_predict(client: httpx2.AsyncClient, run_worker: W
 
     version = json_of(await client.get("/models/iris/versions/1"))
     assert version["rows"] == 150 and version["kind"] == "train"
-    assert version["source"] == {"kind": "inline"}
+    assert version["source"] == "inline"
     assert version["features"] == IRIS_FEATURES
     assert 0.8 <= version["metrics"]["accuracy"] <= 1.0
     assert "f1_macro" in version["metrics"] or "f1" in version["metrics"]
@@ -283,3 +283,23 @@ async def test_delete_removes_versions_and_jobs(
     assert (await client.get(f"/jobs/{job['id']}")).status_code == 404
     await make_model(client, "lin", "sklearn.linear_model.LinearRegression", target="y")
     assert json_of(await client.get("/models/lin/versions"))["total"] == 0
+
+
+async def test_row_limit_and_updated_at(
+    client_factory: Any, settings: Any, run_worker: Worker
+) -> None:
+    import msgspec
+
+    small = msgspec.structs.replace(
+        settings, worker=msgspec.structs.replace(settings.worker, max_train_rows=5)
+    )
+    client = await client_factory(small)
+    await make_model(client, "lin", "sklearn.linear_model.LinearRegression", target="y")
+    rows = [{"x": float(i), "y": float(i)} for i in range(6)]
+    too_many = await client.post("/models/lin/train", json={"data": rows})
+    assert too_many.status_code == 422 and json_of(too_many)["errors"][0]["loc"] == "$.data"
+    before = json_of(await client.get("/models/lin"))["updated_at"]
+    await submit(client, "lin", "train", {"data": rows[:5]})
+    await run_worker()
+    after = json_of(await client.get("/models/lin"))["updated_at"]
+    assert after > before

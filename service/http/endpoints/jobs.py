@@ -100,7 +100,8 @@ async def get_job(request: Request) -> Response:
 
 async def cancel_job(request: Request) -> Response:
     job_id = path_uuid(request, "job_id", "job")
-    return json_response(await services(request).jobs.cancel(job_id), 202)
+    job = await services(request).jobs.cancel(job_id)
+    return json_response(job, 202, {"Location": f"/jobs/{job.id}"})
 
 
 async def list_versions(request: Request) -> Response:
