@@ -121,6 +121,7 @@ class Jobs:
                     idem.method,
                     idem.path,
                     StoredResponse(idem.fingerprint, 202, _job_encoder.encode(job), None),
+                    model.id,
                 )
         await self.queue.enqueue(job.id)
         return Submitted(job)

@@ -37,11 +37,18 @@ class IdempotencyRepository:
         return None if row is None else msgspec.convert(dict(row), StoredResponse)
 
     async def store(
-        self, principal: str, key: str, method: str, path: str, response: StoredResponse
+        self,
+        principal: str,
+        key: str,
+        method: str,
+        path: str,
+        response: StoredResponse,
+        model_id: int | None = None,
     ) -> None:
+        """Remembers the response; a key of a model goes when the model is deleted."""
         await self.conn.execute(
             "INSERT INTO idempotency_keys (principal, key, method, path, request_hash, status,"
-            " body, location) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            " body, location, model_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             principal,
             key,
             method,
@@ -50,4 +57,12 @@ class IdempotencyRepository:
             response.status,
             response.body,
             response.location,
+            model_id,
         )
+
+    async def purge_older_than(self, seconds: float) -> int:
+        result: str = await self.conn.execute(
+            "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+            seconds,
+        )
+        return int(result.split()[-1])

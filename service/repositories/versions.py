@@ -163,6 +163,23 @@ class BatchRepository:
         )
         return batch_id
 
+    async def purge_unused(self, older_than_seconds: float) -> int:
+        """Drops rows no version was built from and no queued or running job still needs
+        (those of failed and cancelled jobs)."""
+        result: str = await self.conn.execute(
+            """
+            DELETE FROM training_batches b
+            WHERE b.created_at < now() - make_interval(secs => $1)
+              AND NOT EXISTS (SELECT 1 FROM model_versions v WHERE v.batch_ids @> ARRAY[b.id])
+              AND NOT EXISTS (
+                  SELECT 1 FROM jobs j
+                  WHERE j.id = b.job_id AND j.status IN ('queued', 'running')
+              )
+            """,
+            older_than_seconds,
+        )
+        return int(result.split()[-1])
+
     async def data(self, batch_ids: list[int]) -> list[bytes]:
         rows = await self.conn.fetch(
             "SELECT id, data FROM training_batches WHERE id = any($1::bigint[])", batch_ids

@@ -15,18 +15,31 @@ import logging
 from service.domain.errors import Unavailable
 from service.jobs.queue import JobQueue
 from service.repositories.database import Database, Record
+from service.repositories.idempotency import IdempotencyRepository
+from service.repositories.versions import BatchRepository
 from service.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
+# Training rows that nothing uses are kept this long (a submission may still be in flight).
+BATCH_GRACE_SECONDS = 60.0
+# How long an Idempotency-Key replays its first response.
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
 WORKER_LOST = {"type": "WorkerLost", "message": "the worker running this job stopped responding"}
 
 
 class Sweeper:
-    def __init__(self, db: Database, queue: JobQueue, settings: WorkerSettings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queue: JobQueue,
+        settings: WorkerSettings,
+        batch_grace_seconds: float = BATCH_GRACE_SECONDS,
+    ) -> None:
         self.db = db
         self.queue = queue
         self.settings = settings
+        self.batch_grace_seconds = batch_grace_seconds
 
     async def run_forever(self) -> None:
         while True:
@@ -41,6 +54,13 @@ class Sweeper:
     async def sweep(self) -> None:
         await self._recover_abandoned()
         await self._redispatch_lost()
+        await self._purge()
+
+    async def _purge(self) -> None:
+        """Rows of failed or cancelled jobs, and idempotency keys past their day."""
+        async with self.db.connection() as conn:
+            await BatchRepository(conn).purge_unused(self.batch_grace_seconds)
+            await IdempotencyRepository(conn).purge_older_than(IDEMPOTENCY_TTL_SECONDS)
 
     async def _recover_abandoned(self) -> None:
         async with self.db.transaction() as conn:
