@@ -111,6 +111,9 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    # No 307 from `/models/` to `/models`: a name of `/` (`/models/%2F`) would land on the
+    # collection. Every path is fixed by the contract; any other is a 404 problem.
+    app.router.redirect_slashes = False
     app.state.openapi = msgspec.json.encode(
         build_openapi(OPERATIONS, "models-service", __version__)
     )

@@ -95,3 +95,13 @@ async def test_repeated_idempotency_key_header_is_a_400(client: httpx2.AsyncClie
     body = assert_problem(response, 400)
     assert body["errors"] == [{"loc": "Idempotency-Key", "msg": "given more than once"}]
     assert json_of(await client.get("/jobs"))["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "path", ["/models/%2F", "/models/%2F%2F", "/jobs/%2F", "/datasets/%2F", "/models/"]
+)
+async def test_a_slash_name_is_a_404_not_a_redirect_to_the_collection(
+    client: httpx2.AsyncClient, path: str
+) -> None:
+    response = await client.get(path, follow_redirects=False)
+    assert_problem(response, 404)
