@@ -74,7 +74,8 @@ def _prepare(settings: Settings, servers: list[EmbeddedServer]) -> dict[str, str
     base = f"http://{settings.http.host or '127.0.0.1'}:{settings.http.port}"
     _say(f"API docs: {base}/docs   readiness: {base}/readyz")
     if token:
-        _say(f"token with every scope (valid 12 h):\n\n  Authorization: Bearer {token}\n")
+        _say("token with every scope (valid 12 h); paste it into Authorize on /docs:")
+        print(f"\n{token}\n\n  Authorization: Bearer {token}\n", flush=True)
     return env
 
 

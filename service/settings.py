@@ -108,6 +108,7 @@ class ModelSettings(Section):
     predict_queue: Positive = 256
     batch_max_rows: Positive = 256
     batch_max_wait_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    batch_max_rows_by_type: dict[str, Positive] = msgspec.field(default_factory=dict)
 
 
 class LoggingSettings(Section):
@@ -171,8 +172,8 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
 
 
 def _env_value(value: str) -> Any:
-    # Lists such as `auth.algorithms` are written as JSON arrays in the environment.
-    if value.startswith("["):
+    # Lists and tables (`auth.algorithms`, `models.batch_max_rows_by_type`) are JSON there.
+    if value.startswith(("[", "{")):
         try:
             return msgspec.json.decode(value)
         except msgspec.DecodeError:

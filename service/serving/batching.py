@@ -37,6 +37,7 @@ class _Request:
 
 @dataclass
 class _Lane:
+    max_rows: int
     active: int = 0
     pending: list[_Request] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
@@ -59,15 +60,22 @@ class Batcher:
         self.requests = 0
 
     async def submit(
-        self, key: Hashable, rows: Any, size: int, prepare: Prepare, apply: Apply
+        self,
+        key: Hashable,
+        rows: Any,
+        size: int,
+        prepare: Prepare,
+        apply: Apply,
+        max_rows: int | None = None,
     ) -> list[Any]:
+        """`max_rows` overrides the batcher's limit for this lane (set per model type)."""
         loop = asyncio.get_running_loop()
-        lane = self._lanes.setdefault(key, _Lane())
+        lane = self._lanes.setdefault(key, _Lane(max_rows=max_rows or self.max_rows))
         request = _Request(rows, loop.create_future(), size)
         lane.pending.append(request)
         self.requests += 1
         if lane.active < self.concurrency:
-            if self.max_wait > 0 and sum(r.size for r in lane.pending) < self.max_rows:
+            if self.max_wait > 0 and sum(r.size for r in lane.pending) < lane.max_rows:
                 if lane.timer is None:
                     lane.timer = loop.call_later(
                         self.max_wait, self._launch, key, lane, prepare, apply
@@ -95,7 +103,7 @@ class Batcher:
     def _take(self, lane: _Lane) -> list[_Request]:
         batch: list[_Request] = []
         rows = 0
-        while lane.pending and (not batch or rows + lane.pending[0].size <= self.max_rows):
+        while lane.pending and (not batch or rows + lane.pending[0].size <= lane.max_rows):
             request = lane.pending.pop(0)
             if request.future.done():  # its caller gave up (timeout)
                 continue

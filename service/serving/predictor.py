@@ -46,6 +46,7 @@ class Predictor:
             max_rows=settings.models.batch_max_rows,
             max_wait=settings.models.batch_max_wait_ms / 1000,
         )
+        self.max_rows_by_type = settings.models.batch_max_rows_by_type
         self.waiting = 0
 
     async def predict(self, name: str, body: PredictRequest) -> PredictResponse:
@@ -66,7 +67,8 @@ class Predictor:
             prepare = functools.partial(_prepare, model)
             apply = functools.partial(_apply_json, model.estimator, output)
             key = (model.model_id, model.version, output)
-            call = self.batcher.submit(key, body, size, prepare, apply)
+            max_rows = self.max_rows_by_type.get(model.model_type)
+            call = self.batcher.submit(key, body, size, prepare, apply, max_rows)
             return await asyncio.wait_for(call, self.timeout)
         except TimeoutError:
             raise PredictionTimeout() from None

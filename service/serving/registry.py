@@ -37,11 +37,13 @@ class Current:
     model_id: int
     version: int | None
     can_output: bool
+    model_type: str
 
 
 @dataclass(frozen=True)
 class LoadedModel:
     name: str
+    model_type: str
     model_id: int
     version: int
     estimator: Any
@@ -88,11 +90,15 @@ class ModelRegistry:
         generation = self.generation
         async with self.db.connection() as conn:
             row = await conn.fetchrow(
-                "SELECT id, current_version, can_output FROM models_view WHERE name = $1", name
+                "SELECT id, current_version, can_output, model_type FROM models_view"
+                " WHERE name = $1",
+                name,
             )
         if row is None:
             raise NotFound(f"model '{name}' does not exist")
-        current = Current(row["id"], row["current_version"], row["can_output"])
+        current = Current(
+            row["id"], row["current_version"], row["can_output"], row["model_type"]
+        )
         # Only cache what a notification would correct, and nothing read before one.
         if self.listening.is_set() and generation == self.generation:
             self.current[name] = current
@@ -118,6 +124,7 @@ class ModelRegistry:
         default = "predict" if "predict" in row.outputs else (row.outputs or ["predict"])[0]
         loaded = LoadedModel(
             name,
+            current.model_type,
             current.model_id,
             version,
             estimator,

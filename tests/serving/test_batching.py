@@ -1,0 +1,77 @@
+"""The batcher on its own: lone requests run at once, queued ones share calls within limits."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service.serving.batching import Batcher
+
+pytestmark = pytest.mark.anyio
+
+
+class Recorder:
+    """An `apply` that remembers the size of each call and can be held back."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.gate = threading.Event()
+
+    def apply(self, matrix: np.ndarray) -> Sequence[Any]:
+        self.gate.wait(5)
+        self.sizes.append(len(matrix))
+        return list(matrix[:, 0] * 2)
+
+
+def prepare(rows: Any) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float64)
+
+
+async def test_queued_requests_share_calls_up_to_the_lane_limit() -> None:
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    batcher = Batcher(pool, concurrency=1, max_rows=100, max_wait=0)
+    recorder = Recorder()
+    first = asyncio.ensure_future(batcher.submit("k", [[0.0]], 1, prepare, recorder.apply, 3))
+    await asyncio.sleep(0.05)  # the first call holds the only slot
+    rest = [
+        asyncio.ensure_future(batcher.submit("k", [[float(i)]], 1, prepare, recorder.apply, 3))
+        for i in range(1, 8)
+    ]
+    await asyncio.sleep(0.05)
+    recorder.gate.set()
+    results = await asyncio.gather(first, *rest)
+    assert results == [[2.0 * i] for i in range(8)]
+    assert recorder.sizes[0] == 1  # a lone request ran alone, at once
+    assert max(recorder.sizes) == 3  # the per-type limit, not the global 100
+    assert sum(recorder.sizes) == 8 and batcher.calls == len(recorder.sizes) < 8
+    pool.shutdown()
+
+
+async def test_a_request_that_breaks_the_batch_fails_alone() -> None:
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    batcher = Batcher(pool, concurrency=1, max_rows=100, max_wait=0)
+    gate = threading.Event()
+
+    def apply(matrix: np.ndarray) -> Sequence[Any]:
+        gate.wait(5)
+        if (matrix < 0).any():
+            raise ValueError("negative input")
+        return list(matrix[:, 0])
+
+    blocker = asyncio.ensure_future(batcher.submit("k", [[1.0]], 1, prepare, apply))
+    await asyncio.sleep(0.05)
+    good = asyncio.ensure_future(batcher.submit("k", [[2.0]], 1, prepare, apply))
+    bad = asyncio.ensure_future(batcher.submit("k", [[-1.0]], 1, prepare, apply))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await blocker == [1.0]
+    assert await good == [2.0]
+    with pytest.raises(ValueError, match="negative"):
+        await bad
+    pool.shutdown()
