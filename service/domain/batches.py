@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from service.domain.errors import FieldError, InvalidInput
+from service.estimators.paths import item, member
 
 Scalar = str | int | float | bool | None
 
@@ -25,7 +26,34 @@ _decoder = msgspec.msgpack.Decoder(Batch)
 
 
 def encode(batch: Batch) -> bytes:
-    return _encoder.encode(batch)
+    try:
+        return _encoder.encode(batch)
+    except OverflowError:  # an integer msgpack cannot hold: rare, so only then look for it
+        return _encoder.encode(_wide_ints_as_floats(batch))
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _wide_ints_as_floats(batch: Batch) -> Batch:
+    """Integers beyond 64 bits as floats, as a dataset column of them would be; InvalidInput
+    (at `$.data[i].column`: inline records are the only rows that can hold them) for those
+    beyond even a float."""
+
+    def fit(i: int, j: int, value: Scalar) -> Scalar:
+        if type(value) is not int or _INT64_MIN <= value <= _INT64_MAX:
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            loc = member(item("$.data", i), batch.columns[j])
+            raise InvalidInput(
+                f"{loc}: the number is beyond the floating-point range",
+                [FieldError(loc, "number out of range")],
+            ) from None
+
+    rows = [[fit(i, j, v) for j, v in enumerate(row)] for i, row in enumerate(batch.rows)]
+    return Batch(columns=batch.columns, rows=rows)
 
 
 def decode(data: bytes) -> Batch:

@@ -6,6 +6,8 @@ Each test is a request that once answered 500 (or a redirect, or a silent guess)
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import httpx2
 import pytest
 
@@ -105,3 +107,31 @@ async def test_a_slash_name_is_a_404_not_a_redirect_to_the_collection(
 ) -> None:
     response = await client.get(path, follow_redirects=False)
     assert_problem(response, 404)
+
+
+async def test_training_integers_beyond_64_bits_are_floats(
+    client: httpx2.AsyncClient, run_worker: Callable[[], Awaitable[None]]
+) -> None:
+    created = await client.post("/models", json={"name": "m", "model_type": LOGREG, "target": "y"})
+    assert created.status_code == 201, created.text
+    data = [
+        {"a": -(2**64) + 1, "y": "p"},
+        {"a": 2**70, "y": "q"},
+        {"a": 1, "y": "p"},
+        {"a": 2, "y": "q"},
+    ]
+    response = await client.post("/models/m/train", json={"data": data})
+    assert response.status_code == 202, response.text
+    await run_worker()
+    job = json_of(await client.get(f"/jobs/{json_of(response)['id']}"))
+    assert job["status"] == "succeeded", job
+
+
+async def test_training_integer_beyond_a_float_is_a_422(client: httpx2.AsyncClient) -> None:
+    created = await client.post("/models", json={"name": "m", "model_type": LOGREG, "target": "y"})
+    assert created.status_code == 201, created.text
+    data = [{"a": 1, "y": "p"}, {"a": -(10**400), "y": "q"}]
+    response = await client.post("/models/m/train", json={"data": data})
+    body = assert_problem(response, 422)
+    assert body["errors"] == [{"loc": "$.data[1].a", "msg": "number out of range"}]
+    assert json_of(await client.get("/jobs"))["total"] == 0
