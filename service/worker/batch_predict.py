@@ -29,7 +29,7 @@ from service.estimators.table import Table
 from service.query import Compiled
 from service.repositories.database import Connection
 from service.repositories.datasets import DatasetRepository, DatasetTable
-from service.repositories.jobs import JobRow
+from service.repositories.jobs import JobRepository, JobRow
 from service.repositories.versions import VersionRepository
 from service.schemas.datasets import ColumnSpec, ColumnTypeName, DatasetCreate
 from service.schemas.training import DatasetQuery
@@ -255,11 +255,7 @@ def _label_kind(labels: Sequence[Any] | None) -> ColumnTypeName:
 
 async def _progress(runner: JobRunner, job: JobRow, fraction: float) -> None:
     async with runner.db.connection() as conn:
-        await conn.execute(
-            "UPDATE jobs SET progress = $2 WHERE id = $1 AND status = 'running'",
-            job.id,
-            min(fraction, 0.99),
-        )
+        await JobRepository(conn).set_progress(job.id, min(fraction, 0.99))
 
 
 async def _finish(
@@ -273,8 +269,7 @@ async def _finish(
     """Commit point: catalogue row and job result, only while the job is still ours."""
     from service.worker.execution import JobLost
 
-    status = await conn.fetchval("SELECT status FROM jobs WHERE id = $1 FOR UPDATE", job.id)
-    if status != "running":
+    if not await JobRepository(conn).lock_if_running(job.id):
         raise JobLost(str(job.id))
     name = job.spec["output_dataset"]
     meta = DatasetCreate(
@@ -287,9 +282,4 @@ async def _finish(
         await DatasetRepository(conn).insert(output_id, meta, columns, rows, job.created_by)
     except Conflict as exc:
         raise GiveUp("Conflict", exc.detail) from None
-    await conn.execute(
-        "UPDATE jobs SET status = 'succeeded', finished_at = now(), progress = 1, result = $2,"
-        " error = NULL WHERE id = $1",
-        job.id,
-        {"dataset": name, "rows": rows},
-    )
+    await JobRepository(conn).succeed(job.id, {"dataset": name, "rows": rows})

@@ -28,7 +28,7 @@ from service.domain.errors import DomainError
 from service.query import Compiled
 from service.repositories.database import OUTAGE_ERRORS, Connection, Database
 from service.repositories.datasets import DatasetRepository, DatasetRow, DatasetTable
-from service.repositories.jobs import JobRow
+from service.repositories.jobs import JobRepository, JobRow
 from service.repositories.versions import BatchRepository
 from service.schemas.training import DatasetQuery
 from service.settings import Settings
@@ -86,11 +86,9 @@ async def load_training_rows(conn: Connection, job: JobRow, max_rows: int) -> li
         batch_id = await BatchRepository(conn).insert(
             job.model_id, job.id, batch.columns, len(rows), batches.encode(batch)
         )
-        spec["batch_id"] = batch_id
-        spec["source"]["rows"] = len(rows)
-        await conn.execute(
-            "UPDATE jobs SET spec = $2 WHERE id = $1 AND status = 'running'", job.id, spec
-        )
+        source = {**spec["source"], "rows": len(rows)}
+        await JobRepository(conn).add_to_spec(job.id, {"batch_id": batch_id, "source": source})
+        spec["batch_id"], spec["source"] = batch_id, source
     return [batch_id]
 
 
@@ -145,12 +143,7 @@ def rfc3339(value: datetime) -> str:
 
 
 async def fail_job(conn: Connection, job: JobRow, error_type: str, message: str) -> None:
-    await conn.execute(
-        "UPDATE jobs SET status = 'failed', finished_at = now(), error = $2"
-        " WHERE id = $1 AND status = 'running'",
-        job.id,
-        {"type": error_type, "message": message[:2000]},
-    )
+    await JobRepository(conn).fail([job.id], error_type, message)
 
 
 async def fail_job_in(db: Database, job: JobRow, error_type: str, message: str) -> None:

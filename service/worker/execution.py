@@ -21,7 +21,7 @@ import msgspec
 from service.artifacts import signing
 from service.domain.errors import Unavailable
 from service.repositories.database import Connection, Database
-from service.repositories.jobs import JobRow
+from service.repositories.jobs import JobRepository, JobRow
 from service.repositories.models import ModelRepository
 from service.repositories.versions import BatchRepository, NewVersion, VersionRepository
 from service.settings import Settings
@@ -94,18 +94,7 @@ class JobRunner:
 
     async def _claim(self, job_id: uuid.UUID) -> JobRow | None:
         async with self.db.transaction() as conn:
-            row = await conn.fetchrow(
-                """
-                UPDATE jobs SET status = 'running', attempts = attempts + 1, worker = $2,
-                    started_at = coalesce(started_at, now()), heartbeat_at = now(), progress = 0
-                WHERE id = $1 AND status = 'queued'
-                RETURNING id, model_id, model_name, kind, status, spec, created_by, attempts,
-                    dispatches
-                """,
-                job_id,
-                self.worker,
-            )
-        return None if row is None else msgspec.convert(dict(row), JobRow)
+            return await JobRepository(conn).claim(job_id, self.worker)
 
     async def _with_heartbeat(self, job: JobRow, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -129,14 +118,9 @@ class JobRunner:
     async def _beat(self, job_id: uuid.UUID) -> bool:
         try:
             async with self.db.connection() as conn:
-                alive = await conn.fetchval(
-                    "UPDATE jobs SET heartbeat_at = now() WHERE id = $1 AND status = 'running'"
-                    " RETURNING true",
-                    job_id,
-                )
+                return await JobRepository(conn).beat(job_id)
         except Unavailable:
             return True  # keep fitting; the result is stored when PostgreSQL is back
-        return bool(alive)
 
     async def _train(self, job: JobRow) -> None:
         request, parent_batches = await self._fit_request(job)
@@ -208,7 +192,7 @@ class JobRunner:
 
     async def _record_child(self, job: JobRow, pid: int) -> None:
         async with self.db.connection() as conn:
-            await conn.execute("UPDATE jobs SET child_pid = $2 WHERE id = $1", job.id, pid)
+            await JobRepository(conn).set_child(job.id, pid)
 
     async def _store_version(self, job: JobRow, outcome: FitOutcome, batch_ids: list[int]) -> None:
         key = self.settings.artifacts.hmac_key
@@ -237,16 +221,11 @@ class JobRunner:
             # Model row first, then the job row: the order every other path takes (delete).
             if await ModelRepository(conn).lock_by_id(job.model_id) is None:
                 raise JobLost(str(job.id))
-            if not await _still_running(conn, job.id):
+            if not await JobRepository(conn).lock_if_running(job.id):
                 raise JobLost(str(job.id))
             version = await VersionRepository(conn).insert(new, artifact)
             await ModelRepository(conn).set_current_version(job.model_id, version)
-            await conn.execute(
-                "UPDATE jobs SET status = 'succeeded', finished_at = now(), progress = 1,"
-                " result = $2, error = NULL WHERE id = $1",
-                job.id,
-                {"version": version},
-            )
+            await JobRepository(conn).succeed(job.id, {"version": version})
             await ModelRepository(conn).notify_changed(job.model_name)
         log.info(
             "version stored",
@@ -255,12 +234,7 @@ class JobRunner:
 
     async def _finish_failed(self, job_id: uuid.UUID, error_type: str, message: str) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE jobs SET status = 'failed', finished_at = now(), error = $2"
-                " WHERE id = $1 AND status = 'running'",
-                job_id,
-                {"type": error_type, "message": message[:2000]},
-            )
+            await JobRepository(conn).fail([job_id], error_type, message)
         log.info("job failed", extra={"job": str(job_id), "error_type": error_type})
 
     async def _failed_attempt(self, job: JobRow, exc: BaseException) -> str:
@@ -276,11 +250,7 @@ class JobRunner:
 
     async def _release(self, job_id: uuid.UUID) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE jobs SET status = 'queued', heartbeat_at = NULL, child_pid = NULL"
-                " WHERE id = $1 AND status = 'running'",
-                job_id,
-            )
+            await JobRepository(conn).release(job_id)
 
 
 def _public_type(exc: Exception) -> str:
@@ -292,9 +262,3 @@ def _public_message(exc: Exception) -> str:
     if isinstance(exc, signing.TamperedArtifact):
         return "the stored model artifact failed verification and was not loaded"
     return "the job failed because of an internal error; it has been logged"
-
-
-async def _still_running(conn: Connection, job_id: uuid.UUID) -> bool:
-    status = await conn.fetchval("SELECT status FROM jobs WHERE id = $1 FOR UPDATE", job_id)
-    return bool(status == "running")
-

@@ -14,8 +14,9 @@ import logging
 
 from service.domain.errors import Unavailable
 from service.jobs.queue import JobQueue
-from service.repositories.database import Database, Record
+from service.repositories.database import Database
 from service.repositories.idempotency import IdempotencyRepository
+from service.repositories.jobs import JobRepository
 from service.repositories.versions import BatchRepository
 from service.settings import WorkerSettings
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 BATCH_GRACE_SECONDS = 60.0
 # How long an Idempotency-Key replays its first response.
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
-WORKER_LOST = {"type": "WorkerLost", "message": "the worker running this job stopped responding"}
+WORKER_LOST = ("WorkerLost", "the worker running this job stopped responding")
 
 
 class Sweeper:
@@ -64,48 +65,24 @@ class Sweeper:
 
     async def _recover_abandoned(self) -> None:
         async with self.db.transaction() as conn:
-            rows = await conn.fetch(
-                """
-                SELECT id, attempts, dispatches FROM jobs
-                WHERE status = 'running'
-                  AND heartbeat_at < now() - make_interval(secs => $1)
-                FOR UPDATE SKIP LOCKED
-                """,
-                self.settings.stale_after_seconds,
-            )
-            requeue: list[Record] = []
-            failed: list[Record] = []
-            for row in rows:
-                (requeue if row["attempts"] < self.settings.max_tries else failed).append(row)
+            jobs = JobRepository(conn)
+            abandoned = await jobs.lock_abandoned(self.settings.stale_after_seconds)
+            failed = [j for j in abandoned if j.attempts >= self.settings.max_tries]
+            requeue = [j for j in abandoned if j.attempts < self.settings.max_tries]
             if failed:
-                await conn.execute(
-                    """
-                    UPDATE jobs SET status = 'failed', finished_at = now(), error = $2
-                    WHERE id = any($1::uuid[])
-                    """,
-                    [r["id"] for r in failed],
-                    WORKER_LOST,
-                )
+                await jobs.fail([j.id for j in failed], *WORKER_LOST)
             if requeue:
-                await conn.execute(
-                    "UPDATE jobs SET status = 'queued', heartbeat_at = NULL, child_pid = NULL,"
-                    " dispatches = dispatches + 1 WHERE id = any($1::uuid[])",
-                    [r["id"] for r in requeue],
-                )
-        for row in requeue:
-            log.warning("re-queued an abandoned job", extra={"job": str(row["id"])})
-            await self.queue.enqueue(row["id"], row["dispatches"] + 1)
-        for row in failed:
-            log.warning("failed an abandoned job: no tries left", extra={"job": str(row["id"])})
+                await jobs.redispatch([j.id for j in requeue])
+        for job in requeue:
+            log.warning("re-queued an abandoned job", extra={"job": str(job.id)})
+            await self.queue.enqueue(job.id, job.dispatches + 1)
+        for job in failed:
+            log.warning("failed an abandoned job: no tries left", extra={"job": str(job.id)})
 
     async def _redispatch_lost(self) -> None:
         async with self.db.connection() as conn:
-            rows = await conn.fetch(
-                "SELECT id, dispatches FROM jobs WHERE status = 'queued'"
-                " AND created_at < now() - make_interval(secs => $1) LIMIT 1000",
-                self.settings.requeue_after_seconds,
-            )
-        for row in rows:
-            if not await self.queue.is_known(row["id"], row["dispatches"]):
-                log.warning("re-enqueued a job Redis had lost", extra={"job": str(row["id"])})
-                await self.queue.enqueue(row["id"], row["dispatches"])
+            queued = await JobRepository(conn).queued_before(self.settings.requeue_after_seconds)
+        for job in queued:
+            if not await self.queue.is_known(job.id, job.dispatches):
+                log.warning("re-enqueued a job Redis had lost", extra={"job": str(job.id)})
+                await self.queue.enqueue(job.id, job.dispatches)
