@@ -53,6 +53,7 @@ class DatabaseSettings(Section):
     pool_max: Positive = 10
     connect_timeout: PositiveFloat = 2.0
     statement_timeout_ms: Positive = 30_000
+    lock_timeout_ms: Positive = 5_000
 
 
 class RedisSettings(Section):

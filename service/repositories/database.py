@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import msgspec
 
-from service.domain.errors import QueryTimeout, Unavailable
+from service.domain.errors import Conflict, QueryTimeout, Unavailable
 from service.settings import DatabaseSettings
 
 Connection = asyncpg.Connection  # re-exported so callers need not import the driver
@@ -55,7 +55,10 @@ class Database:
             min_size=0,
             max_size=self.settings.pool_max,
             timeout=self.settings.connect_timeout,
-            server_settings={"statement_timeout": str(self.settings.statement_timeout_ms)},
+            server_settings={
+                "statement_timeout": str(self.settings.statement_timeout_ms),
+                "lock_timeout": str(self.settings.lock_timeout_ms),
+            },
             init=init_connection,
         )
 
@@ -73,6 +76,8 @@ class Database:
                 yield conn
         except asyncpg.QueryCanceledError as exc:  # database.statement_timeout_ms
             raise QueryTimeout() from exc
+        except asyncpg.LockNotAvailableError as exc:  # database.lock_timeout_ms
+            raise Conflict("the resource is busy with another request; retry") from exc
         except OUTAGE_ERRORS as exc:
             raise Unavailable("postgres") from exc
 

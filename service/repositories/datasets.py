@@ -25,7 +25,6 @@ from service.schemas.datasets import ColumnSpec, ColumnTypeName, DatasetCreate
 SCHEMA = "datasets"
 ROW_ID = "__row"  # hidden identity column of every dataset table: upload order, tiebreak
 COPY_TIMEOUT = "15min"  # a streamed upload is one statement; the body limit bounds it too
-LOCK_TIMEOUT = "5s"  # longest wait for another request's lock on a dataset
 
 SQL_TYPES: Mapping[ColumnTypeName, str] = {
     "integer": "bigint",
@@ -184,13 +183,12 @@ class DatasetRepository:
 
 @asynccontextmanager
 async def busy(conn: Connection, waits: bool) -> AsyncIterator[None]:
-    """Lock waits of the block end after LOCK_TIMEOUT with a 409 instead of running into the
-    statement timeout (a 500): a dataset being appended to, dropped or read stays busy only
-    as long as that takes. Must run inside a transaction when `waits`."""
+    """Lock waits of the block end after `database.lock_timeout_ms` (set on every
+    connection) with a 409 instead of running into the statement timeout: a dataset being
+    appended to, dropped or read stays busy only as long as that takes."""
     if not waits:
         yield
         return
-    await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
     try:
         yield
     except asyncpg.LockNotAvailableError:
@@ -223,7 +221,7 @@ class DatasetTable:
         await self.conn.execute(f"CREATE TABLE {self.sql} ({', '.join(defs)})")
 
     async def drop(self) -> None:
-        """Waits at most LOCK_TIMEOUT for readers (an export, a job's read) to finish."""
+        """Waits at most `database.lock_timeout_ms` for readers (an export, a job) to finish."""
         async with busy(self.conn, True):
             await self.conn.execute(f"DROP TABLE IF EXISTS {self.sql}")
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import asyncpg
 import httpx2
+import msgspec
 import pytest
 
 from service.http.table import OPERATIONS
-from tests.conftest import json_of
+from service.settings import Settings
+from tests.conftest import ClientFactory, json_of
 
 pytestmark = pytest.mark.anyio
 
@@ -305,9 +307,12 @@ async def test_openapi_documents_csv_bodies(client: httpx2.AsyncClient) -> None:
 
 
 async def test_busy_dataset_is_a_conflict_not_a_timeout(
-    client: httpx2.AsyncClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+    client_factory: ClientFactory, settings: Settings, database_url: str
 ) -> None:
-    monkeypatch.setattr("service.repositories.datasets.LOCK_TIMEOUT", "200ms")
+    impatient = msgspec.structs.replace(
+        settings, database=msgspec.structs.replace(settings.database, lock_timeout_ms=200)
+    )
+    client = await client_factory(impatient)
     await create(client)
     reader = await asyncpg.connect(database_url)
     try:
