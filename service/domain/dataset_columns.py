@@ -165,7 +165,10 @@ def _integer(value: Any) -> int:
 
 def _float(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer literal of 309 digits or more
+            raise ValueError("is outside the floating-point range") from None
     raise ValueError(f"expected a number, got {_json_type(value)}")
 
 

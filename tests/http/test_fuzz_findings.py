@@ -135,3 +135,24 @@ async def test_training_integer_beyond_a_float_is_a_422(client: httpx2.AsyncClie
     body = assert_problem(response, 422)
     assert body["errors"] == [{"loc": "$.data[1].a", "msg": "number out of range"}]
     assert json_of(await client.get("/jobs"))["total"] == 0
+
+
+async def test_dataset_integer_beyond_a_float_is_a_422(client: httpx2.AsyncClient) -> None:
+    huge = "1" + "0" * 400
+    response = await client.post(
+        "/datasets",
+        content=f'{{"name": "big", "data": [{{"a": 1.5}}, {{"a": -{huge}}}]}}',
+        headers={"Content-Type": "application/json"},
+    )
+    body = assert_problem(response, 422)
+    assert [e["loc"] for e in body["errors"]] == ["$.data[1].a"]  # type: ignore[attr-defined]
+    assert json_of(await client.get("/datasets"))["total"] == 0
+    created = await client.post("/datasets", json={"name": "d", "data": [{"a": 1.5}]})
+    assert created.status_code == 201, created.text
+    appended = await client.post(
+        "/datasets/d/rows",
+        content=f'{{"data": [{{"a": {huge}}}]}}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert_problem(appended, 422)
+    assert json_of(await client.get("/datasets/d"))["rows"] == 1
