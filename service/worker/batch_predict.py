@@ -42,6 +42,7 @@ from service.worker.dataset_loader import (
     refused_queries,
     timestamp_positions,
 )
+from service.worker.errors import JobLost
 
 if TYPE_CHECKING:
     from service.worker.execution import JobRunner
@@ -267,7 +268,6 @@ async def _finish(
     model: _Model,
 ) -> None:
     """Commit point: catalogue row and job result, only while the job is still ours."""
-    from service.worker.execution import JobLost
 
     if not await JobRepository(conn).lock_if_running(job.id):
         raise JobLost(str(job.id))

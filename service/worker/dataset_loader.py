@@ -32,6 +32,7 @@ from service.repositories.jobs import JobRepository, JobRow
 from service.repositories.versions import BatchRepository
 from service.schemas.training import DatasetQuery
 from service.settings import Settings
+from service.worker.errors import JobLost
 
 FETCH_ROWS = 10_000
 
@@ -54,7 +55,6 @@ def dataset_loader(settings: Settings) -> Callable[[Connection, JobRow], Awaitab
                 return await load_training_rows(conn, job, settings.worker.max_train_rows)
         except GiveUp as exc:
             await fail_job(conn, job, exc.error_type, exc.message)
-            from service.worker.execution import JobLost
 
             raise JobLost(str(job.id)) from exc
 

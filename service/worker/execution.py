@@ -27,23 +27,12 @@ from service.repositories.versions import BatchRepository, NewVersion, VersionRe
 from service.settings import Settings
 from service.worker.batch_predict import run_batch_predict
 from service.worker.child import ChildDied, run_in_child
+from service.worker.errors import JobLost, RetryLater
 from service.worker.fitting import FitOutcome, FitRequest
 
 log = logging.getLogger(__name__)
 
 FIT_TARGET = "service.worker.fitting.fit_in_child"
-
-
-class JobLost(Exception):
-    """The job is no longer ours to finish: cancelled, deleted, or taken by another worker."""
-
-
-class RetryLater(Exception):
-    """An infrastructure failure; the job went back to `queued` and should run again."""
-
-    def __init__(self, attempt: int) -> None:
-        super().__init__(f"attempt {attempt} failed")
-        self.attempt = attempt
 
 
 BatchLoader = Callable[[Connection, JobRow], Awaitable[list[int]]]

@@ -11,7 +11,7 @@ from arq.cron import CronJob
 from service.jobs.queue import RUN_JOB
 from service.worker.app import JobFunction
 from service.worker.context import WorkerContext
-from service.worker.execution import RetryLater
+from service.worker.errors import RetryLater
 
 PING = "ping"
 
