@@ -114,7 +114,7 @@ class Frame:
                 matrix = np.asarray(rows[:, positions], dtype=np.float64)
             else:
                 matrix = np.asarray(_select(rows, positions), dtype=np.float64)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             raise _numeric_errors(self, columns) from None
         return matrix.reshape(len(rows), len(positions))
 
@@ -159,7 +159,7 @@ class Frame:
             if len(rows) and not isinstance(rows, np.ndarray) and _all_numbers(rows[0]):
                 try:
                     whole = np.asarray(rows, dtype=np.float64)
-                except (ValueError, TypeError):
+                except (ValueError, TypeError, OverflowError):
                     whole = None
                 if whole is not None and whole.shape == (len(rows), len(self.table.columns)):
                     self._numeric = whole
@@ -231,6 +231,12 @@ def _is_missing(value: Any) -> bool:
 
 
 def _is_numeric_cell(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)  # an integer of 309+ digits has no float
+        except OverflowError:
+            return False
+        return True
     if value is None or isinstance(value, _NUMBER_TYPES):
         return True
     if isinstance(value, str):

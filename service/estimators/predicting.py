@@ -130,7 +130,7 @@ def _fast_numeric(
         return None
     try:
         matrix = np.asarray(table.rows, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return None
     if matrix.ndim != 2 or matrix.shape[1] != len(features) or not np.isfinite(matrix).all():
         return None

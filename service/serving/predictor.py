@@ -107,7 +107,7 @@ def _prepare(model: LoadedModel, body: PredictRequest) -> Any:
                     [[record[f] for f in model.features] for record in body.data],
                     dtype=np.float64,
                 )
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 matrix = None
             if matrix is not None and np.isfinite(matrix).all():
                 return matrix

@@ -12,6 +12,7 @@ import httpx2
 import pytest
 
 from tests.conftest import json_of
+from tests.http.test_training import make_model, submit
 
 pytestmark = pytest.mark.anyio
 
@@ -156,3 +157,22 @@ async def test_dataset_integer_beyond_a_float_is_a_422(client: httpx2.AsyncClien
     )
     assert_problem(appended, 422)
     assert json_of(await client.get("/datasets/d"))["rows"] == 1
+
+
+async def test_predict_with_an_integer_beyond_a_float_is_422(
+    client: httpx2.AsyncClient, run_worker: Callable[[], Awaitable[None]]
+) -> None:
+    await make_model(client, "lin", "sklearn.linear_model.LinearRegression", target="y")
+    await submit(client, "lin", "train", {"data": [{"x": 1.0, "y": 1.0}, {"x": 2.0, "y": 2.0}]})
+    await run_worker()
+    huge = "1" + "0" * 400
+    for body in (
+        f'{{"data": [{{"x": {huge}}}]}}',
+        f'{{"columns": ["x"], "rows": [[{huge}]]}}',
+    ):
+        response = await client.post(
+            "/models/lin/predict",
+            content=body.encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
