@@ -9,6 +9,7 @@ Importing this module warms the model-type discovery, so forkserver children sta
 from __future__ import annotations
 
 import io
+import traceback
 from typing import Any
 
 import joblib
@@ -81,6 +82,10 @@ def fit_in_child(raw: bytes) -> bytes:
         return _encoder.encode(
             FitOutcome(ok=False, error_type=type(exc).__name__, message=_describe(exc))
         )
+    except Exception:  # deterministic, so failing beats retrying; the worker's log has why
+        traceback.print_exc()
+        message = "training failed because of an internal error; it has been logged"
+        return _encoder.encode(FitOutcome(ok=False, error_type="InternalError", message=message))
     return _encoder.encode(
         FitOutcome(
             ok=True,
