@@ -99,18 +99,6 @@ def _size_of(body: PredictRequest) -> int:
 def _prepare(model: LoadedModel, body: PredictRequest) -> Any:
     """In a pool thread: the request's feature matrix (the checks of `prepare_input`)."""
     if body.data is not None:
-        if model.all_numeric:
-            # Records of plain numbers, the common case: one C-level conversion. Anything
-            # else (a missing key, text, null, inf) takes the path that names the bad cell.
-            try:
-                matrix = np.array(
-                    [[record[f] for f in model.features] for record in body.data],
-                    dtype=np.float64,
-                )
-            except (KeyError, TypeError, ValueError, OverflowError):
-                matrix = None
-            if matrix is not None and np.isfinite(matrix).all():
-                return matrix
         table = Table.from_records(body.data)
     else:
         assert body.columns is not None and body.rows is not None

@@ -52,10 +52,6 @@ class LoadedModel:
     outputs: list[str]
     default_output: str
 
-    @property
-    def all_numeric(self) -> bool:
-        return all(kind == "numeric" for kind in self.feature_kinds.values())
-
 
 class ModelRegistry:
     def __init__(self, db: Database, hmac_key: str, cache_bytes: int) -> None:
