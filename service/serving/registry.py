@@ -92,9 +92,7 @@ class ModelRegistry:
             )
         if row is None:
             raise NotFound(f"model '{name}' does not exist")
-        current = Current(
-            row["id"], row["current_version"], row["can_output"], row["model_type"]
-        )
+        current = Current(row["id"], row["current_version"], row["can_output"], row["model_type"])
         # Only cache what a notification would correct, and nothing read before one.
         if self.listening.is_set() and generation == self.generation:
             self.current[name] = current
@@ -199,4 +197,3 @@ def _set_event(event: asyncio.Event, _conn: object) -> None:
 
 def _model_of(key: Hashable) -> object:
     return key[0] if isinstance(key, tuple) else None
-
