@@ -34,7 +34,7 @@ class Servers:
     redis: str
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     base, _, _ = url.rpartition("/")
     return f"{base}/{name}"
 
@@ -77,14 +77,14 @@ def template_db(servers: Servers) -> Iterator[str]:
             await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
-        await migrate(_with_database(servers.postgres, name))
+        await migrate(with_database(servers.postgres, name))
 
     asyncio.run(create())
     yield name
-    asyncio.run(_drop_database(servers.postgres, name))
+    asyncio.run(drop_database(servers.postgres, name))
 
 
-async def _drop_database(admin_url: str, name: str) -> None:
+async def drop_database(admin_url: str, name: str) -> None:
     conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -100,8 +100,8 @@ async def database_url(servers: Servers, template_db: str) -> AsyncIterator[str]
         await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     finally:
         await conn.close()
-    yield _with_database(servers.postgres, name)
-    await _drop_database(servers.postgres, name)
+    yield with_database(servers.postgres, name)
+    await drop_database(servers.postgres, name)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import ROOT, Servers
+from tests.conftest import ROOT, Servers, drop_database, with_database
 from tests.tcpproxy import free_port
 
 
@@ -68,23 +69,16 @@ def _run_dev(env_overrides: dict[str, str]) -> tuple[int, str]:
 
 def test_dev_uses_the_configured_servers_and_creates_the_database(servers: Servers) -> None:
     name = f"dev_{uuid.uuid4().hex[:10]}"
-    database = servers.postgres.rsplit("/", 1)[0] + f"/{name}"
-    _, output = _run_dev({"SERVICE__DATABASE__URL": database, "SERVICE__REDIS__URL": servers.redis})
+    database = with_database(servers.postgres, name)
+    try:
+        _, output = _run_dev(
+            {"SERVICE__DATABASE__URL": database, "SERVICE__REDIS__URL": servers.redis}
+        )
+    finally:
+        asyncio.run(drop_database(servers.postgres, name))
     assert f"created database {name}" in output
     assert "Authorization: Bearer ey" in output  # a ready-to-paste development token
     assert "api    |" in output, output  # labelled, interleaved logs
-    import asyncio
-
-    import asyncpg
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(servers.postgres)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="embedded servers are tested on Linux")
