@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -161,23 +159,6 @@ def test_text_features_at_predict(catalogue: Catalogue) -> None:
 
 def test_class_keys() -> None:
     assert [class_key(label) for label in ["a", 1, 2.5, True]] == ["a", "1", "2.5", "true"]
-
-
-def _best_of(function: Callable[[], object], runs: int = 300) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def test_single_row_overhead_is_microseconds(logistic: FitResult) -> None:
-    model = logistic.estimator.steps[-1][1]
-    row = Table(FEATURES, [ROWS[0]])
-    bare = _best_of(lambda: model.predict(np.asarray(row.rows, dtype=np.float64)))
-    ours = _best_of(lambda: _predict(logistic, row))
-    assert ours - bare < 50e-6, f"overhead {(ours - bare) * 1e6:.0f} µs"
 
 
 def test_no_rows_no_predictions(logistic: FitResult) -> None:
