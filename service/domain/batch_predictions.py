@@ -17,26 +17,24 @@ from typing import Any
 import msgspec
 
 from service.domain.dataset_columns import name_problem
-from service.domain.datasets import compile_stored, plan_dataset
+from service.domain.dataset_queries import compile_stored, plan_dataset
 from service.domain.errors import Conflict, FieldError, InvalidInput, NotFound
-from service.domain.jobs import IdempotencyKey, Jobs, Submitted
+from service.domain.job_specs import BatchPredictSpec
+from service.domain.jobs import IdempotencyKey, Jobs, PlannedJob, Submitted
+from service.estimators.model_type import default_output
 from service.estimators.predicting import class_key
 from service.repositories.database import Connection
 from service.repositories.datasets import DatasetRepository
 from service.repositories.models import ModelRow
 from service.repositories.versions import VersionRepository
-from service.schemas.jobs import JobOut
-from service.schemas.training import BatchPredictRequest
+from service.schemas.training import BatchPredictRequest, Output
 
-KIND = "batch_predict"
 _PREFIXES = {
     "predict": "prediction",
     "predict_proba": "proba",
     "decision_function": "decision",
     "transform": "component",
 }
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(JobOut)
 
 
 def prediction_columns(output: str, width: int | None, classes: Sequence[Any] | None) -> list[str]:
@@ -61,13 +59,13 @@ class BatchPredictions:
     async def submit(
         self, name: str, body: BatchPredictRequest, who: str, idem: IdempotencyKey | None
     ) -> Submitted:
-        async def plan(conn: Connection, model: ModelRow) -> dict[str, Any]:
-            return await _plan(conn, model, body)
+        async def plan(conn: Connection, model: ModelRow) -> PlannedJob:
+            return PlannedJob(await _plan(conn, model, body))
 
-        return await self.jobs.submit_job(name, KIND, who, idem, plan)
+        return await self.jobs.submit_job(name, "batch_predict", who, idem, plan)
 
 
-async def _plan(conn: Connection, model: ModelRow, body: BatchPredictRequest) -> dict[str, Any]:
+async def _plan(conn: Connection, model: ModelRow, body: BatchPredictRequest) -> BatchPredictSpec:
     if not model.can_output:
         raise Conflict(f"model '{model.name}' does not produce outputs")
     number = body.version if body.version is not None else model.current_version
@@ -76,9 +74,7 @@ async def _plan(conn: Connection, model: ModelRow, body: BatchPredictRequest) ->
     version = await VersionRepository(conn).get_row(model.id, number)
     if version is None:
         raise NotFound(f"model '{model.name}' has no version {number}")
-    output = body.output or (
-        "predict" if "predict" in version.outputs else [*version.outputs, "predict"][0]
-    )
+    output: Output = body.output or msgspec.convert(default_output(version.outputs), Output)
     if output not in version.outputs:
         offered = ", ".join(version.outputs)
         raise InvalidInput(
@@ -109,12 +105,12 @@ async def _plan(conn: Connection, model: ModelRow, body: BatchPredictRequest) ->
             )
     if await DatasetRepository(conn).exists(body.output_dataset):
         raise Conflict(f"dataset '{body.output_dataset}' already exists")
-    return {
-        "version": number,
-        "output": output,
-        "dataset_id": planned.dataset.id,
-        "query": msgspec.to_builtins(body.dataset),
-        "select": planned.columns,
-        "read": read,
-        "output_dataset": body.output_dataset,
-    }
+    return BatchPredictSpec(
+        version=number,
+        output=output,
+        dataset_id=planned.dataset.id,
+        query=body.dataset,
+        select=planned.columns,
+        read=read,
+        output_dataset=body.output_dataset,
+    )

@@ -1,5 +1,5 @@
 """Use cases of datasets: create from records or a streamed CSV, append, query, export, delete
-rows, change metadata, drop; and the dataset queries of training and batch-prediction jobs.
+rows, change metadata, drop. (The dataset queries of jobs are in `dataset_queries.py`.)
 
 Every write is one transaction: a dataset's table, its rows and its catalogue row appear
 together or not at all, and an append adds all its rows (and the row count) or none. The
@@ -13,22 +13,20 @@ import csv
 import io
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from service.domain.csv_stream import CsvHead, LineTracker, header_error, read_head
 from service.domain.dataset_columns import check_names, infer, json_kind, text_kind, to_rows
+from service.domain.dataset_queries import compile_rows, refuse_hidden
 from service.domain.errors import BadRequest, Conflict, FieldError, InvalidInput, NotFound
 from service.estimators.paths import item, member
-from service.query import Compiled, Condition, Query, compile_query, compile_where
-from service.query import parse_conditions as parse_where
-from service.query.limits import INT64_MAX, bad, show
+from service.query import Condition, Query, compile_query, compile_where
+from service.query.limits import show
 from service.repositories.database import Connection, Database
 from service.repositories.datasets import (
     CATALOGUE,
-    ROW_ID,
     CopyRejected,
     DatasetRepository,
     DatasetRow,
@@ -38,7 +36,6 @@ from service.repositories.datasets import (
 from service.repositories.listing import fetch_page
 from service.schemas.base import Page
 from service.schemas.datasets import ColumnSpec, DatasetCreate, DatasetOut, DatasetPatch, RowsAppend
-from service.schemas.training import DatasetQuery
 
 EXPORT_CHUNK_ROWS = 5_000
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # as `schemas.base.Name`
@@ -126,7 +123,7 @@ class Datasets:
         return Page(items=items, total=total, limit=query.limit, offset=query.offset)
 
     async def rows(self, name: str, query: Query) -> Page[dict[str, Any]]:
-        async with self.db.connection() as conn, _snapshot(conn):
+        async with self.db.snapshot() as conn:
             dataset = await _load(conn, name)
             compiled = compile_rows(query, dataset)
             rows, total = await DatasetTable(conn, dataset.id).page(compiled)
@@ -138,7 +135,7 @@ class Datasets:
 
         Problems with the request (unknown dataset, bad query) are raised before the header is
         produced, so a caller that awaits the first chunk can still answer with an error."""
-        async with self.db.connection() as conn, _snapshot(conn):
+        async with self.db.snapshot() as conn:
             dataset = await _load(conn, name)
             compiled = compile_rows(query, dataset)
             yield csv_line(compiled.columns)
@@ -171,101 +168,13 @@ class Datasets:
                 "deleting rows needs a `where` (drop the dataset to delete everything)",
                 [FieldError("where", "required")],
             )
-        _refuse_hidden(Query(where=list(where)))
+        refuse_hidden(Query(where=list(where)))
         async with self.db.transaction() as conn:
             dataset = await _load(conn, name, lock=True)
             condition, args = compile_where(where, where_boolean, rows_source(dataset))
             deleted = await DatasetTable(conn, dataset.id).delete_where(condition, args)
             await DatasetRepository(conn).add_rows(dataset.id, -deleted)
         return deleted
-
-
-# -- the dataset queries of jobs ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlannedDataset:
-    """A job's dataset, and the columns its query makes available (its `select`, else all)."""
-
-    dataset: DatasetRow
-    columns: list[str]
-
-    def require(self, features: Sequence[str], target: str | None) -> None:
-        """InvalidInput naming the features (`$.features`) or target the query cannot give."""
-        available = set(self.columns)
-        wanted = [(f"$.features[{i}]", f) for i, f in enumerate(features)]
-        if target is not None:
-            wanted.append(("$.target", target))
-        missing = [(loc, name) for loc, name in wanted if name not in available]
-        if not missing:
-            return
-        hint = " (add them to `select`)" if len(self.columns) < len(self.dataset.columns) else ""
-        raise InvalidInput(
-            f"the dataset query lacks column(s) {', '.join(repr(n) for _, n in missing)}{hint}",
-            [
-                FieldError(loc, f"dataset '{self.dataset.name}' gives no column {name!r}")
-                for loc, name in missing
-            ],
-        )
-
-
-async def plan_dataset(conn: Connection, query: DatasetQuery) -> PlannedDataset:
-    """The dataset a job body names, checked; InvalidInput at `$.dataset.*` otherwise."""
-    dataset = await DatasetRepository(conn).get(query.name)
-    if dataset is None:
-        raise InvalidInput(
-            f"dataset '{query.name}' does not exist",
-            [FieldError("$.dataset.name", "no dataset has this name")],
-        )
-    names = {c.name for c in dataset.columns}
-    unknown = [
-        FieldError(f"$.dataset.select[{i}]", f"dataset '{query.name}' has no column {c!r}")
-        for i, c in enumerate(query.select)
-        if c not in names
-    ]
-    if unknown:
-        raise InvalidInput("the dataset query selects unknown columns", unknown)
-    return PlannedDataset(dataset, list(query.select) or [c.name for c in dataset.columns])
-
-
-def compile_stored(query: DatasetQuery, dataset: DatasetRow, read: Sequence[str]) -> Compiled:
-    """The job's query reading the columns `read`, in order; InvalidInput at `$.dataset.*`."""
-    try:
-        return compile_rows(stored_query(query, read), dataset)
-    except BadRequest as exc:
-        errors = [
-            FieldError(e.loc if e.loc.startswith("$") else f"$.dataset.{e.loc}", e.msg)
-            for e in exc.errors
-        ]
-        raise InvalidInput(f"invalid dataset query: {exc.detail}", errors) from None
-
-
-def stored_query(query: DatasetQuery, read: Sequence[str]) -> Query:
-    """A job body's dataset query as a `Query` that selects `read`; limit None means all."""
-    sorts = [s.lower() for s in query.order_by_sort]
-    if len(sorts) > len(query.order_by):
-        raise bad("order_by_sort", f"{len(sorts)} sorts for {len(query.order_by)} columns")
-    for i, sort in enumerate(sorts):
-        if sort not in ("asc", "desc"):
-            raise bad(f"order_by_sort[{i}]", f"expected asc or desc, got {show(sort)}")
-    return Query(
-        where=parse_where(query.where, "$.dataset.where"),
-        where_boolean="OR" if query.where_boolean.upper() == "OR" else "AND",
-        select=list(read),
-        order_by=[
-            (name, "desc" if i < len(sorts) and sorts[i] == "desc" else "asc")
-            for i, name in enumerate(query.order_by)
-        ],
-        limit=INT64_MAX if query.limit is None else query.limit,
-    )
-
-
-def compile_rows(query: Query, dataset: DatasetRow) -> Compiled:
-    """`query` over the dataset's table; the default select is every column (not `__row`)."""
-    _refuse_hidden(query)
-    if not query.grouped and not query.select:
-        query = msgspec.structs.replace(query, select=[c.name for c in dataset.columns])
-    return compile_query(query, rows_source(dataset))
 
 
 def csv_line(fields: Sequence[str]) -> bytes:
@@ -275,18 +184,6 @@ def csv_line(fields: Sequence[str]) -> bytes:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _refuse_hidden(query: Query) -> None:
-    """`__row` is the service's own column: unknown to clients, whatever they write."""
-    named = [(f"where[{i}]", c.column) for i, c in enumerate(query.where)]
-    named += [(f"select[{i}]", n) for i, n in enumerate(query.select)]
-    named += [(f"order_by[{i}]", n) for i, (n, _) in enumerate(query.order_by)]
-    named += [(f"group_by[{i}]", n) for i, n in enumerate(query.group_by)]
-    named += [(f"aggregate[{i}]", n) for i, (n, _) in enumerate(query.aggregates)]
-    for loc, name in named:
-        if name == ROW_ID or name.startswith("__"):
-            raise bad(loc, f"unknown column {show(name)}")
 
 
 def _record_columns(body: DatasetCreate) -> list[ColumnSpec]:
@@ -352,11 +249,6 @@ def _csv_error(exc: CopyRejected, tracker: LineTracker) -> InvalidInput:
         where, loc = f"{where}, column {exc.column!r}", member(loc, exc.column)
     msg = f"{where}: {exc.message}"
     return InvalidInput(f"{msg}; nothing was stored", [FieldError(loc, msg)])
-
-
-def _snapshot(conn: Connection) -> Any:
-    """A read-only transaction whose statements all see one snapshot (count and page agree)."""
-    return conn.transaction(isolation="repeatable_read", readonly=True)
 
 
 async def _load(conn: Connection, name: str, *, lock: bool = False) -> DatasetRow:

@@ -16,21 +16,27 @@ from typing import Any
 import msgspec
 
 from service.domain import batches
-from service.domain.datasets import compile_stored, plan_dataset
+from service.domain.dataset_queries import compile_stored, plan_dataset
 from service.domain.errors import Conflict, FieldError, InvalidInput, NotFound
+from service.domain.job_specs import (
+    BatchPredictSpec,
+    DatasetSource,
+    FitSpec,
+    JobSpec,
+    TrainSpec,
+    UpdateSpec,
+)
 from service.domain.models import load_row
 from service.jobs.queue import JobQueue
-from service.query import Query, compile_query
-from service.repositories import jobs as job_repo
+from service.query import Query
 from service.repositories.database import Connection, Database
 from service.repositories.idempotency import IdempotencyRepository, StoredResponse
-from service.repositories.jobs import JobRepository
-from service.repositories.listing import fetch_page
+from service.repositories.jobs import JobFilters, JobRepository
 from service.repositories.model_types import ModelTypeRepository
 from service.repositories.models import ModelRepository, ModelRow
-from service.repositories.versions import BatchRepository, VersionRepository
+from service.repositories.versions import BatchRepository, VersionRepository, VersionRow
 from service.schemas.base import Page
-from service.schemas.jobs import JobOut, ModelStatus
+from service.schemas.jobs import FitKind, JobKind, JobOut, ModelStatus
 from service.schemas.training import TrainRequest
 from service.settings import WorkerSettings
 
@@ -56,10 +62,16 @@ class Submitted:
     replayed: bool = False
 
 
-Planner = Callable[[Connection, ModelRow], Awaitable[dict[str, Any]]]
-AfterInsert = Callable[[Connection, ModelRow, JobOut], Awaitable[None]]
+@dataclasses.dataclass(frozen=True)
+class PlannedJob:
+    """A job's spec, and the inline rows to store under the spec's `batch_id`."""
 
-_FILTER_COLUMNS = {"model": "model_name", "status": "status", "kind": "kind"}
+    spec: JobSpec
+    rows: batches.Batch | None = None
+
+
+Planner = Callable[[Connection, ModelRow], Awaitable[PlannedJob]]
+
 _job_encoder = msgspec.json.Encoder()
 _job_decoder = msgspec.json.Decoder(JobOut)
 
@@ -73,35 +85,23 @@ class Jobs:
     # -- submission ---------------------------------------------------------------------------
 
     async def submit(
-        self, name: str, kind: str, body: TrainRequest, who: str, idem: IdempotencyKey | None
+        self, name: str, kind: FitKind, body: TrainRequest, who: str, idem: IdempotencyKey | None
     ) -> Submitted:
         """Train or update: the inline rows, if any, are stored with the job."""
         batch = self._inline_batch(body)
 
-        async def plan(conn: Connection, model: ModelRow) -> dict[str, Any]:
-            return await self._plan(conn, model, kind, body, batch)
+        async def plan(conn: Connection, model: ModelRow) -> PlannedJob:
+            spec = await _plan(conn, model, kind, body, batch)
+            return PlannedJob(spec, batch)
 
-        async def store_rows(conn: Connection, model: ModelRow, job: JobOut) -> None:
-            if batch is not None:
-                batch_id = await BatchRepository(conn).insert(
-                    model.id, job.id, batch.columns, len(batch), batches.encode(batch)
-                )
-                await JobRepository(conn).add_to_spec(job.id, {"batch_id": batch_id})
-
-        return await self.submit_job(name, kind, who, idem, plan, store_rows)
+        return await self.submit_job(name, kind, who, idem, plan)
 
     async def submit_job(
-        self,
-        name: str,
-        kind: str,
-        who: str,
-        idem: IdempotencyKey | None,
-        plan: Planner,
-        after_insert: AfterInsert | None = None,
+        self, name: str, kind: JobKind, who: str, idem: IdempotencyKey | None, plan: Planner
     ) -> Submitted:
         """The one submission transaction of every job kind: replay a keyed request, lock the
-        model, plan the job (raising on anything invalid), insert it, remember the response
-        for its key; then, after the commit, enqueue it."""
+        model, plan the job (raising on anything invalid), insert it with its rows, remember
+        the response for its key; then, after the commit, enqueue it."""
         async with self.db.transaction() as conn:
             if idem is not None:
                 stored = await IdempotencyRepository(conn).lock_and_get(
@@ -110,10 +110,12 @@ class Jobs:
                 if stored is not None:
                     return _replay(stored, idem)
             model = await _lock_model(conn, name)
-            spec = await plan(conn, model)
-            job = await JobRepository(conn).insert(uuid.uuid4(), model.id, name, kind, spec, who)
-            if after_insert is not None:
-                await after_insert(conn, model, job)
+            planned = await plan(conn, model)
+            job = await JobRepository(conn).insert(
+                uuid.uuid4(), model.id, name, kind, planned.spec, who
+            )
+            if planned.rows is not None:
+                await _store_rows(conn, model, job, planned)
             if idem is not None:
                 await IdempotencyRepository(conn).store(
                     idem.principal,
@@ -143,54 +145,6 @@ class Jobs:
             )
         return batches.from_records(body.data)
 
-    async def _plan(
-        self,
-        conn: Connection,
-        model: ModelRow,
-        kind: str,
-        body: TrainRequest,
-        batch: batches.Batch | None,
-    ) -> dict[str, Any]:
-        """Checks the model can do `kind` with these columns; returns the job's spec."""
-        model_type = await ModelTypeRepository(conn).capabilities(model.model_type)
-        if kind == "train" and not model_type.can_input:
-            raise Conflict(f"model type '{model.model_type}' cannot be trained")
-        base: dict[str, Any] | None = None
-        if kind == "update":
-            if not model_type.can_update:
-                raise Conflict(f"model type '{model.model_type}' cannot be updated")
-            if model.current_version is None:
-                raise Conflict(f"model '{model.name}' has no version to update; train it first")
-            row = await VersionRepository(conn).get_row(model.id, model.current_version)
-            assert row is not None
-            base = {"features": row.features, "target": row.target}
-        columns = batch.columns if batch is not None else None
-        dataset = None
-        if body.dataset is not None:
-            dataset = await plan_dataset(conn, body.dataset)
-            columns = dataset.columns
-        features, target = _resolve_columns(model, body, base, columns, model_type.supervised)
-        if batch is not None:
-            _require_columns(batch.columns, [*features, *([target] if target else [])])
-        spec = {
-            "model_type": model.model_type,
-            "settings": model.settings,
-            "features": features,
-            "target": target,
-            "parameters": body.parameters,
-            "incremental": bool(model_type.incremental) and kind == "update",
-            "base_version": model.current_version if kind == "update" else None,
-            "source": "inline" if batch is not None else _dataset_source(body),
-        }
-        if dataset is not None and body.dataset is not None:
-            # The worker reads the rows itself (service/worker/dataset_loader.py).
-            dataset.require(features, target)
-            compile_stored(
-                body.dataset, dataset.dataset, [*features, *([target] if target else [])]
-            )
-            spec["dataset_id"] = dataset.dataset.id
-        return spec
-
     # -- reading ------------------------------------------------------------------------------
 
     async def get(self, job_id: uuid.UUID) -> JobOut:
@@ -201,17 +155,9 @@ class Jobs:
         return job
 
     async def list(self, query: Query, filters: Mapping[str, str]) -> Page[dict[str, Any]]:
-        conditions, args = [], []
-        for name, value in filters.items():
-            args.append(value)
-            conditions.append(f"{_FILTER_COLUMNS[name]} = ${len(args)}")
-        source = job_repo.SOURCE
-        if conditions:
-            source = dataclasses.replace(
-                source, base_where=" AND ".join(conditions), base_args=tuple(args)
-            )
+        """Jobs matching `query`, narrowed by the equality `filters` (model, status, kind)."""
         async with self.db.connection() as conn:
-            items, total = await fetch_page(conn, compile_query(query, source))
+            items, total = await JobRepository(conn).page(query, JobFilters(**filters))
         return Page(items=items, total=total, limit=query.limit, offset=query.offset)
 
     async def status(self, name: str) -> ModelStatus:
@@ -226,7 +172,7 @@ class Jobs:
     async def cancel(self, job_id: uuid.UUID) -> JobOut:
         async with self.db.transaction() as conn:
             repo = JobRepository(conn)
-            row = await repo.get_row(job_id, lock=True)
+            row = await repo.lock_state(job_id)
             if row is None:
                 raise NotFound(f"job '{job_id}' does not exist")
             job = await repo.cancel(job_id)
@@ -257,6 +203,62 @@ class Jobs:
             await self.queue.abort(job_id, dispatch)
 
 
+async def _plan(
+    conn: Connection,
+    model: ModelRow,
+    kind: FitKind,
+    body: TrainRequest,
+    batch: batches.Batch | None,
+) -> FitSpec:
+    """Checks the model can do `kind` with these columns; returns the job's spec."""
+    model_type = await ModelTypeRepository(conn).capabilities(model.model_type)
+    if kind == "train" and not model_type.can_input:
+        raise Conflict(f"model type '{model.model_type}' cannot be trained")
+    base = None
+    if kind == "update":
+        if not model_type.can_update:
+            raise Conflict(f"model type '{model.model_type}' cannot be updated")
+        if model.current_version is None:
+            raise Conflict(f"model '{model.name}' has no version to update; train it first")
+        base = await VersionRepository(conn).get_row(model.id, model.current_version)
+        assert base is not None
+    columns = batch.columns if batch is not None else None
+    dataset = None
+    if body.dataset is not None:
+        dataset = await plan_dataset(conn, body.dataset)
+        columns = dataset.columns
+    features, target = _resolve_columns(model, body, base, columns, model_type.supervised)
+    read = [*features, *([target] if target else [])]
+    if batch is not None:
+        _require_columns(batch.columns, read)
+    fields: dict[str, Any] = {
+        "model_type": model.model_type,
+        "settings": model.settings,
+        "features": features,
+        "target": target,
+        "parameters": body.parameters,
+    }
+    if dataset is not None and body.dataset is not None:
+        # The worker reads the rows itself (service/domain/training_rows.py).
+        dataset.require(features, target)
+        compile_stored(body.dataset, dataset.dataset, read)
+        fields |= {"source": DatasetSource(query=body.dataset), "dataset_id": dataset.dataset.id}
+    else:
+        fields |= {"source": "inline", "batch_id": await BatchRepository(conn).allocate_id()}
+    if base is None:
+        return TrainSpec(**fields)
+    return UpdateSpec(**fields, base_version=base.version, incremental=bool(model_type.incremental))
+
+
+async def _store_rows(conn: Connection, model: ModelRow, job: JobOut, planned: PlannedJob) -> None:
+    """The inline rows, under the id the spec already names."""
+    rows, spec = planned.rows, planned.spec
+    assert rows is not None and not isinstance(spec, BatchPredictSpec)
+    await BatchRepository(conn).insert(
+        model.id, job.id, rows.columns, len(rows), batches.encode(rows), batch_id=spec.batch_id
+    )
+
+
 async def _lock_model(conn: Connection, name: str) -> ModelRow:
     if await ModelRepository(conn).lock(name) is None:
         raise NotFound(f"model '{name}' does not exist")
@@ -275,22 +277,22 @@ def _replay(stored: StoredResponse, idem: IdempotencyKey) -> Submitted:
 def _resolve_columns(
     model: ModelRow,
     body: TrainRequest,
-    base: dict[str, Any] | None,
+    base: VersionRow | None,
     columns: Sequence[str] | None,
     supervised: bool,
 ) -> tuple[list[str], str | None]:
     if base is not None:  # an update keeps the columns the current version was built on
-        if body.features is not None and body.features != base["features"]:
+        if body.features is not None and body.features != base.features:
             raise InvalidInput(
                 "an update uses the features of the current version",
-                [FieldError("$.features", f"must be {base['features']} or left out")],
+                [FieldError("$.features", f"must be {base.features} or left out")],
             )
-        if body.target is not None and body.target != base["target"]:
+        if body.target is not None and body.target != base.target:
             raise InvalidInput(
                 "an update uses the target of the current version",
-                [FieldError("$.target", f"must be '{base['target']}' or left out")],
+                [FieldError("$.target", f"must be '{base.target}' or left out")],
             )
-        return list(base["features"]), base["target"]
+        return list(base.features), base.target
     target = body.target or model.target
     if supervised and target is None:
         raise InvalidInput(
@@ -323,8 +325,3 @@ def _require_columns(columns: Sequence[str], needed: Sequence[str]) -> None:
             f"the data lacks column(s) {', '.join(repr(c) for c in missing)}",
             [FieldError("$.data", f"missing column '{c}'") for c in missing],
         )
-
-
-def _dataset_source(body: TrainRequest) -> dict[str, Any]:
-    assert body.dataset is not None
-    return {"kind": "dataset", "query": msgspec.to_builtins(body.dataset)}

@@ -1,10 +1,14 @@
-"""Use cases of versions: list, read, and activate one (rollback or roll forward)."""
+"""Use cases of versions: list, read, and activate one (rollback or roll forward).
+
+A version becomes current in one place (`make_current`), in the transaction that made it
+(`Fits.record`) or chose it (`activate`), and every api process hears of it at the commit.
+"""
 
 from __future__ import annotations
 
 from service.domain.errors import NotFound
 from service.domain.models import load_row
-from service.repositories.database import Database
+from service.repositories.database import Connection, Database
 from service.repositories.models import ModelRepository
 from service.repositories.versions import VersionRepository
 from service.schemas.base import Page
@@ -36,5 +40,10 @@ class Versions:
                 raise NotFound(f"model '{name}' does not exist")
             if await VersionRepository(conn).get_row(model_id, version) is None:
                 raise NotFound(f"model '{name}' has no version {version}")
-            await ModelRepository(conn).set_current_version(model_id, version)
-            await ModelRepository(conn).notify_changed(name)
+            await make_current(conn, model_id, name, version)
+
+
+async def make_current(conn: Connection, model_id: int, name: str, version: int) -> None:
+    """Serve `version` of the model from now on; every api process drops what it cached."""
+    await ModelRepository(conn).set_current_version(model_id, version)
+    await ModelRepository(conn).notify_changed(name)

@@ -20,6 +20,7 @@ are the ones it offers only with some settings (e.g. SVC's `predict_proba` needs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 import msgspec
@@ -56,9 +57,13 @@ class ModelType(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def default_output(self) -> str:
-        """`predict` when the type offers it (by default), else `transform`, else its first."""
-        for candidate in ("predict", "transform"):
-            if candidate in self.outputs:
-                return candidate
-        offered = self.outputs or self.conditional_outputs
-        return offered[0] if offered else "predict"
+        return default_output(self.outputs or self.conditional_outputs)
+
+
+def default_output(offered: Sequence[str]) -> str:
+    """The output given when a request names none: `predict` when offered, else `transform`,
+    else the first offered; the same rule for a model type and for a trained version."""
+    for candidate in ("predict", "transform"):
+        if candidate in offered:
+            return candidate
+    return offered[0] if offered else "predict"

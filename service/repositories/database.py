@@ -7,13 +7,14 @@ is down, and the first request after it returns simply connects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import asyncpg
 import msgspec
 
 from service.domain.errors import Conflict, QueryTimeout, Unavailable
+from service.domain.job_errors import GiveUp
 from service.settings import DatabaseSettings
 
 Connection = asyncpg.Connection  # re-exported so callers need not import the driver
@@ -42,6 +43,18 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 def _json_encode(value: object) -> str:
     return msgspec.json.encode(value).decode()
+
+
+@contextmanager
+def refused_queries() -> Iterator[None]:
+    """A query PostgreSQL refuses (a statement timeout on a very selective filter, say) fails
+    the job with its message; losing the database is still an infrastructure error (retried)."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        if isinstance(exc, OUTAGE_ERRORS):
+            raise
+        raise GiveUp("DatabaseError", f"PostgreSQL refused the dataset query: {exc}") from None
 
 
 class Database:
@@ -84,6 +97,16 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[asyncpg.Connection]:
+        """A read-only transaction whose statements all see one snapshot (a count and the rows
+        it counts agree; a job reads a dataset as it was at one instant)."""
+        async with (
+            self.connection() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             yield conn
 
     async def ping(self) -> None:

@@ -276,6 +276,15 @@ class DatasetTable:
             total
         )
 
+    @staticmethod
+    async def count_of(conn: Connection, compiled: Compiled, seconds: float) -> int | None:
+        """The query's row count, or None when PostgreSQL cannot tell within `seconds`."""
+        try:
+            total = await conn.fetchval(compiled.count_sql, *compiled.args, timeout=seconds)
+        except TimeoutError:
+            return None
+        return int(total)
+
     async def chunks(
         self, compiled: Compiled, size: int
     ) -> AsyncGenerator[list[tuple[Any, ...]], None]:

@@ -1,7 +1,13 @@
-"""The `jobs` table."""
+"""The `jobs` table.
+
+A job's `spec` is stored as the tagged Struct the domain planned (jsonb, `kind` inside) and read
+back as one. Rows written before the spec carried its tag are read through `_SPEC`, which takes
+the tag from the row's `kind` column, so a job queued before an upgrade still runs after it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -9,11 +15,13 @@ import asyncpg
 import msgspec
 
 from service.domain.errors import Conflict
-from service.query import Column, ColumnType, Source
+from service.domain.job_specs import ClaimedJob, JobResult, JobSpec
+from service.query import Column, ColumnType, Compiled, Query, Source, compile_query
 from service.repositories.database import Connection
-from service.schemas.jobs import JobOut
+from service.repositories.listing import fetch_page
+from service.schemas.jobs import JobKind, JobOut, JobStatus
 
-ACTIVE = ("queued", "running")
+ACTIVE: tuple[JobStatus, ...] = ("queued", "running")
 
 _OUT = """
     id, model_name AS model, kind, status, created_by, created_at, started_at, finished_at,
@@ -40,17 +48,23 @@ SOURCE = Source(
 )
 
 
-class JobRow(msgspec.Struct, kw_only=True):
-    """A job as the worker sees it: the public fields plus what it needs to run it."""
+_SPEC = "spec || jsonb_build_object('kind', kind) AS spec"
+_CLAIMED = f"id, model_id, model_name, kind, status, {_SPEC}, created_by, attempts, dispatches"
 
-    id: uuid.UUID
-    model_id: int
-    model_name: str
-    kind: str
-    status: str
-    spec: dict[str, Any]
-    created_by: str
-    attempts: int
+
+class JobFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """Equality filters of a job list, beside its query."""
+
+    model: str | None = None
+    status: str | None = None
+    kind: str | None = None
+
+
+_FILTER_COLUMNS = {"model": "model_name", "status": "status", "kind": "kind"}
+
+
+class JobState(msgspec.Struct, frozen=True):
+    status: JobStatus
     dispatches: int
 
 
@@ -64,6 +78,25 @@ def to_out(row: asyncpg.Record | dict[str, Any]) -> JobOut:
     return msgspec.convert(dict(row), JobOut)
 
 
+def _claimed(row: asyncpg.Record) -> ClaimedJob:
+    return msgspec.convert(dict(row), ClaimedJob)
+
+
+def list_query(query: Query, filters: JobFilters) -> Compiled:
+    """The job list `query`, narrowed by `filters` (parameters, never SQL text from a client)."""
+    conditions, args = [], []
+    for name, value in msgspec.structs.asdict(filters).items():
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{_FILTER_COLUMNS[name]} = ${len(args)}")
+    source = SOURCE
+    if conditions:
+        source = dataclasses.replace(
+            SOURCE, base_where=" AND ".join(conditions), base_args=tuple(args)
+        )
+    return compile_query(query, source)
+
+
 class JobRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -73,8 +106,8 @@ class JobRepository:
         job_id: uuid.UUID,
         model_id: int,
         model_name: str,
-        kind: str,
-        spec: dict[str, Any],
+        kind: JobKind,
+        spec: JobSpec,
         created_by: str,
     ) -> JobOut:
         try:
@@ -99,13 +132,22 @@ class JobRepository:
         row = await self.conn.fetchrow(f"SELECT {_OUT} FROM jobs WHERE id = $1", job_id)
         return None if row is None else to_out(row)
 
-    async def get_row(self, job_id: uuid.UUID, *, lock: bool = False) -> JobRow | None:
+    async def lock_state(self, job_id: uuid.UUID) -> JobState | None:
+        """The job's status and dispatch number, locked for the rest of the transaction."""
         row = await self.conn.fetchrow(
-            "SELECT id, model_id, model_name, kind, status, spec, created_by, attempts, dispatches"
-            " FROM jobs WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+            "SELECT status, dispatches FROM jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        return None if row is None else JobState(row["status"], row["dispatches"])
+
+    async def get_claimed(self, job_id: uuid.UUID, *, lock: bool = False) -> ClaimedJob | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_CLAIMED} FROM jobs WHERE id = $1" + (" FOR UPDATE" if lock else ""),
             job_id,
         )
-        return None if row is None else msgspec.convert(dict(row), JobRow)
+        return None if row is None else _claimed(row)
+
+    async def page(self, query: Query, filters: JobFilters) -> tuple[list[dict[str, Any]], int]:
+        return await fetch_page(self.conn, list_query(query, filters))
 
     async def active_for_model(self, model_id: int) -> JobOut | None:
         row = await self.conn.fetchrow(
@@ -143,20 +185,19 @@ class JobRepository:
 
     # -- the worker's transitions ------------------------------------------------------------
 
-    async def claim(self, job_id: uuid.UUID, worker: str) -> JobRow | None:
+    async def claim(self, job_id: uuid.UUID, worker: str) -> ClaimedJob | None:
         """`queued → running` for this worker; None when the job is no longer queued."""
         row = await self.conn.fetchrow(
-            """
+            f"""
             UPDATE jobs SET status = 'running', attempts = attempts + 1, worker = $2,
                 started_at = coalesce(started_at, now()), heartbeat_at = now(), progress = 0
             WHERE id = $1 AND status = 'queued'
-            RETURNING id, model_id, model_name, kind, status, spec, created_by, attempts,
-                dispatches
+            RETURNING {_CLAIMED}
             """,
             job_id,
             worker,
         )
-        return None if row is None else msgspec.convert(dict(row), JobRow)
+        return None if row is None else _claimed(row)
 
     async def beat(self, job_id: uuid.UUID) -> bool:
         """Heartbeat; False when the job stopped being `running` (cancelled, deleted)."""
@@ -176,7 +217,7 @@ class JobRepository:
         )
         return bool(status == "running")
 
-    async def succeed(self, job_id: uuid.UUID, result: dict[str, Any]) -> None:
+    async def succeed(self, job_id: uuid.UUID, result: JobResult) -> None:
         await self.conn.execute(
             "UPDATE jobs SET status = 'succeeded', finished_at = now(), progress = 1,"
             " result = $2, error = NULL WHERE id = $1",
@@ -238,6 +279,3 @@ class JobRepository:
             job_id,
             fraction,
         )
-
-    async def add_to_spec(self, job_id: uuid.UUID, values: dict[str, Any]) -> None:
-        await self.conn.execute("UPDATE jobs SET spec = spec || $2 WHERE id = $1", job_id, values)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
+from service.repositories.database import Database
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -102,3 +104,9 @@ async def count_missing(conn: asyncpg.Connection, expected: list[str]) -> int:
         "SELECT count(*) FROM schema_migrations WHERE version = any($1::text[])", expected
     )
     return len(expected) - int(applied)
+
+
+async def pending_migrations(db: Database, expected: list[str]) -> int:
+    """`count_missing` over a pooled connection: the readiness probe's database check."""
+    async with db.connection() as conn:
+        return await count_missing(conn, expected)

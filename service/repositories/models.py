@@ -65,6 +65,15 @@ SOURCE = Source(
 NOTIFY_CHANNEL = "model_changed"
 
 
+class Current(msgspec.Struct, frozen=True):
+    """What serving a model needs to know before loading a version of it."""
+
+    model_id: int
+    version: int | None
+    can_output: bool
+    model_type: str
+
+
 class ModelRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -98,6 +107,15 @@ class ModelRepository:
             f"SELECT {_VIEW_FIELDS} FROM models_view WHERE name = $1", name
         )
         return None if row is None else msgspec.convert(dict(row), ModelRow)
+
+    async def current(self, name: str) -> Current | None:
+        row = await self.conn.fetchrow(
+            "SELECT id, current_version, can_output, model_type FROM models_view WHERE name = $1",
+            name,
+        )
+        if row is None:
+            return None
+        return Current(row["id"], row["current_version"], row["can_output"], row["model_type"])
 
     async def lock(self, name: str) -> int | None:
         """Locks the model row for the rest of the transaction; returns its id."""

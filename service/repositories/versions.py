@@ -140,9 +140,22 @@ class VersionRepository:
         return version
 
 
+class StoredBatch(msgspec.Struct, frozen=True):
+    id: int
+    row_count: int
+
+
 class BatchRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    async def allocate_id(self) -> int:
+        """An id for a batch inserted later in the transaction, so a job's spec can name its
+        rows before the job row (which the batch refers to) exists."""
+        batch_id: int = await self.conn.fetchval(
+            "SELECT nextval(pg_get_serial_sequence('training_batches', 'id'))"
+        )
+        return batch_id
 
     async def insert(
         self,
@@ -151,10 +164,15 @@ class BatchRepository:
         columns: list[str],
         row_count: int,
         data: bytes,
+        batch_id: int | None = None,
     ) -> int:
-        batch_id: int = await self.conn.fetchval(
-            "INSERT INTO training_batches (model_id, job_id, columns, row_count, data)"
-            " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        """Stores rows under `batch_id` (from `allocate_id`), or a new id when None."""
+        if batch_id is None:
+            batch_id = await self.allocate_id()
+        await self.conn.execute(
+            "INSERT INTO training_batches (id, model_id, job_id, columns, row_count, data)"
+            " OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)",
+            batch_id,
             model_id,
             job_id,
             columns,
@@ -162,6 +180,14 @@ class BatchRepository:
             data,
         )
         return batch_id
+
+    async def of_job(self, job_id: uuid.UUID) -> StoredBatch | None:
+        """The rows a job stored for itself (an earlier attempt's read of a dataset)."""
+        row = await self.conn.fetchrow(
+            "SELECT id, row_count FROM training_batches WHERE job_id = $1 ORDER BY id LIMIT 1",
+            job_id,
+        )
+        return None if row is None else StoredBatch(row["id"], row["row_count"])
 
     async def purge_unused(self, older_than_seconds: float) -> int:
         """Drops rows no version was built from and no queued or running job still needs

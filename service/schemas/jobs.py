@@ -9,6 +9,7 @@ from typing import Any, Literal
 from service.schemas.base import ApiStruct
 
 JobKind = Literal["train", "update", "batch_predict"]
+FitKind = Literal["train", "update"]  # the kinds that make a version
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 StatusName = Literal["idle", "queued", "running", "succeeded", "failed", "cancelled"]
 

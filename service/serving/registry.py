@@ -21,23 +21,16 @@ from typing import Any
 import asyncpg
 
 from service.artifacts import signing
+from service.artifacts.store import ArtifactStore
 from service.domain.errors import Conflict, NotFound
+from service.estimators.model_type import default_output
 from service.repositories.database import OUTAGE_ERRORS, Database
-from service.repositories.models import NOTIFY_CHANNEL
-from service.repositories.versions import VersionRepository
+from service.repositories.models import NOTIFY_CHANNEL, Current, ModelRepository
 from service.serving.cache import ByteBudgetCache
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class Current:
-    model_id: int
-    version: int | None
-    can_output: bool
-    model_type: str
 
 
 @dataclass(frozen=True)
@@ -56,7 +49,7 @@ class LoadedModel:
 class ModelRegistry:
     def __init__(self, db: Database, hmac_key: str, cache_bytes: int) -> None:
         self.db = db
-        self.hmac_key = hmac_key
+        self.artifacts = ArtifactStore(db, hmac_key)
         self.models: ByteBudgetCache[LoadedModel] = ByteBudgetCache(cache_bytes)
         self.current: dict[str, Current] = {}
         # Bumped by every invalidation: a read that started before one must not be cached,
@@ -85,49 +78,38 @@ class ModelRegistry:
     async def _read_current(self, name: str) -> Current:
         generation = self.generation
         async with self.db.connection() as conn:
-            row = await conn.fetchrow(
-                "SELECT id, current_version, can_output, model_type FROM models_view"
-                " WHERE name = $1",
-                name,
-            )
-        if row is None:
+            current = await ModelRepository(conn).current(name)
+        if current is None:
             raise NotFound(f"model '{name}' does not exist")
-        current = Current(row["id"], row["current_version"], row["can_output"], row["model_type"])
         # Only cache what a notification would correct, and nothing read before one.
         if self.listening.is_set() and generation == self.generation:
             self.current[name] = current
         return current
 
     async def _load(self, name: str, current: Current, version: int) -> tuple[LoadedModel, int]:
-        async with self.db.connection() as conn:
-            repo = VersionRepository(conn)
-            row = await repo.get_row(current.model_id, version)
-            data = await repo.artifact(current.model_id, version) if row else None
-        if row is None or data is None:
-            raise NotFound(f"model '{name}' has no version {version}")
         try:
-            estimator = await asyncio.to_thread(
-                signing.load_verified, data, row.artifact_hmac, row.artifact_sha256, self.hmac_key
-            )
+            loaded = await self.artifacts.load(current.model_id, version)
         except signing.TamperedArtifact:
             log.error(
                 "artifact failed verification; refusing to load it",
                 extra={"model": name, "version": version},
             )
             raise
-        default = "predict" if "predict" in row.outputs else (row.outputs or ["predict"])[0]
-        loaded = LoadedModel(
+        if loaded is None:
+            raise NotFound(f"model '{name}' has no version {version}")
+        row = loaded.version
+        model = LoadedModel(
             name,
             current.model_type,
             current.model_id,
             version,
-            estimator,
+            loaded.estimator,
             row.features,
             row.feature_kinds,
             row.outputs,
-            default,
+            default_output(row.outputs),
         )
-        return loaded, len(data)
+        return model, loaded.size
 
     # -- invalidation -------------------------------------------------------------------------
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import os
 import socket
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 from arq.connections import RedisSettings as ArqRedisSettings
@@ -18,11 +15,8 @@ from prometheus_client import start_http_server
 from service.jobs.serialization import deserialize, serialize
 from service.settings import Settings
 from service.worker.context import WorkerContext
-from service.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
-
-JobFunction = Callable[..., Awaitable[Any]]
 
 
 def worker_id() -> str:
@@ -41,26 +35,6 @@ def redis_settings(settings: Settings) -> ArqRedisSettings:
     return rs
 
 
-def _instrumented(name: str, coro: JobFunction) -> JobFunction:
-    @functools.wraps(coro)
-    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        metrics: WorkerMetrics = ctx["app"].metrics
-        start = time.perf_counter()
-        outcome = "failure"
-        try:
-            result = await coro(ctx, *args, **kwargs)
-            outcome = "success"
-            return result
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        finally:
-            metrics.jobs.labels(name, outcome).inc()
-            metrics.duration.labels(name).observe(time.perf_counter() - start)
-
-    return run
-
-
 def build_worker(
     settings: Settings,
     *,
@@ -70,7 +44,7 @@ def build_worker(
     poll_delay: float | None = None,
     extra_functions: Sequence[Function] = (),
 ) -> Worker:
-    from service.worker.tasks import CRON_JOBS, FUNCTIONS
+    from service.worker.tasks import CRON_JOBS, FUNCTIONS, instrumented
 
     functions = []
     for name, (coro, options) in FUNCTIONS.items():
@@ -79,7 +53,7 @@ def build_worker(
         # is a backstop that would otherwise leave the job re-queued forever.
         if (margin := options.pop("timeout_margin", None)) is not None:
             options["timeout"] = settings.worker.job_timeout + margin
-        functions.append(func(cast(Any, _instrumented(name, coro)), name=name, **options))
+        functions.append(func(cast(Any, instrumented(name, coro)), name=name, **options))
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         app = await WorkerContext.start(settings, worker_id())

@@ -1,4 +1,4 @@
-"""What every job of a worker process shares: settings, the database, Redis and metrics."""
+"""What every job of a worker process shares: settings, the job use cases, Redis, metrics."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
+from service.domain.job_services import JobServices
 from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
-from service.repositories.database import Database
 from service.settings import Settings
 from service.worker import child
-from service.worker.dataset_loader import dataset_loader
 from service.worker.execution import JobRunner
 from service.worker.metrics import WorkerMetrics
 from service.worker.sweeper import Sweeper
@@ -22,7 +21,7 @@ from service.worker.sweeper import Sweeper
 @dataclass
 class WorkerContext:
     settings: Settings
-    db: Database
+    services: JobServices
     redis: ArqRedis
     metrics: WorkerMetrics
     runner: JobRunner
@@ -31,16 +30,14 @@ class WorkerContext:
 
     @classmethod
     async def start(cls, settings: Settings, worker_id: str, sweep: bool = True) -> WorkerContext:
-        db = Database(settings.database)
-        await db.start()
+        services = await JobServices.start(settings)
         redis = connect_redis(settings.redis)
         queue = JobQueue(redis, settings.redis.queue_name)
-        runner = JobRunner(db, settings, worker_id)
-        runner.dataset_loader = dataset_loader(settings)
-        context = cls(settings, db, redis, WorkerMetrics(), runner)
+        runner = JobRunner(services, settings, worker_id)
+        context = cls(settings, services, redis, WorkerMetrics(), runner)
         context.warm_up_task = asyncio.create_task(asyncio.to_thread(child.warm_up))
         if sweep:
-            sweeper = Sweeper(db, queue, settings.worker)
+            sweeper = Sweeper(services.sweeps, queue, settings.worker)
             context.sweeper_task = asyncio.create_task(sweeper.run_forever())
         return context
 
@@ -50,4 +47,4 @@ class WorkerContext:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.sweeper_task
         await self.redis.aclose()
-        await self.db.close()
+        await self.services.close()

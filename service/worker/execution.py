@@ -1,10 +1,10 @@
-"""Running a training or update job in a worker.
+"""Running a job in a worker: the transport between the queue and the job use cases.
 
-The job row is claimed (`queued → running`), heartbeated while the fit runs in a child process,
-and finished in one transaction that stores the version, makes it current and marks the job
-`succeeded` — only if the job is still `running`, so a cancel that lands at the last moment
-wins and leaves the current version untouched. A cancel is noticed at the next heartbeat (or
-sooner through the queue's abort signal) and kills the child.
+The job row is claimed (`queued → running`), heartbeated while the work runs, and finished by
+the use case that did the work (`Fits.record`, `BatchRuns.run`) in one transaction that commits
+only if the job is still `running`, so a cancel that lands at the last moment wins. A cancel is
+noticed at the next heartbeat (or sooner through the queue's abort signal) and stops the work;
+a fit runs in a child process, which is killed.
 """
 
 from __future__ import annotations
@@ -13,21 +13,18 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
 
 import msgspec
 
 from service.artifacts import signing
 from service.domain.errors import Unavailable
-from service.repositories.database import Connection, Database
-from service.repositories.jobs import JobRepository, JobRow
-from service.repositories.models import ModelRepository
-from service.repositories.versions import BatchRepository, NewVersion, VersionRepository
+from service.domain.job_errors import GiveUp, JobLost
+from service.domain.job_services import JobServices
+from service.domain.job_specs import BatchPredictSpec, ClaimedJob, FitSpec
 from service.settings import Settings
-from service.worker.batch_predict import run_batch_predict
 from service.worker.child import ChildDied, run_in_child
-from service.worker.errors import JobLost, RetryLater
+from service.worker.errors import RetryLater
 from service.worker.fitting import FitOutcome, FitRequest
 
 log = logging.getLogger(__name__)
@@ -35,32 +32,27 @@ log = logging.getLogger(__name__)
 FIT_TARGET = "service.worker.fitting.fit_in_child"
 
 
-BatchLoader = Callable[[Connection, JobRow], Awaitable[list[int]]]
-
-
 class JobRunner:
-    def __init__(self, db: Database, settings: Settings, worker: str) -> None:
-        self.db = db
+    def __init__(self, services: JobServices, settings: Settings, worker: str) -> None:
+        self.services = services
+        self.runs = services.runs
         self.settings = settings
         self.worker = worker
-        self.dataset_loader: BatchLoader | None = None
 
     async def run(self, job_id: uuid.UUID) -> str:
         """Runs the job if it is still queued; returns its final status for the logs."""
-        job = await self._claim(job_id)
+        job = await self.runs.claim(job_id, self.worker)
         if job is None:
             return "skipped"
         deadline = asyncio.timeout(self.settings.worker.job_timeout)
         try:
             async with deadline:
-                work = (
-                    run_batch_predict(self, job)
-                    if job.kind == "batch_predict"
-                    else self._train(job)
-                )
-                await self._with_heartbeat(job, work)
+                await self._with_heartbeat(job, self._work(job))
         except JobLost:
             return "cancelled"
+        except GiveUp as exc:
+            await self._finish_failed(job.id, exc.error_type, exc.message)
+            return "failed"
         except TimeoutError as exc:
             if not deadline.expired():  # some I/O timed out, not the job: try again later
                 return await self._failed_attempt(job, exc)
@@ -71,7 +63,7 @@ class JobRunner:
         except asyncio.CancelledError:
             # Worker shutdown or an abort: a job that is still ours goes back to the queue.
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._release(job.id))
+                await asyncio.shield(self.runs.release(job.id))
             raise
         except (Unavailable, ChildDied, OSError) as exc:
             return await self._failed_attempt(job, exc)
@@ -81,11 +73,13 @@ class JobRunner:
             return "failed"
         return "succeeded"
 
-    async def _claim(self, job_id: uuid.UUID) -> JobRow | None:
-        async with self.db.transaction() as conn:
-            return await JobRepository(conn).claim(job_id, self.worker)
+    async def _work(self, job: ClaimedJob) -> None:
+        if isinstance(job.spec, BatchPredictSpec):
+            await self.services.batch_runs.run(job, job.spec)
+        else:
+            await self._fit(job, job.spec)
 
-    async def _with_heartbeat(self, job: JobRow, work: Awaitable[None]) -> None:
+    async def _with_heartbeat(self, job: ClaimedJob, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
         try:
             while True:
@@ -106,127 +100,43 @@ class JobRunner:
 
     async def _beat(self, job_id: uuid.UUID) -> bool:
         try:
-            async with self.db.connection() as conn:
-                return await JobRepository(conn).beat(job_id)
+            return await self.runs.beat(job_id)
         except Unavailable:
             return True  # keep fitting; the result is stored when PostgreSQL is back
 
-    async def _train(self, job: JobRow) -> None:
-        request, parent_batches = await self._fit_request(job)
+    async def _fit(self, job: ClaimedJob, spec: FitSpec) -> None:
+        fits = self.services.fits
+        inputs = await fits.inputs(job, spec)
+        worker = self.settings.worker
+        request = FitRequest(
+            model_type=spec.model_type,
+            settings=spec.settings,
+            features=spec.features,
+            target=spec.target,
+            parameters=spec.parameters,
+            batches=inputs.batches,
+            previous=inputs.previous,
+            previous_meta=inputs.previous_meta,
+            eval_fraction=worker.eval_fraction,
+            eval_min_rows=worker.eval_min_rows,
+            eval_max_rows=worker.eval_max_rows or None,
+            plugins=self.settings.models.plugins,
+        )
         reply = await run_in_child(
-            FIT_TARGET, msgspec.msgpack.encode(request), lambda pid: self._record_child(job, pid)
+            FIT_TARGET,
+            msgspec.msgpack.encode(request),
+            lambda pid: self.runs.record_child(job.id, pid),
         )
         outcome = msgspec.msgpack.decode(reply, type=FitOutcome)
         if not outcome.ok:
-            await self._finish_failed(job.id, outcome.error_type, outcome.message)
-            return
-        await self._store_version(job, outcome, parent_batches)
-
-    async def _fit_request(self, job: JobRow) -> tuple[FitRequest, list[int]]:
-        spec = job.spec
-        async with self.db.connection() as conn:
-            new_batches = await self._batches_of(conn, job)
-            parent_batches: list[int] = []
-            previous: bytes | None = None
-            previous_meta: dict[str, Any] | None = None
-            if spec.get("base_version") is not None:
-                versions = VersionRepository(conn)
-                parent = await versions.get_row(job.model_id, spec["base_version"])
-                if parent is None:
-                    raise JobLost("the base version is gone")
-                parent_batches = parent.batch_ids
-                if spec["incremental"]:
-                    previous = await versions.artifact(job.model_id, parent.version)
-                    if previous is None:
-                        raise JobLost("the base artifact is gone")
-                    signing.verify(
-                        previous,
-                        parent.artifact_hmac,
-                        parent.artifact_sha256,
-                        self.settings.artifacts.hmac_key,
-                    )
-                    previous_meta = {
-                        "model_type": spec["model_type"],
-                        "settings": spec["settings"],
-                        "features": parent.features,
-                        "feature_kinds": parent.feature_kinds,
-                        "target": parent.target,
-                        "classes": parent.classes,
-                        "rows": parent.rows,
-                    }
-            read = new_batches if spec["incremental"] else [*parent_batches, *new_batches]
-            data = await BatchRepository(conn).data(read)
-        request = FitRequest(
-            model_type=spec["model_type"],
-            settings=spec["settings"],
-            features=spec["features"],
-            target=spec["target"],
-            parameters=spec["parameters"],
-            batches=data,
-            previous=previous,
-            previous_meta=previous_meta,
-            eval_fraction=self.settings.worker.eval_fraction,
-            eval_min_rows=self.settings.worker.eval_min_rows,
-            eval_max_rows=self.settings.worker.eval_max_rows or None,
-            plugins=self.settings.models.plugins,
-        )
-        return request, [*parent_batches, *new_batches]
-
-    async def _batches_of(self, conn: Connection, job: JobRow) -> list[int]:
-        if "batch_id" in job.spec:
-            return [int(job.spec["batch_id"])]
-        if self.dataset_loader is None:
-            raise RuntimeError("this worker cannot read datasets")
-        return await self.dataset_loader(conn, job)
-
-    async def _record_child(self, job: JobRow, pid: int) -> None:
-        async with self.db.connection() as conn:
-            await JobRepository(conn).set_child(job.id, pid)
-
-    async def _store_version(self, job: JobRow, outcome: FitOutcome, batch_ids: list[int]) -> None:
-        key = self.settings.artifacts.hmac_key
-        artifact = outcome.artifact
-        spec = job.spec
-        new = NewVersion(
-            model_id=job.model_id,
-            created_by=job.created_by,
-            job_id=job.id,
-            kind=job.kind,
-            parent_version=spec.get("base_version"),
-            rows=outcome.rows,
-            source=spec["source"],
-            metrics=outcome.metrics,
-            features=outcome.features,
-            feature_kinds=outcome.feature_kinds,
-            target=outcome.target,
-            classes=outcome.classes,
-            outputs=outcome.outputs,
-            batch_ids=batch_ids,
-            library_versions=outcome.library_versions,
-            artifact_sha256=signing.sha256(artifact),
-            artifact_hmac=signing.sign(artifact, key),
-        )
-        async with self.db.transaction() as conn:
-            # Model row first, then the job row: the order every other path takes (delete).
-            if await ModelRepository(conn).lock_by_id(job.model_id) is None:
-                raise JobLost(str(job.id))
-            if not await JobRepository(conn).lock_if_running(job.id):
-                raise JobLost(str(job.id))
-            version = await VersionRepository(conn).insert(new, artifact)
-            await ModelRepository(conn).set_current_version(job.model_id, version)
-            await JobRepository(conn).succeed(job.id, {"version": version})
-            await ModelRepository(conn).notify_changed(job.model_name)
-        log.info(
-            "version stored",
-            extra={"job": str(job.id), "model": job.model_name, "version": version},
-        )
+            raise GiveUp(outcome.error_type, outcome.message)
+        await fits.record(job, spec, outcome, inputs)
 
     async def _finish_failed(self, job_id: uuid.UUID, error_type: str, message: str) -> None:
-        async with self.db.transaction() as conn:
-            await JobRepository(conn).fail([job_id], error_type, message)
+        await self.runs.fail(job_id, error_type, message)
         log.info("job failed", extra={"job": str(job_id), "error_type": error_type})
 
-    async def _failed_attempt(self, job: JobRow, exc: BaseException) -> str:
+    async def _failed_attempt(self, job: ClaimedJob, exc: BaseException) -> str:
         message = f"{type(exc).__name__}: {exc}"
         log.warning("job attempt failed", extra={"job": str(job.id), "error": message})
         if job.attempts >= self.settings.worker.max_tries:
@@ -234,12 +144,8 @@ class JobRunner:
                 await self._finish_failed(job.id, "InfrastructureError", message)
             return "failed"
         with contextlib.suppress(Unavailable):
-            await self._release(job.id)
+            await self.runs.release(job.id)
         raise RetryLater(job.attempts)
-
-    async def _release(self, job_id: uuid.UUID) -> None:
-        async with self.db.transaction() as conn:
-            await JobRepository(conn).release(job_id)
 
 
 def _public_type(exc: Exception) -> str:

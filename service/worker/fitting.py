@@ -18,6 +18,7 @@ import msgspec
 from service.artifacts.signing import dumps
 from service.domain import batches
 from service.domain.errors import DomainError
+from service.domain.job_specs import FittedVersion, PreviousVersion
 from service.estimators.catalogue import load_catalogue
 from service.estimators.predicting import offered_outputs
 from service.estimators.table import Table
@@ -32,27 +33,19 @@ class FitRequest(msgspec.Struct, kw_only=True):
     parameters: dict[str, Any]
     batches: list[bytes]
     previous: bytes | None = None  # the current version's artifact, for partial_fit
-    previous_meta: dict[str, Any] | None = None
+    previous_meta: PreviousVersion | None = None
     eval_fraction: float = 0.2
     eval_min_rows: int = 20
     eval_max_rows: int | None = None
     plugins: list[str] = msgspec.field(default_factory=list)
 
 
-class FitOutcome(msgspec.Struct, kw_only=True):
+class FitOutcome(FittedVersion, kw_only=True):
+    """The child's reply: the fitted version when `ok`, else why it failed."""
+
     ok: bool
     error_type: str = ""
     message: str = ""
-    artifact: bytes = b""
-    features: list[str] = msgspec.field(default_factory=list)
-    feature_kinds: dict[str, str] = msgspec.field(default_factory=dict)
-    target: str | None = None
-    classes: list[Any] | None = None
-    outputs: list[str] = msgspec.field(default_factory=list)
-    metrics: dict[str, float | None] = msgspec.field(default_factory=dict)
-    rows: int = 0
-    library_versions: dict[str, str] = msgspec.field(default_factory=dict)
-    warnings: list[str] = msgspec.field(default_factory=list)
 
 
 class _Previous(msgspec.Struct, kw_only=True):
@@ -109,7 +102,8 @@ def _fit(request: FitRequest) -> FitResult:
     if request.previous is not None and request.previous_meta is not None:
         # The parent checked this artifact's HMAC tag before sending it here.
         estimator = joblib.load(io.BytesIO(request.previous))
-        previous = msgspec.convert({**request.previous_meta, "estimator": estimator}, _Previous)
+        meta = msgspec.structs.asdict(request.previous_meta)
+        previous = _Previous(estimator=estimator, **meta)
         return update_model(
             previous,
             table,

@@ -13,11 +13,8 @@ import asyncio
 import logging
 
 from service.domain.errors import Unavailable
+from service.domain.sweeps import Sweeps
 from service.jobs.queue import JobQueue
-from service.repositories.database import Database
-from service.repositories.idempotency import IdempotencyRepository
-from service.repositories.jobs import JobRepository
-from service.repositories.versions import BatchRepository
 from service.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -26,18 +23,17 @@ log = logging.getLogger(__name__)
 BATCH_GRACE_SECONDS = 60.0
 # How long an Idempotency-Key replays its first response.
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
-WORKER_LOST = ("WorkerLost", "the worker running this job stopped responding")
 
 
 class Sweeper:
     def __init__(
         self,
-        db: Database,
+        sweeps: Sweeps,
         queue: JobQueue,
         settings: WorkerSettings,
         batch_grace_seconds: float = BATCH_GRACE_SECONDS,
     ) -> None:
-        self.db = db
+        self.sweeps = sweeps
         self.queue = queue
         self.settings = settings
         self.batch_grace_seconds = batch_grace_seconds
@@ -58,30 +54,20 @@ class Sweeper:
         await self._purge()
 
     async def _purge(self) -> None:
-        """Rows of failed or cancelled jobs, and idempotency keys past their day."""
-        async with self.db.connection() as conn:
-            await BatchRepository(conn).purge_unused(self.batch_grace_seconds)
-            await IdempotencyRepository(conn).purge_older_than(IDEMPOTENCY_TTL_SECONDS)
+        await self.sweeps.purge(self.batch_grace_seconds, IDEMPOTENCY_TTL_SECONDS)
 
     async def _recover_abandoned(self) -> None:
-        async with self.db.transaction() as conn:
-            jobs = JobRepository(conn)
-            abandoned = await jobs.lock_abandoned(self.settings.stale_after_seconds)
-            failed = [j for j in abandoned if j.attempts >= self.settings.max_tries]
-            requeue = [j for j in abandoned if j.attempts < self.settings.max_tries]
-            if failed:
-                await jobs.fail([j.id for j in failed], *WORKER_LOST)
-            if requeue:
-                await jobs.redispatch([j.id for j in requeue])
-        for job in requeue:
+        abandoned = await self.sweeps.recover_abandoned(
+            self.settings.stale_after_seconds, self.settings.max_tries
+        )
+        for job in abandoned.requeued:
             log.warning("re-queued an abandoned job", extra={"job": str(job.id)})
             await self.queue.enqueue(job.id, job.dispatches + 1)
-        for job in failed:
+        for job in abandoned.failed:
             log.warning("failed an abandoned job: no tries left", extra={"job": str(job.id)})
 
     async def _redispatch_lost(self) -> None:
-        async with self.db.connection() as conn:
-            queued = await JobRepository(conn).queued_before(self.settings.requeue_after_seconds)
+        queued = await self.sweeps.queued_before(self.settings.requeue_after_seconds)
         for job in queued:
             if not await self.queue.is_known(job.id, job.dispatches):
                 log.warning("re-enqueued a job Redis had lost", extra={"job": str(job.id)})

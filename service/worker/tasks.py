@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import Retry
 from arq.cron import CronJob
 
 from service.jobs.queue import RUN_JOB
-from service.worker.app import JobFunction
 from service.worker.context import WorkerContext
 from service.worker.errors import RetryLater
+from service.worker.metrics import WorkerMetrics
+
+JobFunction = Callable[..., Awaitable[Any]]
 
 PING = "ping"
 
@@ -27,6 +33,26 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> str:
         return await app.runner.run(uuid.UUID(job_id))
     except RetryLater as exc:
         raise Retry(defer=min(60, 2**exc.attempt)) from exc
+
+
+def instrumented(name: str, coro: JobFunction) -> JobFunction:
+    @functools.wraps(coro)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        metrics: WorkerMetrics = ctx["app"].metrics
+        start = time.perf_counter()
+        outcome = "failure"
+        try:
+            result = await coro(ctx, *args, **kwargs)
+            outcome = "success"
+            return result
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            metrics.jobs.labels(name, outcome).inc()
+            metrics.duration.labels(name).observe(time.perf_counter() - start)
+
+    return run
 
 
 # name → (coroutine, arq.func options). Retries are decided by the runner, not by arq's count.

@@ -8,6 +8,7 @@ import asyncpg
 import httpx2
 import pytest
 
+from service.domain.sweeps import Sweeps
 from service.jobs.queue import JobQueue
 from service.jobs.redis import connect
 from service.repositories.database import Database
@@ -45,7 +46,8 @@ async def test_rows_of_failed_jobs_go_and_rows_of_versions_stay(
     await db.start()
     redis = connect(settings.redis)
     try:
-        sweeper = Sweeper(db, JobQueue(redis, settings.redis.queue_name), settings.worker, 0)
+        queue = JobQueue(redis, settings.redis.queue_name)
+        sweeper = Sweeper(Sweeps(db), queue, settings.worker, 0)
         await sweeper.sweep()
     finally:
         await redis.aclose()

@@ -16,6 +16,7 @@ from service.http.responses import json_response
 from service.http.routes import principal_of
 from service.http.state import services
 from service.query import parse_query
+from service.schemas.jobs import FitKind
 from service.schemas.training import TrainRequest
 
 T = TypeVar("T")
@@ -32,7 +33,7 @@ async def update(request: Request) -> Response:
     return await _submit(request, "update")
 
 
-async def _submit(request: Request, kind: str) -> Response:
+async def _submit(request: Request, kind: FitKind) -> Response:
     body, who, key = await read_submission(request, TrainRequest)
     name = path_str(request, "name")
     return accepted(await services(request).jobs.submit(name, kind, body, who, key))

@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, Response
 from service.domain.errors import Unavailable
 from service.http.responses import json_response
 from service.http.state import Services, services
-from service.repositories.migrator import count_missing
+from service.repositories.migrator import pending_migrations
 
 PROBE_TIMEOUT = 1.0
 
@@ -37,8 +37,8 @@ async def readyz(request: Request) -> Response:
 
 async def _check_postgres(svc: Services) -> str:
     try:
-        async with asyncio.timeout(PROBE_TIMEOUT), svc.db.connection() as conn:
-            missing = await count_missing(conn, svc.migrations)
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            missing = await pending_migrations(svc.db, svc.migrations)
     except (Unavailable, TimeoutError):
         return "unavailable"
     return "ok" if missing == 0 else f"{missing} migration(s) pending"

@@ -1,12 +1,12 @@
 """Running a batch-prediction job: a model version over a dataset query, into a new dataset.
 
-The artifact is loaded only after its HMAC tag checks out (as the api's registry does). Input
+The artifact is loaded through the `ArtifactStore`, so only after its HMAC tag checks out. Input
 rows stream through a server-side cursor in chunks of `CHUNK_ROWS`; each chunk is predicted in
 a thread and copied into the output table, and `progress` follows. The output table, its rows,
 its catalogue row and the job's `succeeded` are one transaction, committed at the end only if
-the job is still running: a failed or cancelled job (the heartbeat notices a cancel within a
-second and cancels this coroutine) leaves no output dataset. A chunk being predicted when the
-cancel lands finishes in its thread; nothing of it is stored.
+the job is still running: a failed or cancelled job (the worker's heartbeat notices a cancel
+within a second and cancels this coroutine) leaves no output dataset. A chunk being predicted
+when the cancel lands finishes in its thread; nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -16,36 +16,25 @@ import contextlib
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import msgspec
 import numpy as np
 
 from service.artifacts import signing
+from service.artifacts.store import ArtifactStore
 from service.domain.batch_predictions import prediction_columns
 from service.domain.errors import Conflict, DomainError
+from service.domain.job_errors import GiveUp, JobLost
+from service.domain.job_rows import compile_or_give_up, dataset_of, plain_rows, timestamp_positions
+from service.domain.job_runs import JobRuns
+from service.domain.job_specs import BatchPredictSpec, ClaimedJob, DatasetMade
 from service.estimators.predicting import Prediction, predict
 from service.estimators.table import Table
 from service.query import Compiled
-from service.repositories.database import Connection
+from service.repositories.database import Connection, Database, refused_queries
 from service.repositories.datasets import DatasetRepository, DatasetTable
-from service.repositories.jobs import JobRepository, JobRow
-from service.repositories.versions import VersionRepository
+from service.repositories.jobs import JobRepository
 from service.schemas.datasets import ColumnSpec, ColumnTypeName, DatasetCreate
-from service.schemas.training import DatasetQuery
-from service.worker.dataset_loader import (
-    GiveUp,
-    compile_or_give_up,
-    dataset_of,
-    fail_job_in,
-    plain_rows,
-    refused_queries,
-    timestamp_positions,
-)
-from service.worker.errors import JobLost
-
-if TYPE_CHECKING:
-    from service.worker.execution import JobRunner
 
 CHUNK_ROWS = 10_000
 COUNT_SECONDS = 10.0
@@ -60,82 +49,67 @@ class _Model:
     classes: list[Any] | None
 
 
-async def run_batch_predict(runner: JobRunner, job: JobRow) -> None:
-    try:
-        model = await _load_model(runner, job)
-        with refused_queries():
-            async with runner.db.connection() as conn, conn.transaction():
-                await _predict_into_dataset(runner, conn, job, model)
-    except GiveUp as exc:
-        await fail_job_in(runner.db, job, exc.error_type, exc.message)
+class BatchRuns:
+    def __init__(self, db: Database, artifacts: ArtifactStore, runs: JobRuns) -> None:
+        self.db = db
+        self.artifacts = artifacts
+        self.runs = runs
 
+    async def run(self, job: ClaimedJob, spec: BatchPredictSpec) -> None:
+        """Predicts into the output dataset and succeeds; GiveUp when it cannot succeed."""
+        model = await self._load_model(job, spec)
+        async with self.db.transaction() as conn:
+            with refused_queries():
+                await self._predict_into_dataset(conn, job, spec, model)
 
-async def _load_model(runner: JobRunner, job: JobRow) -> _Model:
-    number = int(job.spec["version"])
-    async with runner.db.connection() as conn:
-        versions = VersionRepository(conn)
-        row = await versions.get_row(job.model_id, number)
-        data = await versions.artifact(job.model_id, number) if row is not None else None
-    if row is None or data is None:
-        raise GiveUp("VersionGone", f"version {number} of model '{job.model_name}' is gone")
-    try:
-        estimator = await asyncio.to_thread(
-            signing.load_verified,
-            data,
-            row.artifact_hmac,
-            row.artifact_sha256,
-            runner.settings.artifacts.hmac_key,
-        )
-    except signing.TamperedArtifact:
-        raise GiveUp("TamperedArtifact", "the stored artifact failed verification") from None
-    return _Model(estimator, number, row.features, row.feature_kinds, row.classes)
-
-
-async def _predict_into_dataset(
-    runner: JobRunner, conn: Connection, job: JobRow, model: _Model
-) -> None:
-    spec = job.spec
-    query = msgspec.convert(spec["query"], DatasetQuery)
-    source = await dataset_of(conn, spec["dataset_id"], query.name)
-    compiled = compile_or_give_up(query, source, spec["read"])
-    types = {c.name: c.type for c in source.columns}
-    selected: list[str] = spec["select"]
-    stamps = timestamp_positions(source, compiled.columns)
-    pick = _picker([compiled.columns.index(f) for f in model.features])
-    total = await _count(runner, compiled)
-    output_id = await DatasetRepository(conn).next_id()
-    table = DatasetTable(conn, output_id)
-    writer: _Writer | None = None
-    done = 0
-    async with contextlib.aclosing(
-        DatasetTable(conn, source.id).chunks(compiled, CHUNK_ROWS)
-    ) as chunks:
-        async for chunk in chunks:
-            features = Table(model.features, pick(plain_rows(chunk, stamps)), "$.rows", "records")
-            result = await asyncio.to_thread(_predict, model, features, spec["output"], done)
-            if writer is None:
-                writer = _Writer.start(
-                    [ColumnSpec(name=c, type=types[c]) for c in selected], result
-                )
-                await table.create(writer.columns)
-            await table.copy_records(writer.names, writer.records(chunk, result))
-            done += len(chunk)
-            if total:
-                await _progress(runner, job, done / total)
-    if writer is None:  # no rows: the columns still tell what a prediction would be
-        writer = _Writer.empty([ColumnSpec(name=c, type=types[c]) for c in selected], model, spec)
-        await table.create(writer.columns)
-    await _finish(conn, job, output_id, writer.columns, done, model)
-
-
-async def _count(runner: JobRunner, compiled: Compiled) -> int | None:
-    """The input's row count for `progress`, if PostgreSQL can tell within COUNT_SECONDS."""
-    async with runner.db.connection() as conn:
+    async def _load_model(self, job: ClaimedJob, spec: BatchPredictSpec) -> _Model:
+        number = spec.version
         try:
-            total = await conn.fetchval(compiled.count_sql, *compiled.args, timeout=COUNT_SECONDS)
-        except TimeoutError:
-            return None
-    return int(total)
+            loaded = await self.artifacts.load(job.model_id, number)
+        except signing.TamperedArtifact:
+            raise GiveUp("TamperedArtifact", "the stored artifact failed verification") from None
+        if loaded is None:
+            raise GiveUp("VersionGone", f"version {number} of model '{job.model_name}' is gone")
+        row = loaded.version
+        return _Model(loaded.estimator, number, row.features, row.feature_kinds, row.classes)
+
+    async def _predict_into_dataset(
+        self, conn: Connection, job: ClaimedJob, spec: BatchPredictSpec, model: _Model
+    ) -> None:
+        source = await dataset_of(conn, spec.dataset_id, spec.query.name)
+        compiled = compile_or_give_up(spec.query, source, spec.read)
+        types = {c.name: c.type for c in source.columns}
+        selected = [ColumnSpec(name=c, type=types[c]) for c in spec.select]
+        stamps = timestamp_positions(source, compiled.columns)
+        pick = _picker([compiled.columns.index(f) for f in model.features])
+        total = await self._count(compiled)
+        output_id = await DatasetRepository(conn).next_id()
+        table = DatasetTable(conn, output_id)
+        writer: _Writer | None = None
+        done = 0
+        async with contextlib.aclosing(
+            DatasetTable(conn, source.id).chunks(compiled, CHUNK_ROWS)
+        ) as chunks:
+            async for chunk in chunks:
+                rows = pick(plain_rows(chunk, stamps))
+                features = Table(model.features, rows, "$.rows", "records")
+                result = await asyncio.to_thread(_predict, model, features, spec.output, done)
+                if writer is None:
+                    writer = _Writer.start(selected, result)
+                    await table.create(writer.columns)
+                await table.copy_records(writer.names, writer.records(chunk, result))
+                done += len(chunk)
+                if total:
+                    await self.runs.progress(job.id, done / total)
+        if writer is None:  # no rows: the columns still tell what a prediction would be
+            writer = _Writer.empty(selected, model, spec.output)
+            await table.create(writer.columns)
+        await _finish(conn, job, spec, output_id, writer.columns, done, model)
+
+    async def _count(self, compiled: Compiled) -> int | None:
+        """The input's row count for `progress`, if PostgreSQL can tell within COUNT_SECONDS."""
+        async with self.db.connection() as conn:
+            return await DatasetTable.count_of(conn, compiled, COUNT_SECONDS)
 
 
 def _picker(positions: list[int]) -> Callable[[list[list[Any]]], list[Any]]:
@@ -194,8 +168,7 @@ class _Writer:
         return _Writer._checked(selected, names, kind)
 
     @staticmethod
-    def empty(selected: list[ColumnSpec], model: _Model, spec: dict[str, Any]) -> _Writer:
-        output = spec["output"]
+    def empty(selected: list[ColumnSpec], model: _Model, output: str) -> _Writer:
         if output == "predict_proba" and model.classes:
             names = prediction_columns(output, len(model.classes), model.classes)
             return _Writer._checked(selected, names, "float")
@@ -254,14 +227,10 @@ def _label_kind(labels: Sequence[Any] | None) -> ColumnTypeName:
     return "text"
 
 
-async def _progress(runner: JobRunner, job: JobRow, fraction: float) -> None:
-    async with runner.db.connection() as conn:
-        await JobRepository(conn).set_progress(job.id, min(fraction, 0.99))
-
-
 async def _finish(
     conn: Connection,
-    job: JobRow,
+    job: ClaimedJob,
+    spec: BatchPredictSpec,
     output_id: int,
     columns: list[ColumnSpec],
     rows: int,
@@ -271,10 +240,10 @@ async def _finish(
 
     if not await JobRepository(conn).lock_if_running(job.id):
         raise JobLost(str(job.id))
-    name = job.spec["output_dataset"]
+    name = spec.output_dataset
     meta = DatasetCreate(
         name=name,
-        description=f"Batch prediction ({job.spec['output']}) of model '{job.model_name}'"
+        description=f"Batch prediction ({spec.output}) of model '{job.model_name}'"
         f" version {model.version}, job {job.id}",
         source=f"/models/{job.model_name}/versions/{model.version}",
     )
@@ -282,4 +251,4 @@ async def _finish(
         await DatasetRepository(conn).insert(output_id, meta, columns, rows, job.created_by)
     except Conflict as exc:
         raise GiveUp("Conflict", exc.detail) from None
-    await JobRepository(conn).succeed(job.id, {"dataset": name, "rows": rows})
+    await JobRepository(conn).succeed(job.id, DatasetMade(dataset=name, rows=rows))
