@@ -3,7 +3,7 @@
 Submission checks everything it can while the client is still there (the model can predict,
 the version and output exist, the dataset and its query are valid and hold the model's
 features, the output name is free), then stores the job and enqueues it after the commit, as
-training does. The worker (`service/worker/batch_predict.py`) writes the output dataset in one
+training does. The worker runs it (`batch_runs.py`) and writes the output dataset in one
 transaction that also marks the job succeeded, so a failed or cancelled job leaves nothing.
 The output holds the selected input columns (default: all) plus the prediction columns named by
 `prediction_columns`.

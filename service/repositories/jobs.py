@@ -19,7 +19,7 @@ from service.domain.job_specs import ClaimedJob, JobResult, JobSpec
 from service.query import Column, ColumnType, Compiled, Query, Source, compile_query
 from service.repositories.database import Connection
 from service.repositories.listing import fetch_page
-from service.schemas.jobs import JobKind, JobOut, JobStatus
+from service.schemas.jobs import JobError, JobKind, JobOut, JobStatus
 
 ACTIVE: tuple[JobStatus, ...] = ("queued", "running")
 
@@ -231,7 +231,7 @@ class JobRepository:
             "UPDATE jobs SET status = 'failed', finished_at = now(), error = $2"
             " WHERE id = any($1::uuid[]) AND status = 'running'",
             job_ids,
-            {"type": error_type, "message": message[:2000]},
+            JobError(type=error_type, message=message[:2000]),
         )
 
     async def release(self, job_id: uuid.UUID) -> None:

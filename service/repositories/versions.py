@@ -7,7 +7,9 @@ from typing import Any
 
 import msgspec
 
+from service.domain.job_specs import TrainingSource
 from service.repositories.database import Connection
+from service.schemas.jobs import FitKind
 from service.schemas.training import VersionOut
 
 _OUT = """
@@ -37,10 +39,10 @@ class NewVersion(msgspec.Struct, kw_only=True):
     model_id: int
     created_by: str
     job_id: uuid.UUID
-    kind: str
+    kind: FitKind
     parent_version: int | None
     rows: int
-    source: Any
+    source: TrainingSource
     metrics: dict[str, float | None]
     features: list[str]
     feature_kinds: dict[str, str]

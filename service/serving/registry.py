@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
-
-import asyncpg
 
 from service.artifacts import signing
 from service.artifacts.store import ArtifactStore
 from service.domain.errors import Conflict, NotFound
 from service.estimators.model_type import default_output
 from service.repositories.database import OUTAGE_ERRORS, Database
-from service.repositories.models import NOTIFY_CHANNEL, Current, ModelRepository
+from service.repositories.models import Current, ModelRepository
+from service.repositories.notifications import LISTEN_ERRORS, ModelChanges
 from service.serving.cache import ByteBudgetCache
 
 log = logging.getLogger(__name__)
@@ -138,43 +136,23 @@ class ModelRegistry:
         delay = 0.5
         while True:
             try:
-                conn = await asyncpg.connect(
-                    self.db.settings.url, timeout=self.db.settings.connect_timeout
-                )
+                changes = await ModelChanges.listen(self.db.settings, self.forget)
             except OUTAGE_ERRORS:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            lost = asyncio.Event()
             try:
-                conn.add_termination_listener(functools.partial(_set_event, lost))
-                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
                 self.forget_all()  # anything cached before may have missed notifications
                 self.listening.set()
                 delay = 0.5
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), KEEPALIVE_SECONDS)
-                    if not lost.is_set():  # a silent network loss never fires the listener
-                        await asyncio.wait_for(conn.fetchval("SELECT 1"), KEEPALIVE_SECONDS)
-            except _LISTEN_ERRORS:
+                await changes.until_lost(KEEPALIVE_SECONDS)
+            except LISTEN_ERRORS:
                 pass
             finally:
                 self.listening.clear()
                 self.forget_all()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.close(), 2)
+                await changes.close()
             log.warning("lost the model-change listener; reconnecting")
-
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self.forget(payload)
-
-
-_LISTEN_ERRORS: tuple[type[BaseException], ...] = (*OUTAGE_ERRORS, TimeoutError)
-
-
-def _set_event(event: asyncio.Event, _conn: object) -> None:
-    event.set()
 
 
 def _model_of(key: Hashable) -> object:

@@ -36,6 +36,8 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> str:
 
 
 def instrumented(name: str, coro: JobFunction) -> JobFunction:
+    """`coro`, counted and timed in the worker's metrics by outcome."""
+
     @functools.wraps(coro)
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         metrics: WorkerMetrics = ctx["app"].metrics

@@ -1,0 +1,58 @@
+"""Hearing `NOTIFY model_changed` on a connection of its own (not the pool's: it is held for the
+life of the process, and a pooled connection would be reset between uses)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable
+
+import asyncpg
+
+from service.repositories.database import OUTAGE_ERRORS
+from service.repositories.models import NOTIFY_CHANNEL
+from service.settings import DatabaseSettings
+
+# What ends a listening session: the server went away or stopped answering the keepalive.
+LISTEN_ERRORS: tuple[type[BaseException], ...] = (*OUTAGE_ERRORS, TimeoutError)
+
+
+class ModelChanges:
+    """One listening session; `until_lost` returns or raises LISTEN_ERRORS when it ends."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.lost = asyncio.Event()
+
+    @classmethod
+    async def listen(
+        cls, settings: DatabaseSettings, on_change: Callable[[str], None]
+    ) -> ModelChanges:
+        """Calls `on_change(model name)` for every notification; raises OUTAGE_ERRORS."""
+        conn = await asyncpg.connect(settings.url, timeout=settings.connect_timeout)
+        session = cls(conn)
+        try:
+            conn.add_termination_listener(functools.partial(_set_event, session.lost))
+            await conn.add_listener(
+                NOTIFY_CHANNEL, lambda _conn, _pid, _channel, payload: on_change(payload)
+            )
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    async def until_lost(self, keepalive_seconds: float) -> None:
+        while not self.lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.lost.wait(), keepalive_seconds)
+            if not self.lost.is_set():  # a silent network loss never fires the listener
+                await asyncio.wait_for(self.conn.fetchval("SELECT 1"), keepalive_seconds)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.conn.close(), 2)
+
+
+def _set_event(event: asyncio.Event, _conn: object) -> None:
+    event.set()
