@@ -23,6 +23,7 @@ from service.domain.job_specs import (
     DatasetSource,
     FitSpec,
     JobSpec,
+    TrainingSource,
     TrainSpec,
     UpdateSpec,
 )
@@ -231,23 +232,31 @@ async def _plan(
     read = [*features, *([target] if target else [])]
     if batch is not None:
         _require_columns(batch.columns, read)
-    fields: dict[str, Any] = {
-        "model_type": model.model_type,
-        "settings": model.settings,
-        "features": features,
-        "target": target,
-        "parameters": body.parameters,
-    }
+    source: TrainingSource = "inline"
+    dataset_id = batch_id = None
     if dataset is not None and body.dataset is not None:
-        # The worker reads the rows itself (service/domain/training_rows.py).
+        # The worker reads the rows itself (service/domain/job_rows.py).
         dataset.require(features, target)
         compile_stored(body.dataset, dataset.dataset, read)
-        fields |= {"source": DatasetSource(query=body.dataset), "dataset_id": dataset.dataset.id}
+        source, dataset_id = DatasetSource(query=body.dataset), dataset.dataset.id
     else:
-        fields |= {"source": "inline", "batch_id": await BatchRepository(conn).allocate_id()}
+        batch_id = await BatchRepository(conn).allocate_id()
+    train = TrainSpec(
+        model_type=model.model_type,
+        settings=model.settings,
+        features=features,
+        target=target,
+        parameters=body.parameters,
+        source=source,
+        dataset_id=dataset_id,
+        batch_id=batch_id,
+    )
     if base is None:
-        return TrainSpec(**fields)
-    return UpdateSpec(**fields, base_version=base.version, incremental=bool(model_type.incremental))
+        return train
+    incremental = bool(model_type.incremental)
+    return UpdateSpec(
+        **msgspec.structs.asdict(train), base_version=base.version, incremental=incremental
+    )
 
 
 async def _store_rows(conn: Connection, model: ModelRow, job: JobOut, planned: PlannedJob) -> None:
