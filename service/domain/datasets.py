@@ -35,13 +35,14 @@ from service.repositories.datasets import (
     DatasetTable,
     rows_source,
 )
-from service.repositories.listing import fetch_page
-from service.schemas.base import Page
-from service.schemas.datasets import ColumnSpec, DatasetCreate, DatasetOut, DatasetPatch, RowsAppend
+from service.repositories.listing import list_page
+from service.schemas.base import NAME_PATTERN, Page
+from service.schemas.datasets import ColumnSpec, DatasetCreate, DatasetOut, RowsAppend
+from service.schemas.metadata import MetadataPatch
 from service.schemas.training import DatasetQuery
 
 EXPORT_CHUNK_ROWS = 5_000
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # as `schemas.base.Name`
+NAME = re.compile(NAME_PATTERN)
 
 
 class Datasets:
@@ -120,10 +121,7 @@ class Datasets:
         return _out(await self._get(name))
 
     async def list(self, query: Query) -> Page[dict[str, Any]]:
-        compiled = compile_query(query, CATALOGUE)
-        async with self.db.connection() as conn:
-            items, total = await fetch_page(conn, compiled)
-        return Page(items=items, total=total, limit=query.limit, offset=query.offset)
+        return await list_page(self.db, query, CATALOGUE)
 
     async def rows(self, name: str, query: Query) -> Page[dict[str, Any]]:
         async with self.db.connection() as conn, _snapshot(conn):
@@ -152,7 +150,7 @@ class Datasets:
 
     # -- changing -----------------------------------------------------------------------------
 
-    async def patch(self, name: str, patch: DatasetPatch) -> DatasetOut:
+    async def patch(self, name: str, patch: MetadataPatch) -> DatasetOut:
         fields = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         async with self.db.transaction() as conn:
             dataset = await _load(conn, name, lock=True)

@@ -20,12 +20,12 @@ from service.domain.datasets import compile_stored, plan_dataset
 from service.domain.errors import Conflict, FieldError, InvalidInput, NotFound
 from service.domain.models import load_row
 from service.jobs.queue import JobQueue
-from service.query import Query, compile_query
+from service.query import Query
 from service.repositories import jobs as job_repo
 from service.repositories.database import Connection, Database
 from service.repositories.idempotency import IdempotencyRepository, StoredResponse
 from service.repositories.jobs import JobRepository
-from service.repositories.listing import fetch_page
+from service.repositories.listing import list_page
 from service.repositories.model_types import ModelTypeRepository
 from service.repositories.models import ModelRepository, ModelRow
 from service.repositories.versions import BatchRepository, VersionRepository
@@ -210,9 +210,7 @@ class Jobs:
             source = dataclasses.replace(
                 source, base_where=" AND ".join(conditions), base_args=tuple(args)
             )
-        async with self.db.connection() as conn:
-            items, total = await fetch_page(conn, compile_query(query, source))
-        return Page(items=items, total=total, limit=query.limit, offset=query.offset)
+        return await list_page(self.db, query, source)
 
     async def status(self, name: str) -> ModelStatus:
         async with self.db.connection() as conn:

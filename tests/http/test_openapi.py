@@ -4,7 +4,7 @@ import httpx2
 import pytest
 from openapi_spec_validator import validate
 
-from service.http.table import OPERATIONS
+from service.http.endpoints import OPERATIONS
 from tests.conftest import json_of
 
 pytestmark = pytest.mark.anyio
