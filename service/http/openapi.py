@@ -126,7 +126,8 @@ def _parameter(param: Param) -> dict[str, Any]:
 
 
 def _tidy(schema: Any) -> None:
-    """Give every string enum its `type` (Swagger UI shows a bare enum as `any`), and list
+    """Give every array its `items`, every string enum its `type` (Swagger UI shows a bare
+    enum as `any`), and list
     values that differ only in case once (`where_boolean` accepts `and` as well as `AND`;
     generated clients need one member per value)."""
     if isinstance(schema, list):
@@ -135,6 +136,8 @@ def _tidy(schema: Any) -> None:
         return
     if not isinstance(schema, dict):
         return
+    if schema.get("type") == "array" and "items" not in schema and "prefixItems" not in schema:
+        schema["items"] = {}  # `list[Any]`: spelled out, as generators require
     values = schema.get("enum")
     if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
         schema.setdefault("type", "string")
