@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from service.schemas.base import ApiStruct, ColumnName, Name
+from service.schemas.base import ApiStruct, ColumnName
 from service.schemas.metadata import Metadata, MetadataOut
 from service.schemas.training import Record
 
@@ -31,7 +31,6 @@ class DatasetCreate(Metadata, kw_only=True):
     """Rows as records; `columns` declares types (and order) of some or all columns, the rest
     are inferred from the values. With `columns` and no `data` the dataset starts empty."""
 
-    name: Name
     columns: Columns | None = None
     data: list[Record] = msgspec.field(default_factory=list)
 
@@ -43,7 +42,6 @@ class RowsAppend(ApiStruct):
 
 
 class DatasetOut(MetadataOut, kw_only=True):
-    name: str
     columns: list[ColumnSpec]
     rows: int
     created_by: str

@@ -1,15 +1,16 @@
-"""The descriptive fields that models and datasets share: title, description, tags, source."""
+"""The fields that models and datasets share: a name, then title, description, tags, source."""
 
 from __future__ import annotations
 
 import msgspec
 
-from service.schemas.base import ApiStruct, ShortText, Tags, Text
+from service.schemas.base import ApiStruct, Name, ShortText, Tags, Text
 
 
 class Metadata(ApiStruct):
-    """On create: every field optional."""
+    """On create: a name, and optional descriptive fields."""
 
+    name: Name
     title: ShortText | None = None
     description: Text | None = None
     tags: Tags = msgspec.field(default_factory=list)
@@ -26,6 +27,7 @@ class MetadataPatch(ApiStruct):
 
 
 class MetadataOut(ApiStruct):
+    name: str
     title: str | None
     description: str | None
     tags: list[str]

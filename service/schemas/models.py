@@ -7,13 +7,12 @@ from typing import Annotated, Any
 
 import msgspec
 
-from service.schemas.base import ColumnName, Name
+from service.schemas.base import ColumnName
 from service.schemas.jobs import JobOut, StatusName
 from service.schemas.metadata import Metadata, MetadataOut
 
 
 class ModelCreate(Metadata, kw_only=True):
-    name: Name
     model_type: Annotated[
         str, msgspec.Meta(max_length=200, examples=["sklearn.linear_model.LogisticRegression"])
     ]
@@ -25,7 +24,6 @@ class ModelCreate(Metadata, kw_only=True):
 
 
 class ModelOut(MetadataOut, kw_only=True):
-    name: str
     model_type: str
     settings: dict[str, Any]
     features: list[str] | None
