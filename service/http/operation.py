@@ -57,6 +57,10 @@ class Operation:
     def __post_init__(self) -> None:
         if not _OPERATION_ID.match(self.operation_id):
             raise ValueError(f"operation_id {self.operation_id!r} is not snake_case")
+        in_path = set(re.findall(r"\{(\w+)\}", self.path))
+        declared = {p.name for p in self.params if p.where == "path"}
+        if in_path != declared:
+            raise ValueError(f"{self.method} {self.path} declares path parameters {declared}")
         _check_endpoint(self)
 
     @property

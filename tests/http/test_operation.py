@@ -10,8 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.http.bodies import CsvBody
-from service.http.operation import Operation
+from service.http.endpoints.datasets import GROUPING
+from service.http.operation import Operation, Param
+from service.http.params import LIST_PARAMS
 from service.http.routes import build_routes
+from service.query.parse import GROUPING_PARAMS, QUERY_PARAMS
 from service.schemas.models import ModelCreate
 from service.schemas.predictions import PredictRequest
 from tests.conftest import json_of
@@ -79,3 +82,17 @@ async def test_the_dispatcher_hands_the_endpoint_the_decoded_body(
         "/models", json={"name": "iris", "model_type": "sklearn.linear_model.LogisticRegression"}
     )
     assert good.status_code == 201 and json_of(good)["name"] == "iris"
+
+
+def test_path_parameters_are_declared_exactly() -> None:
+    name = Param(name="name", where="path", schema={"type": "string"})
+    declare(path="/probe/{name}", params=(name,))
+    with pytest.raises(ValueError, match="path parameters"):
+        declare(path="/probe/{name}")
+    with pytest.raises(ValueError, match="path parameters"):
+        declare(path="/probe", params=(name,))
+
+
+def test_declared_query_parameters_are_the_ones_the_query_parser_reads() -> None:
+    assert {p.name for p in LIST_PARAMS} == set(QUERY_PARAMS)
+    assert {p.name for p in GROUPING} == set(GROUPING_PARAMS)
