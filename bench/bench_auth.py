@@ -42,9 +42,10 @@ from service.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev
 from service.auth.factory import build_authenticator
 from service.auth.principal import SCOPES, Authenticator
 from service.http.metrics import ApiMetrics, MetricsMiddleware
+from service.http.operation import Operation
 from service.http.problems import UnhandledErrorMiddleware, exception_handlers
 from service.http.request_id import RequestIdMiddleware
-from service.http.routes import Operation, build_routes
+from service.http.routes import build_routes
 from service.http.state import Services
 from service.settings import AuthSettings, convert_settings
 
@@ -67,7 +68,19 @@ def build_app(auth: Authenticator) -> ASGIApp:
     values: dict[str, Any] = {**required, "auth": auth, "metrics": metrics}
     services = Services(**values)
     app = Starlette(
-        routes=build_routes([Operation("GET", "/ping", ping, "models:read", "ping", "bench")]),
+        routes=build_routes(
+            [
+                Operation(
+                    operation_id="ping",
+                    method="GET",
+                    path="/ping",
+                    endpoint=ping,
+                    scope="models:read",
+                    summary="ping",
+                    tag="bench",
+                )
+            ]
+        ),
         middleware=[
             Middleware(RequestIdMiddleware, log_access=False),
             Middleware(MetricsMiddleware, metrics=metrics),

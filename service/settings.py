@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from service.schemas.errors import split_validation_error
+
 ENV_PREFIX = "SERVICE__"
 CONFIG_ENV = "SERVICE_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
@@ -184,9 +186,8 @@ def _env_value(value: str) -> Any:
 
 def _describe(exc: msgspec.ValidationError) -> str:
     """Turn msgspec's `... - at `$.http`` into a message that names the dotted key."""
-    message = str(exc)
-    text, _, where = message.partition(" - at `$")
-    location = where.rstrip("`").lstrip(".").replace("[", ".").replace("]", "")
+    text, where = split_validation_error(exc)
+    location = where.removeprefix("$").lstrip(".").replace("[", ".").replace("]", "")
     if text.startswith("Object contains unknown field"):
         field = text.split("`")[1]
         key = f"{location}.{field}" if location else field

@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import msgspec
-
 from service.domain.errors import QueryTimeout, Unavailable
 from service.estimators.catalogue import Catalogue
 from service.repositories.database import Database
 from service.repositories.model_types import ModelTypeRepository
-from service.schemas.model_types import ModelTypeOut
 
 log = logging.getLogger(__name__)
 
 
 async def sync_catalogue(db: Database, catalogue: Catalogue) -> None:
     """Upsert every known type (never drop and recreate: models reference them)."""
-    types = [msgspec.convert(t, ModelTypeOut, from_attributes=True) for t in catalogue.all()]
+    types = catalogue.all()
     provider = {t.name: "sklearn" if t.name.startswith("sklearn.") else "plugin" for t in types}
     async with db.transaction() as conn:
         await ModelTypeRepository(conn).upsert_all(types, provider)

@@ -22,7 +22,7 @@ from service.domain.dataset_columns import check_names, infer, json_kind, text_k
 from service.domain.dataset_queries import compile_rows, refuse_hidden
 from service.domain.errors import BadRequest, Conflict, FieldError, InvalidInput, NotFound
 from service.estimators.paths import item, member
-from service.query import Condition, Query, compile_query, compile_where
+from service.query import Condition, Query, compile_where
 from service.query.limits import show
 from service.repositories.database import Connection, Database
 from service.repositories.datasets import (
@@ -33,12 +33,13 @@ from service.repositories.datasets import (
     DatasetTable,
     rows_source,
 )
-from service.repositories.listing import fetch_page
-from service.schemas.base import Page
-from service.schemas.datasets import ColumnSpec, DatasetCreate, DatasetOut, DatasetPatch, RowsAppend
+from service.repositories.listing import list_page
+from service.schemas.base import NAME_PATTERN, Page
+from service.schemas.datasets import ColumnSpec, DatasetCreate, DatasetOut, RowsAppend
+from service.schemas.metadata import MetadataPatch
 
 EXPORT_CHUNK_ROWS = 5_000
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # as `schemas.base.Name`
+NAME = re.compile(NAME_PATTERN)
 
 
 class Datasets:
@@ -117,10 +118,7 @@ class Datasets:
         return _out(await self._get(name))
 
     async def list(self, query: Query) -> Page[dict[str, Any]]:
-        compiled = compile_query(query, CATALOGUE)
-        async with self.db.connection() as conn:
-            items, total = await fetch_page(conn, compiled)
-        return Page(items=items, total=total, limit=query.limit, offset=query.offset)
+        return await list_page(self.db, query, CATALOGUE)
 
     async def rows(self, name: str, query: Query) -> Page[dict[str, Any]]:
         async with self.db.snapshot() as conn:
@@ -149,7 +147,7 @@ class Datasets:
 
     # -- changing -----------------------------------------------------------------------------
 
-    async def patch(self, name: str, patch: DatasetPatch) -> DatasetOut:
+    async def patch(self, name: str, patch: MetadataPatch) -> DatasetOut:
         fields = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         async with self.db.transaction() as conn:
             dataset = await _load(conn, name, lock=True)

@@ -9,14 +9,15 @@ import msgspec
 
 from service.domain.errors import FieldError, InvalidInput, NotFound
 from service.estimators.catalogue import Catalogue
-from service.query import Query, compile_query
+from service.query import Query
 from service.repositories import models as model_repo
 from service.repositories.database import Connection, Database
 from service.repositories.jobs import JobRepository
-from service.repositories.listing import fetch_page
+from service.repositories.listing import list_page
 from service.repositories.models import ModelRepository, ModelRow
 from service.schemas.base import Page
-from service.schemas.models import ModelCreate, ModelOut, ModelPatch
+from service.schemas.metadata import MetadataPatch
+from service.schemas.models import ModelCreate, ModelOut
 
 
 class Models:
@@ -50,12 +51,9 @@ class Models:
             return await _load(conn, name)
 
     async def list(self, query: Query) -> Page[dict[str, Any]]:
-        compiled = compile_query(query, model_repo.SOURCE)
-        async with self.db.connection() as conn:
-            items, total = await fetch_page(conn, compiled)
-        return Page(items=items, total=total, limit=query.limit, offset=query.offset)
+        return await list_page(self.db, query, model_repo.SOURCE)
 
-    async def patch(self, name: str, patch: ModelPatch) -> ModelOut:
+    async def patch(self, name: str, patch: MetadataPatch) -> ModelOut:
         fields = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         if fields.get("tags", ()) is None:
             fields["tags"] = []

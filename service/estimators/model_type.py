@@ -1,4 +1,4 @@
-"""`ModelType`: one entry of the catalogue, as the API shows it (`GET /model-types/{type}`).
+"""`ModelType`: one entry of the catalogue; `ModelTypeInfo` is what the API shows of it.
 
 Tasks (the `task` field):
 
@@ -36,8 +36,10 @@ TASKS: Final = (CLASSIFICATION, REGRESSION, CLUSTERING, DENSITY, OUTLIER_DETECTI
 OUTPUTS: Final = ("predict", "predict_proba", "decision_function", "transform")
 
 
-class ModelType(msgspec.Struct, frozen=True, kw_only=True):
-    """What a model type is and what it can do; `hyperparameters` is a JSON Schema object."""
+class ModelTypeInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What a model type is and what it can do; `hyperparameters` is a JSON Schema object.
+
+    The `model_types` table stores these fields and `GET /model-types/{type}` shows them."""
 
     name: str
     task: str
@@ -53,6 +55,11 @@ class ModelType(msgspec.Struct, frozen=True, kw_only=True):
     outputs: list[str]
     hyperparameters: dict[str, Any]
     docs_url: str
+
+
+class ModelType(ModelTypeInfo, frozen=True, kw_only=True):
+    """A catalogue entry: the type's description plus what only the code needs."""
+
     conditional_outputs: list[str] = msgspec.field(default_factory=list)
 
     @property

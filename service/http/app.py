@@ -26,13 +26,13 @@ from service.domain.model_types import ModelTypes
 from service.domain.models import Models
 from service.domain.versions import Versions
 from service.estimators.catalogue import load_catalogue
+from service.http.endpoints import OPERATIONS
 from service.http.metrics import ApiMetrics, MetricsMiddleware
 from service.http.openapi import build_openapi
 from service.http.problems import UnhandledErrorMiddleware, exception_handlers
 from service.http.request_id import RequestIdMiddleware
 from service.http.routes import build_routes
 from service.http.state import Services
-from service.http.table import OPERATIONS
 from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
 from service.repositories.database import Database

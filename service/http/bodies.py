@@ -1,8 +1,9 @@
-"""Request bodies: content-type check, a size cap enforced while reading, msgspec decoding."""
+"""Request bodies: content type, the one size limit (enforced while reading), msgspec decoding."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import msgspec
@@ -10,11 +11,13 @@ from starlette.requests import Request
 
 from service.domain.errors import BadRequest, FieldError, InvalidInput
 from service.http.problems import HttpProblem
+from service.schemas.errors import split_validation_error
 
 T = TypeVar("T")
 
+CSV = "text/csv"
 _JSON = re.compile(r"^application/([a-z0-9.+-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
-
+_RAW_BODY = "service.raw_body"
 
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
@@ -26,6 +29,17 @@ def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
     return decoder
 
 
+class CsvBody:
+    """A `text/csv` body, handed to the endpoint unread: it streams into PostgreSQL."""
+
+    def __init__(self, request: Request, limit: int) -> None:
+        self._request = request
+        self._limit = limit
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return limited_stream(self._request, self._limit)
+
+
 def is_json(request: Request) -> bool:
     return bool(_JSON.match(request.headers.get("content-type", "")))
 
@@ -34,32 +48,52 @@ def content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def check_declared_size(request: Request, limit: int) -> None:
-    """Refuse early on `Content-Length`, before a byte of the body is read."""
+async def limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body as it arrives; 413 as soon as it passes `limit` (or says it will)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpProblem(413, f"the body is larger than the limit of {limit} bytes")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    check_declared_size(request, limit)
-    chunks: list[bytes] = []
+        raise _too_large(limit)  # before a byte of the body is read
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HttpProblem(413, f"the body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise _too_large(limit)
+        if chunk:
+            yield chunk
 
 
-async def read_json(request: Request, type_: type[T], limit: int) -> T:
+def _too_large(limit: int) -> HttpProblem:
+    return HttpProblem(413, f"the body is larger than the limit of {limit} bytes")
+
+
+async def read_body(request: Request, type_: Any, limit: int, csv: bool = False) -> Any:
+    """The declared body decoded from JSON, or (when the operation takes CSV) a `CsvBody`."""
+    if csv and _is_csv(request):
+        return CsvBody(request, limit)
     if not is_json(request):
+        expected = "application/json or text/csv" if csv else "application/json"
         raise HttpProblem(
-            415,
-            f"expected Content-Type application/json, got '{content_type(request) or 'nothing'}'",
+            415, f"expected Content-Type {expected}, got '{content_type(request) or 'nothing'}'"
         )
-    return decode_json(await read_body(request, limit), type_)
+    raw = b"".join([chunk async for chunk in limited_stream(request, limit)])
+    request.scope[_RAW_BODY] = raw
+    return decode_json(raw, type_)
+
+
+def raw_body(request: Request) -> bytes:
+    """The bytes of the JSON body the dispatcher decoded (for idempotency keys)."""
+    raw = request.scope.get(_RAW_BODY)
+    assert isinstance(raw, bytes), "the operation declares no JSON body"
+    return raw
+
+
+def _is_csv(request: Request) -> bool:
+    if content_type(request) != CSV:
+        return False
+    charset = request.headers.get("content-type", "").lower().partition("charset=")[2]
+    if charset.strip().strip('"') not in ("", "utf-8", "utf8"):
+        raise HttpProblem(415, "CSV bodies must be UTF-8")
+    return True
 
 
 # `\u0000` not itself escaped: PostgreSQL text and jsonb cannot hold NUL, so refuse it here.
@@ -76,16 +110,9 @@ def decode_json(body: bytes, type_: type[T]) -> T:
         value: T = _decoder(type_).decode(body)
         return value
     except msgspec.ValidationError as exc:
-        raise InvalidInput("the body does not match the schema", [validation_error(exc)]) from exc
+        text, loc = split_validation_error(exc)
+        raise InvalidInput("the body does not match the schema", [FieldError(loc, text)]) from exc
     except msgspec.DecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from exc
     except RecursionError:  # msgspec decodes on the C stack, bounded by the recursion limit
         raise BadRequest("malformed JSON: arrays or objects nested too deeply") from None
-
-
-def validation_error(exc: msgspec.ValidationError) -> FieldError:
-    """Split msgspec's `Expected `int`, got `str` - at `$.a[0]`` into a located error."""
-    text, sep, where = str(exc).rpartition(" - at `")
-    if not sep:
-        return FieldError(loc="$", msg=str(exc))
-    return FieldError(loc=where.rstrip("`"), msg=text)

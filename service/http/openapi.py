@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 
 from service.auth.principal import SCOPES
+from service.http.operation import Operation, Param
 from service.http.problems import Problem
-from service.http.routes import Operation
 
 _COMMON_ERRORS = (400, 500)
 _SCOPED_ERRORS = (401, 403, 503)
@@ -24,6 +24,8 @@ def build_openapi(operations: Sequence[Operation], title: str, version: str) -> 
     refs, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}"
     )
+    for schema in components.values():
+        _tidy(schema)
     ref_of = dict(zip(map(id, types), refs, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
@@ -55,7 +57,7 @@ def build_openapi(operations: Sequence[Operation], title: str, version: str) -> 
 
 def _operation(op: Operation, ref_of: dict[int, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "operationId": _operation_id(op),
+        "operationId": op.operation_id,
         "summary": op.summary,
         "tags": [op.tag],
         "responses": {},
@@ -72,10 +74,10 @@ def _operation(op: Operation, ref_of: dict[int, Any]) -> dict[str, Any]:
     if op.params:
         doc["parameters"] = [_parameter(p) for p in op.params]
     if op.body is not None:
-        doc["requestBody"] = {
-            "required": True,
-            "content": {media: _schema(media, ref_of[id(op.body)]) for media in op.body_media},
-        }
+        content = {media: _schema(media, ref_of[id(op.body)]) for media in op.body_media}
+        if op.example is not None:
+            content["application/json"]["example"] = _example(op.example)
+        doc["requestBody"] = {"required": True, "content": content}
     success: dict[str, Any] = {"description": HTTPStatus(op.status).phrase}
     if op.response is not None:
         success["content"] = {
@@ -105,8 +107,10 @@ def _schema(media: str, ref: Any) -> dict[str, Any]:
     return {"schema": ref}
 
 
-def _parameter(param: Any) -> dict[str, Any]:
-    schema = {"type": "array", "items": param.schema} if param.repeated else param.schema
+def _parameter(param: Param) -> dict[str, Any]:
+    schema = dict(param.schema)
+    if param.repeated:
+        schema = {"type": "array", "items": schema}
     out: dict[str, Any] = {
         "name": param.name,
         "in": param.where,
@@ -121,6 +125,42 @@ def _parameter(param: Any) -> dict[str, Any]:
     return out
 
 
-def _operation_id(op: Operation) -> str:
-    parts = [p.strip("{}").replace("-", "_") for p in op.path.strip("/").split("/") if p]
-    return "_".join([op.method.lower(), *parts]) or op.method.lower()
+def _tidy(schema: Any) -> None:
+    """Give every array its `items`, every string enum its `type` (Swagger UI shows a bare
+    enum as `any`), and list
+    values that differ only in case once (`where_boolean` accepts `and` as well as `AND`;
+    generated clients need one member per value)."""
+    if isinstance(schema, list):
+        for item in schema:
+            _tidy(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "array" and "items" not in schema and "prefixItems" not in schema:
+        schema["items"] = {}  # `list[Any]`: spelled out, as generators require
+    values = schema.get("enum")
+    if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
+        schema.setdefault("type", "string")
+        by_case: dict[str, str] = {}
+        for value in values:
+            by_case.setdefault(value.lower(), value)
+        schema["enum"] = list(by_case.values())
+    for value in schema.values():
+        _tidy(value)
+
+
+def _example(value: Any) -> Any:
+    """A body as a client would write it: fields left at their defaults are left out."""
+    if isinstance(value, msgspec.Struct):
+        out = {}
+        for f in msgspec.structs.fields(value):
+            item = getattr(value, f.name)
+            default = f.default if f.default_factory is msgspec.NODEFAULT else f.default_factory()
+            if item != default:
+                out[f.encode_name] = _example(item)
+        return out
+    if isinstance(value, list):
+        return [_example(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _example(item) for key, item in value.items()}
+    return msgspec.to_builtins(value)

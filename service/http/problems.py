@@ -62,7 +62,8 @@ _SLUGS = {
     504: "timeout",
 }
 
-_DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+_DOMAIN_STATUS: dict[type[BaseException], int] = {
+    domain.DomainError: 400,
     domain.BadRequest: 400,
     domain.NotFound: 404,
     domain.Conflict: 409,
@@ -70,6 +71,12 @@ _DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.Unavailable: 503,
     domain.QueryTimeout: 504,
 }
+
+
+def domain_status(exc: domain.DomainError) -> int:
+    """The status of the nearest mapped class in the error's hierarchy: a new subclass gets
+    its parent's status; `DomainError` itself, and a direct subclass of it, a 400."""
+    return next(_DOMAIN_STATUS[cls] for cls in type(exc).__mro__ if cls in _DOMAIN_STATUS)
 
 
 def problem(
@@ -93,7 +100,7 @@ def problem(
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, domain.DomainError)
-    status = next(s for cls, s in _DOMAIN_STATUS.items() if isinstance(exc, cls))
+    status = domain_status(exc)
     headers = {}
     if isinstance(exc, domain.Unavailable):
         headers["Retry-After"] = str(exc.retry_after)

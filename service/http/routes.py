@@ -1,14 +1,12 @@
-"""The route table: every operation's method, path, scope and wire types, declared once.
+"""Routing from the declared operations: one Starlette route per path, a dispatcher per route.
 
-Authorization happens here, before the endpoint runs, from the scope each operation declares;
-the OpenAPI document is generated from the same table.
+The dispatcher authorizes from the operation's scope, then decodes the declared body, then
+calls the endpoint with it; the endpoint never reads the body or checks a scope itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
 
 from starlette.authentication import AuthCredentials, SimpleUser
 from starlette.requests import Request
@@ -17,41 +15,10 @@ from starlette.routing import BaseRoute, Route
 
 from service.auth.errors import AuthError
 from service.auth.principal import Principal, authorize
+from service.http.bodies import read_body
+from service.http.operation import Endpoint, Operation
 from service.http.state import services
 from service.logs import principal as principal_var
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-@dataclass(frozen=True)
-class Param:
-    """A path or query parameter, for the OpenAPI document."""
-
-    name: str
-    where: Literal["path", "query", "header"]
-    schema: dict[str, Any]
-    description: str = ""
-    required: bool = False
-    repeated: bool = False
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str
-    endpoint: Endpoint
-    scope: str | None  # None: no token needed
-    summary: str
-    tag: str
-    body: Any = None  # msgspec type of the JSON body
-    response: Any = None  # msgspec type of the success body
-    status: int = 200
-    params: Sequence[Param] = ()
-    body_media: Sequence[str] = ("application/json",)
-    response_media: Sequence[str] = ("application/json",)
-    errors: Sequence[int] = ()
-    description: str = ""
-    extra_responses: dict[int, str] = field(default_factory=dict)
 
 
 def principal_of(request: Request) -> Principal:
@@ -64,11 +31,15 @@ def principal_of(request: Request) -> Principal:
 def build_routes(operations: Sequence[Operation]) -> list[BaseRoute]:
     """One Starlette route per path, so a wrong method gets a 405 with the full `Allow` list."""
     by_path: dict[str, dict[str, Operation]] = {}
+    ids: set[str] = set()
     for op in operations:
         methods = by_path.setdefault(op.path, {})
         if op.method in methods:
             raise ValueError(f"{op.method} {op.path} is declared twice")
+        if op.operation_id in ids:
+            raise ValueError(f"operation_id {op.operation_id!r} is declared twice")
         methods[op.method] = op
+        ids.add(op.operation_id)
     return [
         Route(path, _dispatcher(methods), methods=list(methods), name=path)
         for path, methods in by_path.items()
@@ -80,7 +51,11 @@ def _dispatcher(methods: dict[str, Operation]) -> Endpoint:
         op = methods["GET" if request.method == "HEAD" else request.method]
         if op.scope is not None:
             await _authenticate(request, op.scope)
-        return await op.endpoint(request)
+        if op.body is None:
+            return await op.endpoint(request)
+        limit = services(request).settings.http.max_body_bytes
+        body = await read_body(request, op.body, limit, csv=op.accepts_csv)
+        return await op.endpoint(request, body)
 
     return dispatch
 

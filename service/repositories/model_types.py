@@ -7,11 +7,11 @@ from typing import Any
 
 import msgspec
 
+from service.estimators.model_type import ModelTypeInfo
 from service.query import Column, ColumnType, Source
 from service.repositories.database import Connection
-from service.schemas.model_types import ModelTypeOut
 
-_FIELDS = list(ModelTypeOut.__struct_fields__)
+_FIELDS = list(ModelTypeInfo.__struct_fields__)
 
 SOURCE = Source(
     from_sql="model_types",
@@ -46,7 +46,7 @@ class ModelTypeRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    async def upsert_all(self, types: Sequence[ModelTypeOut], provider: dict[str, str]) -> None:
+    async def upsert_all(self, types: Sequence[ModelTypeInfo], provider: dict[str, str]) -> None:
         """Insert or refresh every type, in name order so that replicas never deadlock."""
         columns = [*_FIELDS, "provider"]
         placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
@@ -60,11 +60,11 @@ class ModelTypeRepository:
             ],
         )
 
-    async def get(self, name: str) -> ModelTypeOut | None:
+    async def get(self, name: str) -> ModelTypeInfo | None:
         row = await self.conn.fetchrow(
             f"SELECT {', '.join(_FIELDS)} FROM model_types WHERE name = $1", name
         )
-        return None if row is None else msgspec.convert(dict(row), ModelTypeOut)
+        return None if row is None else msgspec.convert(dict(row), ModelTypeInfo)
 
     async def capabilities(self, name: str) -> Capabilities:
         row = await self.conn.fetchrow(

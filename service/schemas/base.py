@@ -15,10 +15,13 @@ class ApiStruct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     """
 
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+"""Names of models and datasets (API.md): no `/`, no spaces, nothing a path could confuse."""
+
 Name = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+        pattern=NAME_PATTERN,
         description="Letters, digits, `_`, `.` and `-`; starts with a letter or digit; "
         "at most 128 characters.",
         examples=["iris"],

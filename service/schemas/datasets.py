@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from service.schemas.base import ApiStruct, ColumnName, Name, ShortText, Tags, Text
+from service.schemas.base import ApiStruct, ColumnName
+from service.schemas.metadata import Metadata, MetadataOut
 from service.schemas.training import Record
 
 ColumnTypeName = Literal["integer", "float", "boolean", "text", "timestamp"]
@@ -26,15 +27,10 @@ class ColumnSpec(ApiStruct):
 Columns = Annotated[list[ColumnSpec], msgspec.Meta(max_length=MAX_COLUMNS)]
 
 
-class DatasetCreate(ApiStruct):
+class DatasetCreate(Metadata, kw_only=True):
     """Rows as records; `columns` declares types (and order) of some or all columns, the rest
     are inferred from the values. With `columns` and no `data` the dataset starts empty."""
 
-    name: Name
-    title: ShortText | None = None
-    description: Text | None = None
-    tags: Tags = msgspec.field(default_factory=list)
-    source: ShortText | None = None
     columns: Columns | None = None
     data: list[Record] = msgspec.field(default_factory=list)
 
@@ -45,21 +41,7 @@ class RowsAppend(ApiStruct):
     data: list[Record]
 
 
-class DatasetPatch(ApiStruct):
-    """Fields left out stay as they are; `null` clears a field."""
-
-    title: ShortText | None | msgspec.UnsetType = msgspec.UNSET
-    description: Text | None | msgspec.UnsetType = msgspec.UNSET
-    tags: Tags | msgspec.UnsetType = msgspec.UNSET
-    source: ShortText | None | msgspec.UnsetType = msgspec.UNSET
-
-
-class DatasetOut(ApiStruct):
-    name: str
-    title: str | None
-    description: str | None
-    tags: list[str]
-    source: str | None
+class DatasetOut(MetadataOut, kw_only=True):
     columns: list[ColumnSpec]
     rows: int
     created_by: str

@@ -7,19 +7,15 @@ from typing import Annotated, Any
 
 import msgspec
 
-from service.schemas.base import ApiStruct, ColumnName, Name, ShortText, Tags, Text
+from service.schemas.base import ColumnName
 from service.schemas.jobs import JobOut, StatusName
+from service.schemas.metadata import Metadata, MetadataOut
 
 
-class ModelCreate(ApiStruct):
-    name: Name
+class ModelCreate(Metadata, kw_only=True):
     model_type: Annotated[
         str, msgspec.Meta(max_length=200, examples=["sklearn.linear_model.LogisticRegression"])
     ]
-    title: ShortText | None = None
-    description: Text | None = None
-    tags: Tags = msgspec.field(default_factory=list)
-    source: ShortText | None = None
     settings: dict[str, Any] = msgspec.field(default_factory=dict)
     features: Annotated[list[ColumnName], msgspec.Meta(min_length=1, max_length=10_000)] | None = (
         None
@@ -27,22 +23,8 @@ class ModelCreate(ApiStruct):
     target: ColumnName | None = None
 
 
-class ModelPatch(ApiStruct):
-    """Fields left out stay as they are; `null` clears a field."""
-
-    title: ShortText | None | msgspec.UnsetType = msgspec.UNSET
-    description: Text | None | msgspec.UnsetType = msgspec.UNSET
-    tags: Tags | msgspec.UnsetType = msgspec.UNSET
-    source: ShortText | None | msgspec.UnsetType = msgspec.UNSET
-
-
-class ModelOut(ApiStruct):
-    name: str
+class ModelOut(MetadataOut, kw_only=True):
     model_type: str
-    title: str | None
-    description: str | None
-    tags: list[str]
-    source: str | None
     settings: dict[str, Any]
     features: list[str] | None
     target: str | None

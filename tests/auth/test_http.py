@@ -23,14 +23,15 @@ from starlette.responses import JSONResponse, Response
 from service.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
 from service.auth.factory import build_authenticator
 from service.auth.principal import SCOPES, Authenticator
-from service.http.endpoints import ops
+from service.http.endpoints import OPERATIONS
+from service.http.endpoints import operations as ops
 from service.http.metrics import ApiMetrics, MetricsMiddleware
 from service.http.openapi import build_openapi
+from service.http.operation import Operation
 from service.http.problems import UnhandledErrorMiddleware, exception_handlers
 from service.http.request_id import RequestIdMiddleware
-from service.http.routes import Operation, build_routes, principal_of
+from service.http.routes import build_routes, principal_of
 from service.http.state import Services
-from service.http.table import OPERATIONS
 from service.logs import JsonFormatter
 from service.settings import Settings
 from tests.auth.conftest import auth_settings
@@ -94,7 +95,15 @@ def test_every_route_requires_the_scope_api_md_gives_it() -> None:
 
 
 def test_openapi_declares_the_bearer_scheme_and_per_operation_scopes() -> None:
-    probe = Operation("POST", "/probe", ops.livez, "models:write", "probe", "probe")
+    probe = Operation(
+        operation_id="probe",
+        method="POST",
+        path="/probe",
+        endpoint=ops.livez,
+        scope="models:write",
+        summary="probe",
+        tag="probe",
+    )
     doc = build_openapi([*OPERATIONS, probe], "models-service", "test")
     scheme = doc["components"]["securitySchemes"]["bearer"]
     assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
@@ -131,9 +140,33 @@ def services_for(auth: Authenticator, metrics: ApiMetrics) -> Services:
 
 def scoped_app(auth: Authenticator, metrics: ApiMetrics) -> Starlette:
     operations = [
-        Operation("GET", "/livez", ops.livez, None, "Liveness", "operations"),
-        Operation("GET", "/whoami", whoami, "models:read", "Who is calling", "test"),
-        Operation("POST", "/write", whoami, "models:write", "Needs models:write", "test"),
+        Operation(
+            operation_id="livez",
+            method="GET",
+            path="/livez",
+            endpoint=ops.livez,
+            scope=None,
+            summary="Liveness",
+            tag="operations",
+        ),
+        Operation(
+            operation_id="whoami",
+            method="GET",
+            path="/whoami",
+            endpoint=whoami,
+            scope="models:read",
+            summary="Who is calling",
+            tag="test",
+        ),
+        Operation(
+            operation_id="write",
+            method="POST",
+            path="/write",
+            endpoint=whoami,
+            scope="models:write",
+            summary="Needs models:write",
+            tag="test",
+        ),
     ]
 
     @asynccontextmanager
@@ -289,7 +322,7 @@ async def test_create_app_in_jwt_mode_with_the_dev_key(
 ) -> None:
     op = _scoped_get()
     if op is None:
-        pytest.skip("no scoped GET route in service.http.table.OPERATIONS yet")
+        pytest.skip("no scoped GET route in service.http.endpoints.OPERATIONS yet")
     key_file = tmp_path / "dev-jwk.json"
     jwks = write_dev_jwks(key_file)
     auth = auth_settings(

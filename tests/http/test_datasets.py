@@ -10,7 +10,7 @@ import httpx2
 import msgspec
 import pytest
 
-from service.http.table import OPERATIONS
+from service.http.endpoints import OPERATIONS
 from service.settings import Settings
 from tests.conftest import ClientFactory, json_of
 

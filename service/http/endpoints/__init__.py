@@ -1,0 +1,26 @@
+"""Endpoints, one module per resource; each declares its own `OPERATIONS`."""
+
+from __future__ import annotations
+
+from service.http.endpoints import (
+    batch_predictions,
+    datasets,
+    jobs,
+    model_types,
+    models,
+    operations,
+    predictions,
+    versions,
+)
+from service.http.operation import Operation
+
+OPERATIONS: list[Operation] = [
+    *operations.OPERATIONS,
+    *model_types.OPERATIONS,
+    *models.OPERATIONS,
+    *predictions.OPERATIONS,
+    *jobs.OPERATIONS,
+    *versions.OPERATIONS,
+    *datasets.OPERATIONS,
+    *batch_predictions.OPERATIONS,
+]

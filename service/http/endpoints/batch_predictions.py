@@ -1,17 +1,45 @@
-"""`POST /models/{name}/batch-predictions`: a prediction job over a dataset query."""
+"""Batch predictions: `POST /models/{name}/batch-predictions`, a job over a dataset query."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.http.endpoints.jobs import accepted, read_submission
-from service.http.params import path_str
+from service.http import examples
+from service.http.operation import Operation
+from service.http.params import IDEMPOTENCY_KEY, MODEL_NAME, path_str
+from service.http.routes import principal_of
 from service.http.state import services
+from service.http.submissions import accepted, idempotency_key
+from service.schemas.jobs import JobOut
 from service.schemas.training import BatchPredictRequest
 
 
-async def submit(request: Request) -> Response:
-    body, who, key = await read_submission(request, BatchPredictRequest)
+async def create_batch_prediction(request: Request, body: BatchPredictRequest) -> Response:
+    who = principal_of(request).sub
+    key = idempotency_key(request, who)
     name = path_str(request, "name")
     return accepted(await services(request).batch_predictions.submit(name, body, who, key))
+
+
+OPERATIONS = [
+    Operation(
+        operation_id="create_batch_prediction",
+        method="POST",
+        path="/models/{name}/batch-predictions",
+        endpoint=create_batch_prediction,
+        scope="models:write",
+        summary="Predict over a dataset query into a new dataset (a background job)",
+        tag="predictions",
+        body=BatchPredictRequest,
+        example=examples.BATCH_PREDICT,
+        response=JobOut,
+        status=202,
+        params=(MODEL_NAME, IDEMPOTENCY_KEY),
+        errors=(404, 409),
+        description="The job's `result` is `{dataset, rows}`. The output dataset holds the "
+        "selected input columns plus `prediction` (`proba_<class>` per class for "
+        "`predict_proba`, `decision[_<i>]`, `component_<i>`); it appears only when the job "
+        "succeeds.",
+    ),
+]

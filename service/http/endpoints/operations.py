@@ -10,11 +10,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from service.domain.errors import Unavailable
+from service.http.operation import Operation
 from service.http.responses import json_response
 from service.http.state import Services, services
 from service.repositories.migrator import pending_migrations
 
 PROBE_TIMEOUT = 1.0
+
+
+class Live(msgspec.Struct):
+    status: str
 
 
 class Health(msgspec.Struct):
@@ -23,7 +28,7 @@ class Health(msgspec.Struct):
 
 
 async def livez(request: Request) -> Response:
-    return json_response({"status": "ok"})
+    return json_response(Live(status="ok"))
 
 
 async def readyz(request: Request) -> Response:
@@ -73,3 +78,57 @@ _DOCS = """<!doctype html>
 
 async def docs(request: Request) -> Response:
     return HTMLResponse(_DOCS)
+
+
+OPERATIONS = [
+    Operation(
+        operation_id="check_liveness",
+        method="GET",
+        path="/livez",
+        endpoint=livez,
+        scope=None,
+        summary="Liveness: the process serves",
+        tag="operations",
+        response=Live,
+    ),
+    Operation(
+        operation_id="check_readiness",
+        method="GET",
+        path="/readyz",
+        endpoint=readyz,
+        scope=None,
+        summary="Readiness: PostgreSQL and Redis answer and migrations are applied",
+        tag="operations",
+        response=Health,
+        extra_responses={503: "Not ready; the body names the failing checks"},
+    ),
+    Operation(
+        operation_id="get_metrics",
+        method="GET",
+        path="/metrics",
+        endpoint=metrics,
+        scope=None,
+        summary="Prometheus metrics",
+        tag="operations",
+        response_media=("text/plain",),
+    ),
+    Operation(
+        operation_id="get_openapi",
+        method="GET",
+        path="/openapi.json",
+        endpoint=openapi,
+        scope=None,
+        summary="This document",
+        tag="operations",
+    ),
+    Operation(
+        operation_id="get_docs",
+        method="GET",
+        path="/docs",
+        endpoint=docs,
+        scope=None,
+        summary="Swagger UI",
+        tag="operations",
+        response_media=("text/html",),
+    ),
+]

@@ -1,0 +1,86 @@
+"""What an operation declares: method, path, scope, parameters, body and response types.
+
+One declaration drives routing, authorization, body decoding and the OpenAPI document, so the
+four cannot disagree. Endpoint modules build their `OPERATIONS` from these.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_type_hints
+
+from starlette.responses import Response
+
+from service.http.bodies import CsvBody
+
+Endpoint = Callable[..., Awaitable[Response]]
+"""`endpoint(request)`, or `endpoint(request, body)` when the operation declares a `body`."""
+
+_OPERATION_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Param:
+    """A path, query or header parameter, as the OpenAPI document shows it."""
+
+    name: str
+    where: Literal["path", "query", "header"]
+    schema: Mapping[str, Any]
+    description: str = ""
+    required: bool = False
+    repeated: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Operation:
+    operation_id: str  # names the method of a generated client: snake_case, unique
+    method: str
+    path: str
+    endpoint: Endpoint
+    scope: str | None  # None: no token needed
+    summary: str
+    tag: str
+    body: Any = None  # msgspec type of the JSON body, decoded before the endpoint runs
+    example: Any = None  # an instance of `body` that works as sent (Swagger UI pre-fills it)
+    response: Any = None  # msgspec type of the success body
+    status: int = 200
+    params: Sequence[Param] = ()
+    body_media: Sequence[str] = ("application/json",)
+    response_media: Sequence[str] = ("application/json",)
+    errors: Sequence[int] = ()
+    description: str = ""
+    extra_responses: Mapping[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _OPERATION_ID.match(self.operation_id):
+            raise ValueError(f"operation_id {self.operation_id!r} is not snake_case")
+        in_path = set(re.findall(r"\{(\w+)\}", self.path))
+        declared = {p.name for p in self.params if p.where == "path"}
+        if in_path != declared:
+            raise ValueError(f"{self.method} {self.path} declares path parameters {declared}")
+        _check_endpoint(self)
+
+    @property
+    def accepts_csv(self) -> bool:
+        return "text/csv" in self.body_media
+
+
+def _check_endpoint(op: Operation) -> None:
+    """The endpoint takes the declared body, so the document cannot promise another one."""
+    params = list(inspect.signature(op.endpoint).parameters)
+    name = f"{op.method} {op.path}: {op.endpoint.__qualname__}"
+    if op.body is None:
+        if len(params) != 1:
+            raise TypeError(f"{name} declares no body, so it takes (request) only")
+        return
+    if len(params) != 2:
+        raise TypeError(f"{name} declares a body, so it takes (request, body)")
+    hints = get_type_hints(op.endpoint)
+    expected = op.body | CsvBody if op.accepts_csv else op.body
+    if hints.get(params[1]) != expected:
+        raise TypeError(f"{name} takes {hints.get(params[1])}, the operation declares {expected}")
+    if op.example is not None and not isinstance(op.example, op.body):
+        raise TypeError(f"{name}: the example is not a {op.body.__name__}")
