@@ -25,9 +25,14 @@ import msgspec
 from service.domain import batches
 from service.domain.datasets import compile_stored
 from service.domain.errors import DomainError
-from service.query import Compiled
+from service.query import ColumnType, Compiled
 from service.repositories.database import OUTAGE_ERRORS, Connection, Database
-from service.repositories.datasets import DatasetRepository, DatasetRow, DatasetTable
+from service.repositories.datasets import (
+    DatasetRepository,
+    DatasetRow,
+    DatasetTable,
+    plain_value,
+)
 from service.repositories.jobs import JobRepository, JobRow
 from service.repositories.versions import BatchRepository
 from service.schemas.training import DatasetQuery
@@ -70,9 +75,11 @@ async def load_training_rows(conn: Connection, job: JobRow, max_rows: int) -> li
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         dataset = await dataset_of(conn, spec["dataset_id"], query.name)
         compiled = compile_or_give_up(query, dataset, read)
-        timestamps = timestamp_positions(dataset, compiled.columns)
+        # By output type, so that an aggregate such as min(timestamp) is converted too.
+        timestamps = [i for i, t in enumerate(compiled.column_types) if t is ColumnType.TIMESTAMP]
+        exact = exact_positions(query, compiled)
         async for chunk in DatasetTable(conn, dataset.id).chunks(compiled, FETCH_ROWS):
-            rows.extend(plain_rows(chunk, timestamps))
+            rows.extend(exact_as_numbers(plain_rows(chunk, timestamps), exact))
             if len(rows) > max_rows:
                 raise GiveUp(
                     "TooManyRows",
@@ -136,6 +143,24 @@ def plain_rows(chunk: Sequence[tuple[Any, ...]], timestamps: Sequence[int]) -> l
                 values[i] = rfc3339(values[i])
         out.append(values)
     return out
+
+
+def exact_positions(query: DatasetQuery, compiled: Compiled) -> list[tuple[int, ColumnType]]:
+    """Where a grouped query's sum/avg/stddev results may be: numeric output columns."""
+    if not (query.group_by or query.aggregate):
+        return []
+    numeric = (ColumnType.INTEGER, ColumnType.FLOAT)
+    return [(i, t) for i, t in enumerate(compiled.column_types) if t in numeric]
+
+
+def exact_as_numbers(
+    rows: list[list[Any]], positions: Sequence[tuple[int, ColumnType]]
+) -> list[list[Any]]:
+    """Exact aggregates (Decimal) as the numbers `GET /datasets/{name}/rows` shows."""
+    for row in rows if positions else ():
+        for i, type_ in positions:
+            row[i] = plain_value(row[i], type_)
+    return rows
 
 
 def rfc3339(value: datetime) -> str:

@@ -20,6 +20,7 @@ import msgspec
 
 from service.artifacts import signing
 from service.domain.errors import Unavailable
+from service.estimators.phases import PROGRESS, Phase
 from service.repositories.database import Connection, Database
 from service.repositories.jobs import JobRepository, JobRow
 from service.repositories.models import ModelRepository
@@ -112,15 +113,26 @@ class JobRunner:
             return True  # keep fitting; the result is stored when PostgreSQL is back
 
     async def _train(self, job: JobRow) -> None:
+        await self._enter(job, Phase.LOADING)
         request, parent_batches = await self._fit_request(job)
         reply = await run_in_child(
-            FIT_TARGET, msgspec.msgpack.encode(request), lambda pid: self._record_child(job, pid)
+            FIT_TARGET,
+            msgspec.msgpack.encode(request),
+            lambda pid: self._record_child(job, pid),
+            lambda note: self._enter(job, Phase(note.decode())),
         )
         outcome = msgspec.msgpack.decode(reply, type=FitOutcome)
         if not outcome.ok:
             await self._finish_failed(job.id, outcome.error_type, outcome.message)
             return
+        await self._enter(job, Phase.STORING)
         await self._store_version(job, outcome, parent_batches)
+
+    async def _enter(self, job: JobRow, phase: Phase) -> None:
+        """The job's `progress` as `phase` starts; progress is news, never worth failing for."""
+        with contextlib.suppress(Unavailable):
+            async with self.db.connection() as conn:
+                await JobRepository(conn).set_progress(job.id, PROGRESS[phase])
 
     async def _fit_request(self, job: JobRow) -> tuple[FitRequest, list[int]]:
         spec = job.spec
@@ -203,6 +215,8 @@ class JobRunner:
             outputs=outcome.outputs,
             batch_ids=batch_ids,
             library_versions=outcome.library_versions,
+            settings=outcome.settings,
+            warnings=outcome.warnings,
             artifact_sha256=signing.sha256(artifact),
             artifact_hmac=signing.sign(artifact, key),
         )
