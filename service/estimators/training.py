@@ -18,6 +18,8 @@ Pure, synchronous functions for the worker's child process. Contracts:
 - Any exception scikit-learn raises while fitting becomes `EstimatorError` with its message
   (bad combinations of settings, one class only, ...). Warnings scikit-learn emits (e.g.
   ConvergenceWarning) are caught and returned in `FitResult.warnings`.
+- `FitResult.settings_used` holds every hyperparameter of the fitted estimator, defaults
+  included, as JSON; `on_phase` hears `Phase.EVALUATING` and `Phase.FITTING` as they start.
 
 Update. `update_model` continues an incremental model (`supports_partial_fit`) with
 `partial_fit` on the new rows only: the encoding step stays as fitted at the first training,
