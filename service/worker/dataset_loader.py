@@ -157,9 +157,10 @@ def exact_as_numbers(
     rows: list[list[Any]], positions: Sequence[tuple[int, ColumnType]]
 ) -> list[list[Any]]:
     """Exact aggregates (Decimal) as the numbers `GET /datasets/{name}/rows` shows."""
-    for row in rows if positions else ():
-        for i, type_ in positions:
-            row[i] = plain_value(row[i], type_)
+    if positions:
+        for row in rows:
+            for i, type_ in positions:
+                row[i] = plain_value(row[i], type_)
     return rows
 
 
