@@ -12,12 +12,11 @@ from dataclasses import dataclass
 import msgspec
 
 from service.domain.errors import BadRequest, FieldError, InvalidInput
-from service.query import Compiled, Query, compile_query
-from service.query import parse_conditions as parse_where
+from service.query import Compiled, Query, compile_query, parse_query
 from service.query.limits import INT64_MAX, bad, show
 from service.repositories.database import Connection
 from service.repositories.datasets import ROW_ID, DatasetRepository, DatasetRow, rows_source
-from service.schemas.training import DatasetQuery
+from service.schemas.training import DatasetQuery, DatasetSelection
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class PlannedDataset:
         )
 
 
-async def plan_dataset(conn: Connection, query: DatasetQuery) -> PlannedDataset:
+async def plan_dataset(conn: Connection, query: DatasetSelection) -> PlannedDataset:
     """The dataset a job body names, checked; InvalidInput at `$.dataset.*` otherwise."""
     dataset = await DatasetRepository(conn).get(query.name)
     if dataset is None:
@@ -62,11 +61,17 @@ async def plan_dataset(conn: Connection, query: DatasetQuery) -> PlannedDataset:
     ]
     if unknown:
         raise InvalidInput("the dataset query selects unknown columns", unknown)
+    if isinstance(query, DatasetQuery) and (query.group_by or query.aggregate):
+        # Its groups and aggregates, as the compiler names them.
+        return PlannedDataset(dataset, compile_stored(query, dataset, None).columns)
     return PlannedDataset(dataset, list(query.select) or [c.name for c in dataset.columns])
 
 
-def compile_stored(query: DatasetQuery, dataset: DatasetRow, read: Sequence[str]) -> Compiled:
-    """The job's query reading the columns `read`, in order; InvalidInput at `$.dataset.*`."""
+def compile_stored(
+    query: DatasetSelection, dataset: DatasetRow, read: Sequence[str] | None
+) -> Compiled:
+    """The job's query reading the columns `read` (None: its own `select`); InvalidInput at
+    `$.dataset.*`."""
     try:
         return compile_rows(stored_query(query, read), dataset)
     except BadRequest as exc:
@@ -77,24 +82,26 @@ def compile_stored(query: DatasetQuery, dataset: DatasetRow, read: Sequence[str]
         raise InvalidInput(f"invalid dataset query: {exc.detail}", errors) from None
 
 
-def stored_query(query: DatasetQuery, read: Sequence[str]) -> Query:
-    """A job body's dataset query as a `Query` that selects `read`; limit None means all."""
-    sorts = [s.lower() for s in query.order_by_sort]
-    if len(sorts) > len(query.order_by):
-        raise bad("order_by_sort", f"{len(sorts)} sorts for {len(query.order_by)} columns")
-    for i, sort in enumerate(sorts):
-        if sort not in ("asc", "desc"):
-            raise bad(f"order_by_sort[{i}]", f"expected asc or desc, got {show(sort)}")
-    return Query(
-        where=parse_where(query.where, "$.dataset.where"),
-        where_boolean="OR" if query.where_boolean.upper() == "OR" else "AND",
-        select=list(read),
-        order_by=[
-            (name, "desc" if i < len(sorts) and sorts[i] == "desc" else "asc")
-            for i, name in enumerate(query.order_by)
-        ],
-        limit=INT64_MAX if query.limit is None else query.limit,
-    )
+def stored_query(query: DatasetSelection, read: Sequence[str] | None) -> Query:
+    """A job body's dataset query as a `Query`, parsed exactly as `GET /datasets/{name}/rows`
+    parses its parameters (the body's fields are those parameters); `limit` None means all.
+
+    With `read`, the query selects those columns; a grouped one selects those of its groups
+    (its aggregate results are always there)."""
+    given = msgspec.structs.asdict(query)
+    del given["name"]
+    if read is not None:
+        del given["select"]
+    params = {
+        key: value if isinstance(value, list) else [str(value)]
+        for key, value in given.items()
+        if value is not None and value != []
+    }
+    parsed = parse_query(params, allow_grouping=True, default_limit=INT64_MAX, max_limit=INT64_MAX)
+    if read is None:
+        return parsed
+    select = [name for name in read if name in parsed.group_by] if parsed.grouped else list(read)
+    return msgspec.structs.replace(parsed, select=select)
 
 
 def compile_rows(query: Query, dataset: DatasetRow) -> Compiled:

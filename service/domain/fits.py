@@ -112,6 +112,8 @@ class Fits:
             outputs=fitted.outputs,
             batch_ids=inputs.batch_ids,
             library_versions=fitted.library_versions,
+            settings=fitted.settings,
+            warnings=fitted.warnings,
             artifact_sha256=seal.sha256,
             artifact_hmac=seal.hmac,
         )

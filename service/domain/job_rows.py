@@ -21,11 +21,16 @@ from service.domain.dataset_queries import compile_stored
 from service.domain.errors import DomainError
 from service.domain.job_errors import GiveUp
 from service.domain.job_specs import ClaimedJob, DatasetSource, FitSpec
-from service.query import Compiled
+from service.query import ColumnType, Compiled
 from service.repositories.database import Connection, Database, refused_queries
-from service.repositories.datasets import DatasetRepository, DatasetRow, DatasetTable
+from service.repositories.datasets import (
+    DatasetRepository,
+    DatasetRow,
+    DatasetTable,
+    plain_value,
+)
 from service.repositories.versions import BatchRepository, StoredBatch
-from service.schemas.training import DatasetQuery
+from service.schemas.training import DatasetQuery, DatasetSelection
 
 FETCH_ROWS = 10_000
 
@@ -42,9 +47,13 @@ async def read_training_rows(
         with refused_queries():
             dataset = await dataset_of(conn, spec.dataset_id, query.name)
             compiled = compile_or_give_up(query, dataset, read)
-            timestamps = timestamp_positions(dataset, compiled.columns)
+            # By output type, so that an aggregate such as min(timestamp) is converted too.
+            timestamps = [
+                i for i, t in enumerate(compiled.column_types) if t is ColumnType.TIMESTAMP
+            ]
+            exact = exact_positions(query, compiled)
             async for chunk in DatasetTable(conn, dataset.id).chunks(compiled, FETCH_ROWS):
-                rows.extend(plain_rows(chunk, timestamps))
+                rows.extend(exact_as_numbers(plain_rows(chunk, timestamps), exact))
                 if len(rows) > max_rows:
                     raise GiveUp(
                         "TooManyRows",
@@ -68,7 +77,9 @@ async def dataset_of(conn: Connection, dataset_id: int, name: str) -> DatasetRow
     return dataset
 
 
-def compile_or_give_up(query: DatasetQuery, dataset: DatasetRow, read: Sequence[str]) -> Compiled:
+def compile_or_give_up(
+    query: DatasetSelection, dataset: DatasetRow, read: Sequence[str]
+) -> Compiled:
     try:
         return compile_stored(query, dataset, read)
     except DomainError as exc:
@@ -93,6 +104,25 @@ def plain_rows(chunk: Sequence[tuple[Any, ...]], timestamps: Sequence[int]) -> l
                 values[i] = rfc3339(values[i])
         out.append(values)
     return out
+
+
+def exact_positions(query: DatasetQuery, compiled: Compiled) -> list[tuple[int, ColumnType]]:
+    """Where a grouped query's sum/avg/stddev results may be: numeric output columns."""
+    if not (query.group_by or query.aggregate):
+        return []
+    numeric = (ColumnType.INTEGER, ColumnType.FLOAT)
+    return [(i, t) for i, t in enumerate(compiled.column_types) if t in numeric]
+
+
+def exact_as_numbers(
+    rows: list[list[Any]], positions: Sequence[tuple[int, ColumnType]]
+) -> list[list[Any]]:
+    """Exact aggregates (Decimal) as the numbers `GET /datasets/{name}/rows` shows."""
+    if positions:
+        for row in rows:
+            for i, type_ in positions:
+                row[i] = plain_value(row[i], type_)
+    return rows
 
 
 def rfc3339(value: datetime) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import msgspec
 
 from service.schemas.jobs import JobKind, JobStatus
-from service.schemas.training import DatasetQuery, Output
+from service.schemas.training import DatasetQuery, DatasetSelection, Output
 
 
 class DatasetSource(msgspec.Struct, frozen=True, kw_only=True, tag="dataset", tag_field="kind"):
@@ -62,7 +62,7 @@ class BatchPredictSpec(
     version: int
     output: Output
     dataset_id: int
-    query: DatasetQuery
+    query: DatasetSelection
     select: list[str]
     read: list[str]
     output_dataset: str
@@ -111,6 +111,7 @@ class FittedVersion(msgspec.Struct, kw_only=True):
     rows: int = 0
     library_versions: dict[str, str] = msgspec.field(default_factory=dict)
     warnings: list[str] = msgspec.field(default_factory=list)
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)  # as the estimator used them
 
 
 class VersionMade(msgspec.Struct, frozen=True, kw_only=True):

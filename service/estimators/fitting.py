@@ -1,6 +1,6 @@
 """The steps `fit_model` and `update_model` share: input checks, evaluation then final fit
-with warnings recorded, threads capped and scikit-learn's failures turned into
-`EstimatorError`."""
+with warnings recorded, phases reported, threads capped and scikit-learn's failures turned
+into `EstimatorError`; and the settings a fitted estimator really used."""
 
 from __future__ import annotations
 
@@ -21,10 +21,14 @@ from service.estimators.errors import EstimatorError
 from service.estimators.evaluation import Fit, holdout_metrics, holdout_split
 from service.estimators.frame import Frame
 from service.estimators.paths import member
+from service.estimators.phases import Phase, PhaseReport
+from service.estimators.schema import has_json_form, to_json
 from service.estimators.table import Table
 
 PARAMETERS = "$.parameters"
 _DATA_ARGUMENTS = ("X", "y", "Y")
+MAX_WARNINGS = 20
+MAX_WARNING_CHARS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +51,13 @@ def run(
     params: Mapping[str, Any],
     evaluation: Evaluation,
     threads: int | None,
+    on_phase: PhaseReport | None = None,
 ) -> tuple[Pipeline, dict[str, float], list[str]]:
-    """Evaluate on a held-out split, then fit on every row: (pipeline, metrics, warnings)."""
+    """Evaluate on a held-out split, then fit on every row: (pipeline, metrics, warnings).
+
+    `on_phase` hears `EVALUATING` before the held-out fit (when there is one) and `FITTING`
+    before the final fit."""
+    report = on_phase or _ignore
     metrics: dict[str, float] = {}
     with recorded_warnings() as messages, _thread_limit(threads):
         split = holdout_split(
@@ -61,9 +70,11 @@ def run(
             seed=evaluation.seed,
         )
         if split is not None:
+            report(Phase.EVALUATING)
             metrics, failure = holdout_metrics(fit, task, X, y, params, split)
             if failure:
                 warnings.warn(failure, RuntimeWarning, stacklevel=1)
+        report(Phase.FITTING)
         try:
             pipeline = fit(X, y, params)
         except DomainError:
@@ -118,18 +129,45 @@ def accepts_nan(model: Any) -> bool:
     return bool(model.__sklearn_tags__().input_tags.allow_nan)
 
 
+def settings_used(estimator: Any) -> dict[str, Any]:
+    """Every constructor parameter of a fitted estimator, defaults included, as JSON values.
+
+    Values JSON cannot hold (estimators, callables, NaN) are left out, as in the type's
+    settings schema: what is shown can be sent back as settings."""
+    get_params = getattr(estimator, "get_params", None)
+    if get_params is None:  # a plugin's estimator need not follow scikit-learn's API
+        return {}
+    params: dict[str, Any] = get_params(deep=False)
+    return {name: to_json(value) for name, value in params.items() if has_json_form(value)}
+
+
 @contextmanager
 def recorded_warnings() -> Iterator[list[str]]:
     """Catch every warning inside; the list fills with unique messages on exit.
 
-    `warnings.catch_warnings` is process-global: use it where one fit runs at a time (the
-    worker's child process), never around concurrent predictions."""
+    Each message is "Category: message", cut to MAX_WARNING_CHARS; at most MAX_WARNINGS are
+    kept, the last one then saying how many more there were (a fit in a loop can warn
+    thousands of times). `warnings.catch_warnings` is process-global: use it where one fit
+    runs at a time (the worker's child process), never around concurrent predictions."""
     messages: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield messages
-    seen = dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)
+    seen = list(dict.fromkeys(_shorten(f"{w.category.__name__}: {w.message}") for w in caught))
+    if len(seen) > MAX_WARNINGS:
+        hidden = len(seen) - (MAX_WARNINGS - 1)
+        seen = [*seen[: MAX_WARNINGS - 1], f"... and {hidden} more distinct warnings"]
     messages.extend(seen)
+
+
+def _shorten(message: str) -> str:
+    if len(message) <= MAX_WARNING_CHARS:
+        return message
+    return message[: MAX_WARNING_CHARS - 1] + "…"
+
+
+def _ignore(phase: Phase) -> None:
+    return None
 
 
 @contextmanager

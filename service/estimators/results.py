@@ -41,7 +41,9 @@ class FitResult:
     rows the model has seen (for an update: the previous count plus the new rows). `classes`
     are a classifier's class labels (JSON values), else None. `metrics` map a metric name to
     its held-out value (empty when evaluation was skipped). `warnings` are the unique
-    warnings scikit-learn emitted, as "Category: message".
+    warnings scikit-learn emitted, as "Category: message" (bounded, see `recorded_warnings`).
+    `settings_used` are every hyperparameter of the fitted estimator, defaults included, as
+    JSON (see `settings_used`): what a version shows as its settings.
     """
 
     estimator: Pipeline
@@ -54,3 +56,4 @@ class FitResult:
     metrics: dict[str, float]
     rows: int
     warnings: list[str] = field(default_factory=list)
+    settings_used: dict[str, Any] = field(default_factory=dict)

@@ -18,6 +18,8 @@ Pure, synchronous functions for the worker's child process. Contracts:
 - Any exception scikit-learn raises while fitting becomes `EstimatorError` with its message
   (bad combinations of settings, one class only, ...). Warnings scikit-learn emits (e.g.
   ConvergenceWarning) are caught and returned in `FitResult.warnings`.
+- `FitResult.settings_used` holds every hyperparameter of the fitted estimator, defaults
+  included, as JSON; `on_phase` hears `Phase.EVALUATING` and `Phase.FITTING` as they start.
 
 Update. `update_model` continues an incremental model (`supports_partial_fit`) with
 `partial_fit` on the new rows only: the encoding step stays as fitted at the first training,
@@ -48,8 +50,10 @@ from service.estimators.fitting import (
     class_labels,
     frame_of,
     run,
+    settings_used,
 )
 from service.estimators.frame import FeatureKind, Frame, resolve_columns
+from service.estimators.phases import PhaseReport
 from service.estimators.pipeline import final_estimator, fit_steps, make_pipeline
 from service.estimators.results import FitResult, FittedModel
 from service.estimators.table import Table
@@ -80,6 +84,7 @@ def fit_model(
     random_state: int = 0,
     feature_kinds: Mapping[str, FeatureKind] | None = None,
     threads: int | None = None,
+    on_phase: PhaseReport | None = None,
 ) -> FitResult:
     """Fit a fresh estimator of `model_type` on `data`; see the module docstring.
 
@@ -121,6 +126,7 @@ def fit_model(
         params=params,
         evaluation=Evaluation(eval_fraction, eval_min_rows, eval_max_rows, random_state),
         threads=threads,
+        on_phase=on_phase,
     )
     return FitResult(
         estimator=pipeline,
@@ -133,6 +139,7 @@ def fit_model(
         metrics=metrics,
         rows=len(frame),
         warnings=messages,
+        settings_used=settings_used(final_estimator(pipeline)),
     )
 
 

@@ -31,8 +31,10 @@ from service.estimators.fitting import (
     class_labels,
     frame_of,
     run,
+    settings_used,
 )
 from service.estimators.frame import MAX_ERRORS, Frame
+from service.estimators.phases import PhaseReport
 from service.estimators.pipeline import final_estimator, partial_fit_model
 from service.estimators.results import FitResult, FittedModel
 from service.estimators.table import Table
@@ -53,6 +55,7 @@ def update_model(
     eval_max_rows: int | None = None,
     random_state: int = 0,
     threads: int | None = None,
+    on_phase: PhaseReport | None = None,
 ) -> FitResult:
     """Continue `previous` with `partial_fit` on the rows of `data`; `previous` is unchanged.
 
@@ -88,6 +91,7 @@ def update_model(
         params=params,
         evaluation=Evaluation(eval_fraction, eval_min_rows, eval_max_rows, random_state),
         threads=threads,
+        on_phase=on_phase,
     )
     return FitResult(
         estimator=pipeline,
@@ -100,6 +104,7 @@ def update_model(
         metrics=metrics,
         rows=previous.rows + len(frame),
         warnings=messages,
+        settings_used=settings_used(final_estimator(pipeline)),
     )
 
 

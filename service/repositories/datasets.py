@@ -272,9 +272,9 @@ class DatasetTable:
         rows = await self.conn.fetch(compiled.sql, *compiled.args)
         total = await self.conn.fetchval(compiled.count_sql, *compiled.args)
         types = compiled.column_types
-        return [[_plain(v, t) for v, t in zip(r.values(), types, strict=True)] for r in rows], int(
-            total
-        )
+        return [
+            [plain_value(v, t) for v, t in zip(r.values(), types, strict=True)] for r in rows
+        ], int(total)
 
     @staticmethod
     async def count_of(conn: Connection, compiled: Compiled, seconds: float) -> int | None:
@@ -329,7 +329,7 @@ def _csv_field(expr: str, type_: ColumnType) -> str:
     return template.replace("{x}", expr)
 
 
-def _plain(value: Any, type_: ColumnType) -> Any:
+def plain_value(value: Any, type_: ColumnType) -> Any:
     """sum/avg/stddev come back as Decimal: JSON numbers of the column's type."""
     if isinstance(value, Decimal):
         return int(value) if type_ is ColumnType.INTEGER else float(value)

@@ -15,7 +15,8 @@ from service.schemas.training import VersionOut
 _OUT = """
     v.version, v.created_at, v.created_by, v.job_id, v.kind, v.parent_version, v.rows, v.source,
     v.metrics, v.features, v.target, v.classes, v.outputs, v.artifact_sha256, v.artifact_bytes,
-    v.library_versions, (m.current_version IS NOT DISTINCT FROM v.version) AS current
+    v.library_versions, v.settings, v.warnings,
+    (m.current_version IS NOT DISTINCT FROM v.version) AS current
 """
 
 
@@ -51,6 +52,8 @@ class NewVersion(msgspec.Struct, kw_only=True):
     outputs: list[str]
     batch_ids: list[int]
     library_versions: dict[str, str]
+    settings: dict[str, Any]
+    warnings: list[str]
     artifact_sha256: str
     artifact_hmac: str
 
@@ -109,9 +112,9 @@ class VersionRepository:
             INSERT INTO model_versions (model_id, version, created_by, job_id, kind,
                 parent_version, rows, source, metrics, features, feature_kinds, target, classes,
                 outputs, batch_ids, library_versions, artifact_sha256, artifact_bytes,
-                artifact_hmac)
+                artifact_hmac, settings, warnings)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18, $19)
+                    $18, $19, $20, $21)
             """,
             new.model_id,
             version,
@@ -132,6 +135,8 @@ class VersionRepository:
             new.artifact_sha256,
             len(artifact),
             new.artifact_hmac,
+            new.settings,
+            new.warnings,
         )
         await self.conn.execute(
             "INSERT INTO artifacts (model_id, version, data) VALUES ($1, $2, $3)",

@@ -14,10 +14,19 @@ Scalar = str | int | float | bool | None
 Record = dict[str, Scalar]
 QueryTerm = Annotated[str, msgspec.Meta(max_length=4096)]
 ColumnList = Annotated[list[ColumnName], msgspec.Meta(max_length=10_000)]
+AggregateFunc = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=100, description="count, sum, avg, min, max or stddev", examples=["avg"]
+    ),
+]
 
 
-class DatasetQuery(ApiStruct):
-    """Rows of a stored dataset, chosen with the query language."""
+class DatasetSelection(ApiStruct):
+    """Rows of a stored dataset, chosen with the query language (one result row per row).
+
+    The fields are the query parameters of `GET /datasets/{name}/rows`, with the same meaning
+    and the same checks; `limit` left out means every matching row."""
 
     name: Name
     where: Annotated[list[QueryTerm], msgspec.Meta(max_length=50)] = msgspec.field(
@@ -30,6 +39,20 @@ class DatasetQuery(ApiStruct):
         default_factory=list
     )
     limit: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    offset: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] = 0
+
+
+class DatasetQuery(DatasetSelection):
+    """The whole dataset query language: a selection, optionally grouped and aggregated.
+
+    With `group_by` and/or `aggregate`, each result row is a group: its `group_by` columns
+    (or the subset named in `select`) and one `{column}_{func}` column per aggregate."""
+
+    group_by: ColumnList = msgspec.field(default_factory=list)
+    aggregate: ColumnList = msgspec.field(default_factory=list)
+    aggregate_func: Annotated[list[AggregateFunc], msgspec.Meta(max_length=10_000)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class TrainRequest(ApiStruct):
@@ -48,7 +71,7 @@ Output = Literal["predict", "predict_proba", "decision_function", "transform"]
 
 
 class BatchPredictRequest(ApiStruct):
-    dataset: DatasetQuery
+    dataset: DatasetSelection
     output_dataset: Name
     output: Output | None = None
     version: VersionNumber | None = None
@@ -71,4 +94,15 @@ class VersionOut(ApiStruct):
     artifact_sha256: str
     artifact_bytes: int
     library_versions: dict[str, str]
+    settings: Annotated[
+        dict[str, Any] | None,
+        msgspec.Meta(
+            description="The hyperparameters the fit really used, defaults included (values "
+            "JSON cannot hold are left out); null for versions stored before they were recorded."
+        ),
+    ] = None
+    warnings: Annotated[
+        list[str],
+        msgspec.Meta(description="What the fit warned, as `Category: message`, each once."),
+    ] = msgspec.field(default_factory=list)
     current: bool = False

@@ -2,7 +2,8 @@
 
 Children come from a forkserver that has already imported scikit-learn, so starting one costs
 milliseconds rather than the seconds a fresh interpreter would need. Requests and replies are
-bytes over a pipe; the parent never unpickles anything the child produced.
+bytes over a pipe; the parent never unpickles anything the child produced. Before its reply the
+child may send short notes (a training phase, say); a one-byte tag tells the frames apart.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from multiprocessing.process import BaseProcess
 
 _context: ForkServerContext | None = None
 PRELOAD = ["service.worker.fitting"]
+_NOTE, _REPLY = b"n", b"r"
+
+Note = Callable[[bytes], None]
+"""What a child's target calls to send the parent a note before its reply."""
 
 
 class ChildDied(Exception):
@@ -61,16 +66,21 @@ def _child_main(target: str, conn: multiprocessing.connection.Connection) -> Non
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when children stop
     module, _, name = target.rpartition(".")
-    function: Callable[[bytes], bytes] = getattr(importlib.import_module(module), name)
+    function: Callable[[bytes, Note], bytes] = getattr(importlib.import_module(module), name)
     request = conn.recv_bytes()
-    conn.send_bytes(function(request))
+    reply = function(request, lambda note: conn.send_bytes(_NOTE + note))
+    conn.send_bytes(_REPLY + reply)
     conn.close()
 
 
 async def run_in_child(
-    target: str, request: bytes, on_start: Callable[[int], Awaitable[None]] | None = None
+    target: str,
+    request: bytes,
+    on_start: Callable[[int], Awaitable[None]] | None = None,
+    on_note: Callable[[bytes], Awaitable[None]] | None = None,
 ) -> bytes:
-    """Calls `target(request) -> bytes` (a dotted function name) in a child process.
+    """Calls `target(request, note) -> bytes` (a dotted function name) in a child process;
+    each `note(bytes)` the target sends reaches `on_note` while the child goes on.
 
     Cancelling the awaiting task kills the child at once.
     """
@@ -83,10 +93,13 @@ async def run_in_child(
             await on_start(process.pid)
         await asyncio.to_thread(parent_end.send_bytes, request)
         try:
-            return await asyncio.to_thread(parent_end.recv_bytes)
+            while (frame := await asyncio.to_thread(parent_end.recv_bytes))[:1] == _NOTE:
+                if on_note is not None:
+                    await on_note(frame[1:])
         except EOFError:
             await asyncio.to_thread(process.join, 5)
             raise ChildDied(f"the training process exited with code {process.exitcode}") from None
+        return frame[1:]
     finally:
         # The pipe is left to the garbage collector: a reader thread may still hold it until
         # the killed child's end closes and its read returns.

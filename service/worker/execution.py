@@ -22,6 +22,7 @@ from service.domain.errors import Unavailable
 from service.domain.job_errors import GiveUp, JobLost
 from service.domain.job_services import JobServices
 from service.domain.job_specs import BatchPredictSpec, ClaimedJob, FitSpec
+from service.estimators.phases import PROGRESS, Phase
 from service.settings import Settings
 from service.worker.child import ChildDied, run_in_child
 from service.worker.errors import RetryLater
@@ -106,6 +107,7 @@ class JobRunner:
 
     async def _fit(self, job: ClaimedJob, spec: FitSpec) -> None:
         fits = self.services.fits
+        await self._enter(job, Phase.LOADING)
         inputs = await fits.inputs(job, spec)
         worker = self.settings.worker
         request = FitRequest(
@@ -126,11 +128,18 @@ class JobRunner:
             FIT_TARGET,
             msgspec.msgpack.encode(request),
             lambda pid: self.runs.record_child(job.id, pid),
+            lambda note: self._enter(job, Phase(note.decode())),
         )
         outcome = msgspec.msgpack.decode(reply, type=FitOutcome)
         if not outcome.ok:
             raise GiveUp(outcome.error_type, outcome.message)
+        await self._enter(job, Phase.STORING)
         await fits.record(job, spec, outcome, inputs)
+
+    async def _enter(self, job: ClaimedJob, phase: Phase) -> None:
+        """The job's `progress` as `phase` starts; progress is news, never worth failing for."""
+        with contextlib.suppress(Unavailable):
+            await self.runs.progress(job.id, PROGRESS[phase])
 
     async def _finish_failed(self, job_id: uuid.UUID, error_type: str, message: str) -> None:
         await self.runs.fail(job_id, error_type, message)

@@ -2,8 +2,9 @@
 
 The worker sends a msgpack `FitRequest` (training batches as stored, and for an incremental
 update the previous artifact, already verified against its HMAC tag); the child fits and
-replies with a msgpack `FitOutcome` holding the new artifact's joblib bytes or the error.
-Importing this module warms the model-type discovery, so forkserver children start ready.
+replies with a msgpack `FitOutcome` holding the new artifact's joblib bytes or the error. On the
+way it notes each phase it starts (`Phase` names, see `estimators/phases.py`). Importing this
+module warms the model-type discovery, so forkserver children start ready.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from service.domain import batches
 from service.domain.errors import DomainError
 from service.domain.job_specs import FittedVersion, PreviousVersion
 from service.estimators.catalogue import load_catalogue
+from service.estimators.phases import Phase, PhaseReport
 from service.estimators.predicting import offered_outputs
 from service.estimators.table import Table
 from service.estimators.training import FitResult, fit_model, library_versions, update_model
+from service.worker.child import Note
 
 
 class FitRequest(msgspec.Struct, kw_only=True):
@@ -67,10 +70,14 @@ _decoder = msgspec.msgpack.Decoder(FitRequest)
 load_catalogue()  # warm the discovery (about two seconds) once, in the forkserver
 
 
-def fit_in_child(raw: bytes) -> bytes:
+def fit_in_child(raw: bytes, note: Note) -> bytes:
     request = _decoder.decode(raw)
+
+    def on_phase(phase: Phase) -> None:
+        note(phase.value.encode())
+
     try:
-        result = _fit(request)
+        result = _fit(request, on_phase)
     except DomainError as exc:
         return _encoder.encode(
             FitOutcome(ok=False, error_type=type(exc).__name__, message=_describe(exc))
@@ -92,11 +99,12 @@ def fit_in_child(raw: bytes) -> bytes:
             rows=result.rows,
             library_versions=library_versions(),
             warnings=result.warnings,
+            settings=result.settings_used,
         )
     )
 
 
-def _fit(request: FitRequest) -> FitResult:
+def _fit(request: FitRequest, on_phase: PhaseReport) -> FitResult:
     data = batches.concat([batches.decode(b) for b in request.batches])
     table = Table(data.columns, data.rows, "$.data", "records")
     if request.previous is not None and request.previous_meta is not None:
@@ -111,6 +119,7 @@ def _fit(request: FitRequest) -> FitResult:
             eval_fraction=request.eval_fraction,
             eval_min_rows=request.eval_min_rows,
             eval_max_rows=request.eval_max_rows,
+            on_phase=on_phase,
         )
     return fit_model(
         request.model_type,
@@ -123,6 +132,7 @@ def _fit(request: FitRequest) -> FitResult:
         eval_fraction=request.eval_fraction,
         eval_min_rows=request.eval_min_rows,
         eval_max_rows=request.eval_max_rows,
+        on_phase=on_phase,
     )
 
 

@@ -26,7 +26,7 @@ from service.jobs.redis import connect
 from service.repositories.database import Database
 from service.repositories.jobs import JobRepository
 from service.schemas.jobs import JobKind
-from service.schemas.training import DatasetQuery
+from service.schemas.training import DatasetQuery, DatasetSelection
 from service.settings import Settings
 from tests.conftest import json_of
 
@@ -70,6 +70,7 @@ KINDS: dict[type[JobSpec], JobKind] = {
     BatchPredictSpec: "batch_predict",
 }
 QUERY = DatasetQuery(name="points", where=["x > 1"], limit=5)
+SELECTION = DatasetSelection(name="points", where=["x > 1"], limit=5)
 SPECS: list[JobSpec] = [
     TrainSpec(
         model_type=LINEAR,
@@ -95,7 +96,7 @@ SPECS: list[JobSpec] = [
         version=1,
         output="predict",
         dataset_id=3,
-        query=QUERY,
+        query=SELECTION,
         select=["x"],
         read=["x"],
         output_dataset="out",

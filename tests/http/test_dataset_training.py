@@ -81,7 +81,15 @@ async def test_filtered_dataset_trains_the_same_model_as_inline_rows(
     assert version["source"] == {
         "kind": "dataset",
         "rows": 90,
-        "query": {**query, "select": [], "where_boolean": "AND"},
+        "query": {
+            **query,
+            "select": [],
+            "where_boolean": "AND",
+            "offset": 0,
+            "group_by": [],
+            "aggregate": [],
+            "aggregate_func": [],
+        },
     }
     assert version["metrics"] == reference["metrics"]
     assert await predictions(client, "from_dataset") == await predictions(client, "inline")
