@@ -35,11 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     if args.command == "dev":
-        from service.dev import run_dev
+        from service.devtools.runner import run_dev
 
         return run_dev(settings)
     if args.command == "token":
-        from service.auth.devkeys import mint_token
+        from service.devtools.keys import mint_token
 
         print(mint_token(settings.auth, args.sub, args.scopes.split(), args.ttl))
         return 0

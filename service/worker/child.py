@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 
+from service.process import die_with_parent
+
 _context: ForkServerContext | None = None
 PRELOAD = ["service.worker.fitting"]
 
@@ -47,17 +49,8 @@ def warm_up() -> None:
     process.join(60)
 
 
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this child when the forkserver (and so the worker) is gone."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _child_main(target: str, conn: multiprocessing.connection.Connection) -> None:
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)  # the forkserver, and so the worker, is gone: stop at once
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when children stop
     module, _, name = target.rpartition(".")

@@ -20,9 +20,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
 from service.auth.factory import build_authenticator
 from service.auth.principal import SCOPES, Authenticator
+from service.devtools.keys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
 from service.http.endpoints import ops
 from service.http.metrics import ApiMetrics, MetricsMiddleware
 from service.http.openapi import build_openapi
