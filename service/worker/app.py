@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 
 from service.jobs.serialization import deserialize, serialize
 from service.settings import Settings
+from service.worker import child
 from service.worker.context import WorkerContext
 from service.worker.metrics import WorkerMetrics
 
@@ -114,6 +115,16 @@ def build_worker(
         job_deserializer=deserialize,
         keep_result=3600,
     )
+
+
+def run_worker(settings: Settings) -> None:
+    """Run the worker process until SIGTERM or SIGINT; nothing it started outlives it."""
+    worker = build_worker(settings)
+    try:
+        worker.run()
+    finally:
+        child.stop_forkserver()
+    log.info("worker stopped", extra={"worker_id": worker_id()})
 
 
 async def check_health(settings: Settings) -> int:

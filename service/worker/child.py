@@ -15,8 +15,10 @@ import multiprocessing.connection
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from multiprocessing import forkserver, resource_tracker
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
+from typing import Protocol, cast
 
 from service.process import die_with_parent
 
@@ -47,6 +49,23 @@ def warm_up() -> None:
     process = context().Process(target=_noop, daemon=True)
     process.start()
     process.join(60)
+
+
+class _Stoppable(Protocol):
+    def _stop(self) -> None: ...
+
+
+def stop_forkserver() -> None:
+    """Kill this process's children, then stop its forkserver and resource tracker, and wait.
+
+    Left alone, both notice that the worker is gone only after it has exited (end of file on a
+    pipe), seconds later when the forkserver is still importing scikit-learn. A live child holds
+    both pipes open, hence the kill first. `_stop()` is how CPython's own tests stop them.
+    """
+    for process in multiprocessing.active_children():
+        _kill(process)
+    cast(_Stoppable, forkserver._forkserver)._stop()
+    cast(_Stoppable, resource_tracker._resource_tracker)._stop()
 
 
 def _child_main(target: str, conn: multiprocessing.connection.Connection) -> None:
