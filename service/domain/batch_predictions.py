@@ -25,7 +25,6 @@ from service.repositories.database import Connection
 from service.repositories.datasets import DatasetRepository
 from service.repositories.models import ModelRow
 from service.repositories.versions import VersionRepository
-from service.schemas.jobs import JobOut
 from service.schemas.training import BatchPredictRequest
 
 KIND = "batch_predict"
@@ -35,8 +34,6 @@ _PREFIXES = {
     "decision_function": "decision",
     "transform": "component",
 }
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(JobOut)
 
 
 def prediction_columns(output: str, width: int | None, classes: Sequence[Any] | None) -> list[str]:

@@ -41,7 +41,6 @@ from service.estimators.docstrings import parameter_descriptions
 
 JsonSchema = dict[str, Any]
 
-_RANDOM_STATE_MAX = 2**32 - 1
 _NOT_JSON = object()  # marker: the value has no JSON form
 
 
@@ -130,11 +129,6 @@ def to_json(value: Any) -> Any:
         entries = {key: to_json(item) for key, item in value.items()}
         return _NOT_JSON if any(item is _NOT_JSON for item in entries.values()) else entries
     return _NOT_JSON
-
-
-def has_json_form(value: Any) -> bool:
-    """Whether `to_json(value)` gives a JSON value."""
-    return to_json(value) is not _NOT_JSON
 
 
 def _satisfied(constraint: Any, value: Any) -> bool:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 from starlette.requests import Request
@@ -40,7 +39,6 @@ class Services:
     predictor: Predictor
     datasets: Datasets
     batch_predictions: BatchPredictions
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def services(request: Request) -> Services:

@@ -71,7 +71,7 @@ def build_worker(
     poll_delay: float | None = None,
     extra_functions: Sequence[Function] = (),
 ) -> Worker:
-    from service.worker.tasks import CRON_JOBS, FUNCTIONS
+    from service.worker.tasks import FUNCTIONS
 
     functions = []
     for name, (coro, options) in FUNCTIONS.items():
@@ -96,7 +96,6 @@ def build_worker(
 
     return Worker(
         functions=[*functions, *extra_functions],
-        cron_jobs=list(CRON_JOBS),
         queue_name=settings.redis.queue_name,
         redis_settings=redis_settings(settings),
         on_startup=on_startup,
