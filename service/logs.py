@@ -55,6 +55,8 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # A library's warning (scikit-learn's, say) would otherwise be a plain-text line on stderr.
+    logging.captureWarnings(True)
     # Hypercorn and arq log through their own loggers; keep them, but at our level.
     for name in ("hypercorn.error", "hypercorn.access", "arq"):
         logging.getLogger(name).handlers[:] = []
