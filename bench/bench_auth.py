@@ -38,9 +38,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.auth.backend import BearerAuthenticator
-from service.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
 from service.auth.factory import build_authenticator
 from service.auth.principal import SCOPES, Authenticator
+from service.devtools.keys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
 from service.http.metrics import ApiMetrics, MetricsMiddleware
 from service.http.operation import Operation
 from service.http.problems import UnhandledErrorMiddleware, exception_handlers

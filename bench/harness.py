@@ -60,7 +60,9 @@ class Servers:
 
 def find_servers(tmp: Path) -> Servers:
     """The local PostgreSQL and Redis when they answer, else embedded ones under `tmp`."""
-    from service.embedded import answers, start_postgres, start_redis
+    from service.devtools.postgres import start_postgres
+    from service.devtools.redis import start_redis
+    from service.devtools.supervision import answers
 
     servers = Servers(POSTGRES_ADMIN, REDIS_URL)
     if not answers(servers.postgres):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Sequence
 
 from service import logs
 from service.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("service")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,11 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     if args.command == "dev":
-        from service.dev import run_dev
+        from service.devtools.runner import run_dev
 
         return run_dev(settings)
     if args.command == "token":
-        from service.auth.devkeys import mint_token
+        from service.devtools.keys import mint_token
 
         print(mint_token(settings.auth, args.sub, args.scopes.split(), args.ttl))
         return 0
@@ -67,7 +70,8 @@ def _run_api(settings: Settings) -> int:
     config.graceful_timeout = settings.http.graceful_timeout
     config.keep_alive_timeout = settings.http.keep_alive_timeout
     config.accesslog = None  # the request-id middleware logs requests with their id
-    config.errorlog = "-"
+    # Hypercorn's own handler for "-" would print its lines a second time, and as plain text.
+    config.errorlog = logging.getLogger("hypercorn.error")
 
     async def serve_until_signalled() -> None:
         stop = asyncio.Event()
@@ -77,11 +81,12 @@ def _run_api(settings: Settings) -> int:
         await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     asyncio.run(serve_until_signalled())
+    log.info("api stopped")
     return 0
 
 
 def _run_worker(settings: Settings, *, check: bool) -> int:
-    from service.worker.app import build_worker, check_health
+    from service.worker.app import check_health, run_worker
 
     if check:
         status: int = asyncio.run(check_health(settings))
@@ -92,8 +97,7 @@ def _run_worker(settings: Settings, *, check: bool) -> int:
             file=sys.stderr,
         )
         return 2
-    worker = build_worker(settings)
-    worker.run()
+    run_worker(settings)
     return 0
 
 

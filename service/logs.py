@@ -45,19 +45,18 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{rid}]" if rid else line
 
 
-def configure(level: str, fmt: str, label: str | None = None) -> None:
-    """Route every logger to stderr in the chosen format; `label` tags a process in `dev`."""
+def configure(level: str, fmt: str) -> None:
+    """Route every logger to stderr in the chosen format (`dev` labels each process's lines)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        prefix = f"{label:<7}| " if label else ""
-        handler.setFormatter(
-            TextFormatter(f"{prefix}%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # A library's warning (scikit-learn's, say) would otherwise be a plain-text line on stderr.
+    logging.captureWarnings(True)
     # Hypercorn and arq log through their own loggers; keep them, but at our level.
     for name in ("hypercorn.error", "hypercorn.access", "arq"):
         logging.getLogger(name).handlers[:] = []

@@ -47,7 +47,9 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     """The configured servers when they answer, else embedded ones for this session."""
-    from service.embedded import answers, start_postgres, start_redis
+    from service.devtools.postgres import start_postgres
+    from service.devtools.redis import start_redis
+    from service.devtools.supervision import answers
 
     pg = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     rd = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

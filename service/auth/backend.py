@@ -1,10 +1,7 @@
 """The bearer-token authenticator of the `jwt` and `introspection` modes.
 
 `BearerAuthenticator` is what the route dispatcher (`http/routes.py`) calls: it raises `AuthError`
-so that 401 and 403 are decided per operation, after routing. `StarletteBackend` adapts any
-`Authenticator` to Starlette's `AuthenticationBackend` interface (for `AuthenticationMiddleware`
-and `@requires`); the two interfaces cannot be one class because both name their method
-`authenticate` with different results (a Principal vs. a `(credentials, user)` pair or None).
+so that 401 and 403 are decided per operation, after routing.
 """
 
 from __future__ import annotations
@@ -13,18 +10,10 @@ from hashlib import sha256
 from typing import Protocol
 
 import httpx2
-from starlette.authentication import (
-    AuthCredentials,
-    AuthenticationBackend,
-    AuthenticationError,
-    BaseUser,
-    SimpleUser,
-)
 from starlette.requests import HTTPConnection
 
 from service.auth.bearer import bearer_token
-from service.auth.errors import AuthError
-from service.auth.principal import Authenticator, Principal
+from service.auth.principal import Principal
 from service.auth.token_cache import TokenCache
 
 
@@ -72,20 +61,3 @@ class BearerAuthenticator:
     async def close(self) -> None:
         if self._owned_client is not None:
             await self._owned_client.aclose()
-
-
-class StarletteBackend(AuthenticationBackend):
-    """Any `Authenticator` as a Starlette backend: no token → anonymous, bad token → error."""
-
-    def __init__(self, authenticator: Authenticator) -> None:
-        self.authenticator = authenticator
-
-    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        try:
-            principal = await self.authenticator.authenticate(conn)
-        except AuthError as exc:
-            if not exc.token_present:
-                return None  # anonymous; `@requires(...)` decides whether that is enough
-            raise AuthenticationError(exc.detail) from exc
-        credentials = AuthCredentials(["authenticated", *sorted(principal.scopes)])
-        return credentials, SimpleUser(principal.sub)

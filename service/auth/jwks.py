@@ -81,7 +81,6 @@ class RemoteJwks:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
-        self.fetches = 0  # HTTP requests made; read by tests and the bench
         self._client = client
         self._cache_seconds = cache_seconds
         self._min_refresh = min_refresh_seconds
@@ -120,7 +119,6 @@ class RemoteJwks:
         if fresh:
             self._last_kid_refetch = now
         self._last_attempt = now
-        self.fetches += 1
         try:
             fetched = await self._fetch()
         except JwksError as exc:

@@ -74,19 +74,6 @@ def from_records(records: Sequence[dict[str, Any]]) -> Batch:
     return Batch(columns=names, rows=[[r.get(c) for c in names] for r in records])
 
 
-def from_columns(columns: Sequence[str], rows: Sequence[Sequence[Any]], where: str) -> Batch:
-    if len(set(columns)) != len(columns):
-        raise InvalidInput("columns repeat a name", [FieldError(f"$.{where}", "duplicate names")])
-    width = len(columns)
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise InvalidInput(
-                f"row {i} has {len(row)} values for {width} columns",
-                [FieldError(f"$.rows[{i}]", f"expected {width} values")],
-            )
-    return Batch(columns=list(columns), rows=[list(r) for r in rows])
-
-
 def concat(batches: Sequence[Batch]) -> Batch:
     """Rows of several batches under the union of their columns (missing values are null)."""
     if len(batches) == 1:

@@ -7,7 +7,7 @@ the API and the worker's child processes can both use it.
   `build`, `validate`), discovered from scikit-learn (`describe.py`, `schema.py`) and plugins.
 - `training.py`: `fit_model`, `update_model`, `FitResult`.
 - `predicting.py`: `predict`, `Prediction`.
-- `table.py`: `Table` (`TrainingData`), the columns + rows form of data.
+- `table.py`: `Table`, the columns + rows form of data.
 - `errors.py`: `EstimatorError`, `PluginError`.
 """
 
@@ -16,7 +16,7 @@ from service.estimators.describe import describe_estimator
 from service.estimators.errors import EstimatorError, PluginError
 from service.estimators.model_type import ModelType
 from service.estimators.predicting import Prediction, predict
-from service.estimators.table import Table, TrainingData
+from service.estimators.table import Table
 from service.estimators.training import FitResult, fit_model, update_model
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "PluginError",
     "Prediction",
     "Table",
-    "TrainingData",
     "describe_estimator",
     "fit_model",
     "load_catalogue",

@@ -41,7 +41,6 @@ from service.estimators.docstrings import parameter_descriptions
 
 JsonSchema = dict[str, Any]
 
-_RANDOM_STATE_MAX = 2**32 - 1
 _NOT_JSON = object()  # marker: the value has no JSON form
 
 

@@ -105,7 +105,3 @@ def _aligned(table: Table, columns: list[str]) -> list[tuple[Any, ...]]:
     positions = {name: i for i, name in enumerate(table.columns)}
     picks = [positions.get(name) for name in columns]
     return [tuple(None if p is None else row[p] for p in picks) for row in table.rows]
-
-
-TrainingData = Table
-"""The name the worker uses for a training table."""

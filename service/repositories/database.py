@@ -108,7 +108,3 @@ class Database:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             yield conn
-
-    async def ping(self) -> None:
-        async with self.connection() as conn:
-            await conn.fetchval("SELECT 1")

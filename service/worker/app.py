@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 
 from service.jobs.serialization import deserialize, serialize
 from service.settings import Settings
+from service.worker import child
 from service.worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def build_worker(
     poll_delay: float | None = None,
     extra_functions: Sequence[Function] = (),
 ) -> Worker:
-    from service.worker.tasks import CRON_JOBS, FUNCTIONS, instrumented
+    from service.worker.tasks import FUNCTIONS, instrumented
 
     functions = []
     for name, (coro, options) in FUNCTIONS.items():
@@ -69,7 +70,6 @@ def build_worker(
 
     return Worker(
         functions=[*functions, *extra_functions],
-        cron_jobs=list(CRON_JOBS),
         queue_name=settings.redis.queue_name,
         redis_settings=redis_settings(settings),
         on_startup=on_startup,
@@ -88,6 +88,16 @@ def build_worker(
         job_deserializer=deserialize,
         keep_result=3600,
     )
+
+
+def run_worker(settings: Settings) -> None:
+    """Run the worker process until SIGTERM or SIGINT; nothing it started outlives it."""
+    worker = build_worker(settings)
+    try:
+        worker.run()
+    finally:
+        child.stop_forkserver()
+    log.info("worker stopped", extra={"worker_id": worker_id()})
 
 
 async def check_health(settings: Settings) -> int:

@@ -16,8 +16,12 @@ import multiprocessing.connection
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from multiprocessing import forkserver, resource_tracker
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
+from typing import Protocol, cast
+
+from service.process import die_with_parent
 
 _context: ForkServerContext | None = None
 PRELOAD = ["service.worker.fitting"]
@@ -52,17 +56,25 @@ def warm_up() -> None:
     process.join(60)
 
 
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this child when the forkserver (and so the worker) is gone."""
-    with contextlib.suppress(Exception):
-        import ctypes
+class _Stoppable(Protocol):
+    def _stop(self) -> None: ...
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+def stop_forkserver() -> None:
+    """Kill this process's children, then stop its forkserver and resource tracker, and wait.
+
+    Left alone, both notice that the worker is gone only after it has exited (end of file on a
+    pipe), seconds later when the forkserver is still importing scikit-learn. A live child holds
+    both pipes open, hence the kill first. `_stop()` is how CPython's own tests stop them.
+    """
+    for process in multiprocessing.active_children():
+        _kill(process)
+    cast(_Stoppable, forkserver._forkserver)._stop()
+    cast(_Stoppable, resource_tracker._resource_tracker)._stop()
 
 
 def _child_main(target: str, conn: multiprocessing.connection.Connection) -> None:
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)  # the forkserver, and so the worker, is gone: stop at once
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when children stop
     module, _, name = target.rpartition(".")

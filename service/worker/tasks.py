@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import Retry
-from arq.cron import CronJob
 
 from service.jobs.queue import RUN_JOB
 from service.worker.context import WorkerContext
@@ -62,5 +61,3 @@ FUNCTIONS: dict[str, tuple[JobFunction, dict[str, Any]]] = {
     PING: (ping, {"max_tries": 1}),
     RUN_JOB: (run_job, {"max_tries": 1000, "timeout_margin": 60}),
 }
-
-CRON_JOBS: list[CronJob] = []

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from service.auth.devkeys import ensure_dev_key, write_dev_jwks
 from service.auth.factory import NoAuthentication, build_authenticator
+from service.devtools.keys import ensure_dev_key, write_dev_jwks
 from service.settings import ConfigError
 from tests.auth.conftest import auth_settings
 

@@ -20,9 +20,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
 from service.auth.factory import build_authenticator
 from service.auth.principal import SCOPES, Authenticator
+from service.devtools.keys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
 from service.http.endpoints import OPERATIONS
 from service.http.endpoints import operations as ops
 from service.http.metrics import ApiMetrics, MetricsMiddleware
@@ -346,42 +346,3 @@ async def test_create_app_in_jwt_mode_with_the_dev_key(
     metrics = (await client.get("/metrics")).text
     assert 'auth_rejections_total{reason="missing"} 1.0' in metrics
     assert 'auth_rejections_total{reason="insufficient_scope"} 1.0' in metrics
-
-
-# --- the same authenticator as a Starlette AuthenticationBackend ---------------------------------
-
-
-async def test_starlette_backend_adapter(
-    idp_client: httpx2.AsyncClient, keys: dict[str, Key], clock: Clock
-) -> None:
-    from starlette.authentication import AuthenticationError
-    from starlette.middleware.authentication import AuthenticationMiddleware
-    from starlette.requests import HTTPConnection
-    from starlette.routing import Route
-
-    from service.auth.backend import StarletteBackend
-
-    async def me(request: Request) -> Response:
-        user = request.user
-        return JSONResponse({"user": user.display_name, "scopes": request.auth.scopes})
-
-    def on_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
-        return JSONResponse({"error": str(exc)}, 401)
-
-    auth = build_authenticator(auth_settings(), idp_client, clock=clock)
-    app = Starlette(
-        routes=[Route("/me", me)],
-        middleware=[
-            Middleware(AuthenticationMiddleware, backend=StarletteBackend(auth), on_error=on_error)
-        ],
-    )
-    transport = httpx2.ASGITransport(app=app)
-    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
-        assert json_of(await client.get("/me")) == {"user": "", "scopes": []}
-        token = mint(keys["rsa1"], clock.now, scope="models:read")
-        response = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
-        assert json_of(response) == {"user": "alice", "scopes": ["authenticated", "models:read"]}
-        response = await client.get("/me", headers={"Authorization": "Bearer x.y.z"})
-        assert response.status_code == 401
-        assert json_of(response) == {"error": "the bearer token is not a JWT"}
-    await auth.close()

@@ -16,7 +16,7 @@ from service.estimators.catalogue import Catalogue, load_catalogue
 from service.estimators.errors import PluginError
 from service.estimators.model_type import OUTPUTS, TASKS, ModelType
 from service.estimators.predicting import predict
-from service.estimators.schema import has_json_form, object_parameters, to_json
+from service.estimators.schema import object_parameters, parameter_schema, to_json
 from service.estimators.table import Table
 from service.estimators.training import fit_model
 from tests.estimators import plugin_example
@@ -142,7 +142,9 @@ def test_schema_defaults_match_get_params(catalogue: Catalogue) -> None:
         objects = object_parameters(cls, defaults)
         assert set(schema["properties"]) | objects == set(defaults), model_type.name
         for key, prop in schema["properties"].items():
-            if has_json_form(defaults[key]):
+            # {"default": <JSON form>}, or {} when the default has none
+            plain = parameter_schema("no_validation", defaults[key])
+            if plain:
                 assert prop["default"] == to_json(defaults[key]), (model_type.name, key)
             else:
                 assert "default" not in prop

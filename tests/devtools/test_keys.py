@@ -15,14 +15,14 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from service.auth.backend import BearerAuthenticator
-from service.auth.devkeys import (
+from service.auth.factory import build_authenticator
+from service.devtools.keys import (
     DEV_AUDIENCE,
     DEV_ISSUER,
     ensure_dev_key,
     mint_token,
     write_dev_jwks,
 )
-from service.auth.factory import build_authenticator
 from tests.auth.conftest import auth_settings
 from tests.auth.idp import bearer
 

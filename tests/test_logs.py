@@ -1,0 +1,31 @@
+"""A configured process writes one JSON object per line, whatever produced the line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+from tests.process_logs import json_lines
+
+CONFIGURED = """
+import logging, warnings
+from service import logs
+logs.configure("INFO", "json")
+logging.getLogger("hypercorn.error").info("from a library's logger")
+warnings.warn("from a library's warning", UserWarning)
+"""
+
+
+def test_library_logs_and_warnings_become_json_lines() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CONFIGURED],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    entries = json_lines(done.stderr)
+    assert [entry["logger"] for entry in entries] == ["hypercorn.error", "py.warnings"]
+    assert "from a library's warning" in entries[1]["msg"]
