@@ -23,8 +23,8 @@ from service.auth.devkeys import (
     write_dev_jwks,
 )
 from service.auth.factory import build_authenticator
-from tests.auth.conftest import auth_settings
 from tests.auth.idp import bearer
+from tests.factories import auth_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from service.auth.backend import BearerAuthenticator
 from service.auth.errors import AuthError
 from service.auth.factory import build_authenticator
 from service.auth.introspection import MAX_CACHE_SECONDS
-from tests.auth.conftest import AuthFactory, auth_settings
 from tests.auth.idp import AUDIENCE, CLIENT_ID, ISSUER, Clock, Idp, bearer
+from tests.factories import AuthFactory, auth_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,6 @@ import pytest
 
 from service.auth.errors import AuthError
 from service.auth.principal import Principal
-from tests.auth.conftest import AuthFactory
 from tests.auth.idp import (
     AUDIENCE,
     Clock,
@@ -23,6 +22,7 @@ from tests.auth.idp import (
     request_with,
     unsigned,
 )
+from tests.factories import AuthFactory
 
 pytestmark = pytest.mark.anyio
 

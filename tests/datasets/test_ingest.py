@@ -14,11 +14,9 @@ import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.conftest import ClientFactory, json_of
+from tests.factories import CSV, ClientFactory, json_of
 
 pytestmark = pytest.mark.anyio
-
-CSV = {"content-type": "text/csv"}
 
 
 def rows_csv(count: int, bad_row: int | None = None, start: int = 0) -> bytes:

@@ -22,7 +22,8 @@ from service.estimators.catalogue import Catalogue, load_catalogue
 from service.estimators.predicting import predict
 from service.estimators.table import Table
 from service.estimators.training import fit_model
-from tests.estimators.conftest import FEATURES, iris_records
+from tests.iris import IRIS_FEATURES as FEATURES
+from tests.iris import iris_records
 
 NON_DEFAULT: dict[str, dict[str, Any]] = {
     "sklearn.random_projection.GaussianRandomProjection": {"n_components": 2},

@@ -8,6 +8,7 @@ import re
 import warnings
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import msgspec
 import pytest
 
@@ -153,7 +154,6 @@ def test_schema_defaults_match_get_params(catalogue: Catalogue) -> None:
 
 
 def test_schemas_are_valid_json_schema_and_accept_their_defaults(catalogue: Catalogue) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     for model_type in catalogue.all():
         schema = model_type.hyperparameters
         jsonschema.Draft202012Validator.check_schema(schema)

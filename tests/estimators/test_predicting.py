@@ -20,7 +20,8 @@ from service.estimators.predicting import (
 )
 from service.estimators.table import Table
 from service.estimators.training import FitResult, fit_model
-from tests.estimators.conftest import FEATURES, iris_records
+from tests.iris import IRIS_FEATURES as FEATURES
+from tests.iris import iris_records
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [5.7, 2.8, 4.1, 1.3], [6.7, 3.0, 5.2, 2.3]]
 

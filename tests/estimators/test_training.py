@@ -15,7 +15,8 @@ from service.estimators.evaluation import holdout_split
 from service.estimators.predicting import predict
 from service.estimators.table import Table
 from service.estimators.training import fit_model, library_versions
-from tests.estimators.conftest import FEATURES, iris_records
+from tests.iris import IRIS_FEATURES as FEATURES
+from tests.iris import iris_records
 
 LOGISTIC = "sklearn.linear_model.LogisticRegression"
 HGB = "sklearn.ensemble.HistGradientBoostingClassifier"

@@ -13,7 +13,8 @@ from service.estimators.catalogue import Catalogue
 from service.estimators.predicting import predict
 from service.estimators.table import Table
 from service.estimators.training import fit_model, supports_partial_fit, update_model
-from tests.estimators.conftest import FEATURES, iris_records
+from tests.iris import IRIS_FEATURES as FEATURES
+from tests.iris import iris_records
 
 SGD = "sklearn.linear_model.SGDClassifier"
 

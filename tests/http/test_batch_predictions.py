@@ -8,22 +8,16 @@ import csv
 import io
 import random
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import httpx2
 import pytest
 
-from tests.conftest import json_of
-from tests.http.test_training import make_model, submit
+from tests.factories import CSV, LOGREG, Worker, job_of, json_of, make_model, submit
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio
-
-Worker = Callable[[], Awaitable[None]]
-LOGREG = "sklearn.linear_model.LogisticRegression"
-CSV = {"content-type": "text/csv"}
 
 
 def flower_rows(count: int, seed: int = 7) -> list[list[Any]]:
@@ -59,11 +53,6 @@ async def read_csv(client: httpx2.AsyncClient, name: str, **params: Any) -> list
     )
     assert response.status_code == 200, response.text
     return list(csv.reader(io.StringIO(response.text, newline="")))
-
-
-async def job_of(client: httpx2.AsyncClient, job_id: str) -> dict[str, Any]:
-    job: dict[str, Any] = json_of(await client.get(f"/jobs/{job_id}"))
-    return job
 
 
 async def test_batch_matches_online_predictions_row_for_row(

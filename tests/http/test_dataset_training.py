@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import httpx2
 import pytest
 
-from tests.conftest import json_of
-from tests.http.test_training import make_model, submit
+from tests.factories import LOGREG, Worker, job_of, json_of, make_model, submit
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio
-
-Worker = Callable[[], Awaitable[None]]
-LOGREG = "sklearn.linear_model.LogisticRegression"
 
 
 def flowers() -> list[dict[str, Any]]:
@@ -39,11 +34,6 @@ async def predictions(client: httpx2.AsyncClient, name: str) -> list[Any]:
     assert response.status_code == 200, response.text
     values: list[Any] = json_of(response)["predictions"]
     return values
-
-
-async def job_of(client: httpx2.AsyncClient, job_id: str) -> dict[str, Any]:
-    job: dict[str, Any] = json_of(await client.get(f"/jobs/{job_id}"))
-    return job
 
 
 async def test_filtered_dataset_trains_the_same_model_as_inline_rows(

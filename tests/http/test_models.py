@@ -1,3 +1,6 @@
+"""The models resource: create, read, patch, delete, list and search; name and body rules; the
+model-types catalogue it draws from."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,11 +11,9 @@ import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.conftest import ClientFactory, json_of
+from tests.factories import LOGREG, ClientFactory, json_of
 
 pytestmark = pytest.mark.anyio
-
-LOGREG = "sklearn.linear_model.LogisticRegression"
 
 
 async def create(

@@ -1,3 +1,5 @@
+"""The OpenAPI document is valid OpenAPI 3.1, covers every route and documents the problems."""
+
 from __future__ import annotations
 
 import httpx2
@@ -5,7 +7,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from service.http.table import OPERATIONS
-from tests.conftest import json_of
+from tests.factories import json_of
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.conftest import HMAC_KEY, ROOT
+from tests.factories import HMAC_KEY, ROOT
 from tests.tcpproxy import free_port
 
 pytestmark = pytest.mark.anyio

@@ -24,7 +24,7 @@ from service.query import (
     escape_like,
     parse_query,
 )
-from tests.query.conftest import ITEMS
+from tests.query.items import ITEMS
 
 OWNED = Source(
     from_sql="models m",

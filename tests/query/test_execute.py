@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from service.query import compile_query, parse_query
-from tests.query.conftest import ITEMS, ROWS, U1, U2, run
+from tests.query.items import ITEMS, ROWS, U1, U2, run
 
 pytestmark = pytest.mark.anyio
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx2
@@ -11,13 +10,10 @@ import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.conftest import AppClient, ClientFactory, json_of
-from tests.http.test_training import make_model, submit
+from tests.factories import AppClient, ClientFactory, Worker, json_of, make_model, submit
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio
-
-Worker = Callable[[], Awaitable[None]]
 
 
 async def train_line(
