@@ -11,7 +11,6 @@ Documented exceptions, kept short:
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -57,9 +56,7 @@ def test_fits_with_defaults_and_predicts(catalogue: Catalogue, name: str) -> Non
     target = _target(model_type)
     features = [f for f in FEATURES if f != target]
     data = Table.from_records(iris_records())
-    started = time.perf_counter()
     result = fit_model(name, NON_DEFAULT.get(name, {}), features, target, data, catalogue=catalogue)
-    assert time.perf_counter() - started < 10
     assert result.rows == 150
     assert result.features == features
     assert (result.classes is not None) == (model_type.task == mt.CLASSIFICATION)

@@ -7,14 +7,25 @@ import asyncio
 import csv
 import io
 import random
-import time
 from typing import Any
 
 import asyncpg
 import httpx2
+import msgspec
 import pytest
 
-from tests.factories import CSV, LOGREG, Worker, job_of, json_of, make_model, submit
+from service.settings import Settings
+from tests.factories import (
+    CSV,
+    LOGREG,
+    ClientFactory,
+    Worker,
+    job_of,
+    json_of,
+    make_model,
+    submit,
+    wait_until,
+)
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio
@@ -204,8 +215,38 @@ async def test_submission_errors(client: httpx2.AsyncClient, run_worker: Worker)
     }
 
 
+async def held_mid_way(conn: asyncpg.Connection, job_id: str) -> bool:
+    """Locks the job's row once some rows are predicted, if the job is still running: until
+    `conn`'s transaction ends, the worker can neither record progress nor finish the job."""
+    row = await conn.fetchrow(
+        "SELECT status, progress FROM jobs WHERE id = $1::uuid FOR UPDATE", job_id
+    )
+    assert row is not None and row["status"] in ("queued", "running"), (
+        f"the job ended ({row}) before it could be cancelled mid-way: give it more rows"
+    )
+    if row["status"] == "running" and (row["progress"] or 0) > 0:
+        return True
+    await conn.execute("ROLLBACK; BEGIN")  # let the worker go on until the next look
+    return False
+
+
+async def blocked_by(conn: asyncpg.Connection, application_name: str) -> bool:
+    """Whether a session of `application_name` is waiting for a lock that `conn` holds."""
+    waiting = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE application_name = $1 AND $2 = ANY(pg_blocking_pids(pid))",
+        application_name,
+        conn.get_server_pid(),
+    )
+    return bool(waiting)
+
+
 async def test_cancel_stops_the_job_and_leaves_no_output(
-    client: httpx2.AsyncClient, run_worker: Worker, database_url: str
+    client: httpx2.AsyncClient,
+    client_factory: ClientFactory,
+    settings: Settings,
+    run_worker: Worker,
+    database_url: str,
 ) -> None:
     rows = flower_rows(60_000, seed=3)
     await client.post(
@@ -232,20 +273,27 @@ async def test_cancel_stops_the_job_and_leaves_no_output(
     await run_worker()
     body = {"dataset": {"name": "many"}, "output_dataset": "never"}
     job = json_of(await client.post("/models/knn/batch-predictions", json=body))
+    # The cancel comes from an api whose connections PostgreSQL can tell apart.
+    database = msgspec.structs.replace(
+        settings.database, url=f"{settings.database.url}?application_name=canceller"
+    )
+    canceller = await client_factory(msgspec.structs.replace(settings, database=database))
+    holder = await asyncpg.connect(database_url)
     worker = asyncio.ensure_future(run_worker())
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            progress = (await job_of(client, job["id"]))["progress"]
-            if progress and progress > 0:
-                break
-            await asyncio.sleep(0.02)
-        assert progress and progress < 1, progress
-        cancelled = await client.post(f"/jobs/{job['id']}/cancel")
+        await holder.execute("BEGIN")
+        await wait_until(lambda: held_mid_way(holder, job["id"]), 60, "rows to be predicted")
+        # The cancel queues behind the lock, ahead of anything the worker does next, so the job
+        # cannot succeed first, however fast the worker is.
+        cancelling = asyncio.ensure_future(canceller.post(f"/jobs/{job['id']}/cancel"))
+        await wait_until(lambda: blocked_by(holder, "canceller"), 10, "the cancel to queue")
+        await holder.execute("COMMIT")
+        cancelled = await cancelling
         assert cancelled.status_code == 202, cancelled.text
         await asyncio.wait_for(worker, 60)
     finally:
         worker.cancel()
+        await holder.close()
     final = await job_of(client, job["id"])
     assert final["status"] == "cancelled" and final["result"] is None
     assert (await client.get("/datasets/never")).status_code == 404
