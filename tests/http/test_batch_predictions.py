@@ -22,7 +22,9 @@ from tests.factories import (
     Worker,
     job_of,
     json_of,
+    make_dataset,
     make_model,
+    run_job,
     submit,
     wait_until,
 )
@@ -54,8 +56,7 @@ def as_csv(header: list[str], rows: list[list[Any]]) -> bytes:
 
 async def trained_iris(client: httpx2.AsyncClient, run_worker: Worker, name: str = "iris") -> None:
     await make_model(client, name, LOGREG, target="species", settings={"max_iter": 500})
-    await submit(client, name, "train", {"data": iris_records()})
-    await run_worker()
+    await run_job(client, run_worker, name, "train", {"data": iris_records()})
 
 
 async def read_csv(client: httpx2.AsyncClient, name: str, **params: Any) -> list[list[str]]:
@@ -153,7 +154,7 @@ async def test_submission_errors(client: httpx2.AsyncClient, run_worker: Worker)
         content=as_csv(header, [[1, 2, 3.0, 4.0, 5.0]]),
         headers=CSV,
     )
-    await client.post("/datasets", json={"name": "full", "data": iris_records()})
+    await make_dataset(client, "full", iris_records())
     await make_model(client, "iris", LOGREG, target="species")
     ok = {"dataset": {"name": "full"}, "output_dataset": "out"}
     untrained = await client.post("/models/iris/batch-predictions", json=ok)

@@ -8,7 +8,7 @@ import asyncpg
 import httpx2
 import pytest
 
-from tests.factories import LOGREG, Worker, job_of, json_of, make_model, submit
+from tests.factories import LOGREG, Worker, job_of, json_of, make_dataset, make_model, submit
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio
@@ -40,9 +40,7 @@ async def test_filtered_dataset_trains_the_same_model_as_inline_rows(
     client: httpx2.AsyncClient, run_worker: Worker, database_url: str
 ) -> None:
     data = flowers()
-    assert (
-        await client.post("/datasets", json={"name": "flowers", "data": data})
-    ).status_code == 201
+    await make_dataset(client, "flowers", data)
     settings = {"max_iter": 500}
     for name in ("from_dataset", "inline"):
         await make_model(client, name, LOGREG, target="species", settings=settings)
@@ -88,7 +86,7 @@ async def test_update_refits_on_the_snapshot_not_the_current_dataset(
     client: httpx2.AsyncClient, run_worker: Worker
 ) -> None:
     rows = [{"x": float(x), "y": 2.0 * x} for x in range(10)]
-    await client.post("/datasets", json={"name": "line", "data": rows})
+    await make_dataset(client, "line", rows)
     await make_model(client, "lin", "sklearn.linear_model.LinearRegression", target="y")
     await submit(client, "lin", "train", {"dataset": {"name": "line"}})
     await run_worker()
@@ -108,7 +106,7 @@ async def test_update_refits_on_the_snapshot_not_the_current_dataset(
 
 
 async def test_submission_checks_the_dataset_and_query(client: httpx2.AsyncClient) -> None:
-    await client.post("/datasets", json={"name": "flowers", "data": flowers()})
+    await make_dataset(client, "flowers", flowers())
     await make_model(client, "iris", LOGREG, target="species")
     cases: list[tuple[dict[str, Any], str]] = [
         ({"dataset": {"name": "nope"}}, "$.dataset.name"),
@@ -136,7 +134,7 @@ async def test_submission_checks_the_dataset_and_query(client: httpx2.AsyncClien
 async def test_jobs_fail_cleanly_when_the_dataset_goes_or_matches_nothing(
     client: httpx2.AsyncClient, run_worker: Worker
 ) -> None:
-    await client.post("/datasets", json={"name": "flowers", "data": flowers()})
+    await make_dataset(client, "flowers", flowers())
     await make_model(client, "iris", LOGREG, target="species")
     job = await submit(client, "iris", "train", {"dataset": {"name": "flowers"}})
     assert (await client.delete("/datasets/flowers")).status_code == 204
@@ -145,7 +143,7 @@ async def test_jobs_fail_cleanly_when_the_dataset_goes_or_matches_nothing(
     assert failed["status"] == "failed" and failed["attempts"] == 1
     assert failed["error"]["type"] == "DatasetGone" and "flowers" in failed["error"]["message"]
 
-    await client.post("/datasets", json={"name": "flowers", "data": flowers()})
+    await make_dataset(client, "flowers", flowers())
     job = await submit(
         client, "iris", "train", {"dataset": {"name": "flowers", "where": ["id < 0"]}}
     )

@@ -16,6 +16,7 @@ from tests.factories import (
     Worker,
     json_of,
     make_model,
+    run_job,
     submit,
     wait_until,
 )
@@ -30,8 +31,7 @@ async def train_line(
     if (await client.get(f"/models/{name}")).status_code == 404:
         await make_model(client, name, "sklearn.linear_model.LinearRegression", target="y")
     data = [{"x": float(x), "y": slope * x} for x in range(10)]
-    await submit(client, name, "train", {"data": data})
-    await run_worker()
+    await run_job(client, run_worker, name, "train", {"data": data})
 
 
 async def predict_x(
