@@ -75,7 +75,7 @@ async def test_audience_list_and_scp(make_auth: AuthFactory, idp: Idp, clock: Cl
         ({"sub": None}, "invalid"),
     ],
 )
-async def test_refused_answers(
+async def test_inactive_expired_or_foreign_introspection_answers_are_refused(
     make_auth: AuthFactory, idp: Idp, clock: Clock, answer: dict[str, Any], reason: str
 ) -> None:
     idp.introspection[TOKEN] = (

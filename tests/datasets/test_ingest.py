@@ -79,7 +79,9 @@ async def test_a_lone_end_of_data_marker_cannot_drop_rows(client: httpx2.AsyncCl
     assert [r["a"] for r in items] == ["first", "\\.", "kept"]
 
 
-async def test_csv_header_problems(client: httpx2.AsyncClient) -> None:
+async def test_duplicate_empty_reserved_or_missing_csv_headers_are_located(
+    client: httpx2.AsyncClient,
+) -> None:
     for body, loc in (
         (b"a,a\n1,2\n", "$.header[1]"),
         (b"a,,b\n1,2,3\n", "$.header[1]"),

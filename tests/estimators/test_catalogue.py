@@ -58,7 +58,7 @@ def test_lists_many_types_with_public_names(catalogue: Catalogue) -> None:
         assert model_type.update_description
 
 
-def test_well_known_types(catalogue: Catalogue) -> None:
+def test_well_known_types_have_their_task_outputs_and_description(catalogue: Catalogue) -> None:
     logistic = catalogue.get("sklearn.linear_model.LogisticRegression")
     assert logistic is not None
     assert logistic.task == "classification" and logistic.supervised
@@ -177,7 +177,7 @@ def test_object_parameters_are_not_settable(catalogue: Catalogue) -> None:
     assert "takes a Python object" in _invalid(exc)["$.settings.estimator"]
 
 
-def test_build_applies_settings(catalogue: Catalogue) -> None:
+def test_build_applies_settings_converting_json_arrays_to_tuples(catalogue: Catalogue) -> None:
     model = catalogue.build("sklearn.linear_model.LogisticRegression", {"C": 0.5, "max_iter": 50})
     assert model.C == 0.5 and model.max_iter == 50
     # a JSON array becomes the tuple scikit-learn's validation wants
@@ -220,7 +220,7 @@ def test_invalid_values_quote_scikit_learn(catalogue: Catalogue) -> None:
     assert "Got 'deep' instead." in _invalid(exc)["$.settings.max_depth"]
 
 
-def test_unknown_model_type(catalogue: Catalogue) -> None:
+def test_an_unknown_model_type_is_invalid_input_at_model_type(catalogue: Catalogue) -> None:
     with pytest.raises(InvalidInput) as exc:
         catalogue.build("sklearn.linear_model.Nope", {})
     assert list(_invalid(exc)) == ["$.model_type"]
@@ -265,7 +265,7 @@ def test_plugin_errors_name_the_module() -> None:
         load_catalogue([plugin_example.__name__, plugin_example.__name__])
 
 
-def test_catalogues_are_independent(catalogue: Catalogue) -> None:
+def test_a_plugin_catalogue_does_not_change_the_default_one(catalogue: Catalogue) -> None:
     with_plugin = load_catalogue([plugin_example.__name__])
     assert plugin_example.NAME in with_plugin
     assert plugin_example.NAME not in catalogue

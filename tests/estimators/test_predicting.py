@@ -54,7 +54,9 @@ def test_predict_proba_is_keyed_by_class(logistic: FitResult) -> None:
     assert all(sum(row.values()) == pytest.approx(1.0) for row in rows)
 
 
-def test_decision_function(catalogue: Catalogue, iris: Table, logistic: FitResult) -> None:
+def test_decision_function_gives_scores_per_class_or_one_for_binary(
+    catalogue: Catalogue, iris: Table, logistic: FitResult
+) -> None:
     multi = _predict(logistic, ROWS, "decision_function")
     assert multi.values.shape == (3, 3) and set(multi.to_json()[0]) == set(logistic.classes or [])
     binary_rows = [r for r in iris_records() if r["species"] != "setosa"]
@@ -64,7 +66,7 @@ def test_decision_function(catalogue: Catalogue, iris: Table, logistic: FitResul
     assert all(isinstance(score, float) for score in scores.to_json())
 
 
-def test_transform(catalogue: Catalogue, iris: Table) -> None:
+def test_transformers_predict_their_transformed_rows(catalogue: Catalogue, iris: Table) -> None:
     pca = fit_model("sklearn.decomposition.PCA", {"n_components": 2}, FEATURES, None, iris,
                     catalogue=catalogue)  # fmt: skip
     out = _predict(pca, ROWS, "transform").to_json()
@@ -125,7 +127,9 @@ def test_bad_cells_are_named(logistic: FitResult) -> None:
     assert list(_errors(exc)) == ["$.data[1].petal_length"]
 
 
-def test_unavailable_outputs(catalogue: Catalogue, iris: Table, logistic: FitResult) -> None:
+def test_an_output_the_estimator_lacks_is_invalid_input(
+    catalogue: Catalogue, iris: Table, logistic: FitResult
+) -> None:
     svc = fit_model("sklearn.svm.SVC", {}, None, "species", iris, catalogue=catalogue)
     assert offered_outputs(svc.estimator) == ["predict", "decision_function"]
     with pytest.raises(InvalidInput) as exc:
@@ -158,7 +162,7 @@ def test_text_features_at_predict(catalogue: Catalogue) -> None:
     assert _errors(exc) == {"$.rows[2][0]": "missing value"}
 
 
-def test_class_keys() -> None:
+def test_class_labels_become_json_object_keys() -> None:
     assert [class_key(label) for label in ["a", 1, 2.5, True]] == ["a", "1", "2.5", "true"]
 
 
@@ -177,7 +181,7 @@ def test_outputs_that_depend_on_settings(catalogue: Catalogue, iris: Table) -> N
     assert "outlier_fraction" in novelty.metrics
 
 
-def test_text_models_pickle(catalogue: Catalogue) -> None:
+def test_a_model_with_text_features_predicts_the_same_after_pickling(catalogue: Catalogue) -> None:
     records = [{"city": ["Oslo", "Lima"][i % 2], "t": float(i), "y": i % 2} for i in range(30)]
     result = fit_model("sklearn.svm.SVC", {}, None, "y", records, catalogue=catalogue)
     restored = pickle.loads(pickle.dumps(result.estimator))

@@ -36,7 +36,9 @@ def _colors(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_iris_logistic_regression(catalogue: Catalogue, iris: Table) -> None:
+def test_a_logistic_regression_on_iris_records_what_it_learned_from(
+    catalogue: Catalogue, iris: Table
+) -> None:
     result = fit_model(LOGISTIC, {"max_iter": 1000}, None, "species", iris, catalogue=catalogue)
     assert result.features == FEATURES  # every column but the target
     assert result.target == "species"
@@ -133,7 +135,7 @@ def test_missing_text_and_record_keys(catalogue: Catalogue) -> None:
     assert _errors(exc) == {"$.data[2].color": "missing value"}
 
 
-def test_rows_style_locations(catalogue: Catalogue) -> None:
+def test_errors_in_rows_style_input_are_located_by_row_and_column(catalogue: Catalogue) -> None:
     rows = [[r[f] for f in [*FEATURES, "species"]] for r in iris_records()]
     rows[7][2] = None
     with pytest.raises(InvalidInput) as exc:
@@ -172,7 +174,7 @@ def test_numeric_strings_and_booleans_count_as_numbers(catalogue: Catalogue) -> 
     assert result.feature_kinds["petal_length"] == "numeric"
 
 
-def test_infinity_is_rejected(catalogue: Catalogue) -> None:
+def test_an_infinite_feature_value_is_rejected(catalogue: Catalogue) -> None:
     records = iris_records()
     records[1]["sepal_length"] = math.inf
     with pytest.raises(InvalidInput) as exc:
@@ -180,7 +182,7 @@ def test_infinity_is_rejected(catalogue: Catalogue) -> None:
     assert _errors(exc) == {"$.data[1].sepal_length": "not a finite number"}
 
 
-def test_bad_targets(catalogue: Catalogue) -> None:
+def test_missing_or_mixed_type_targets_are_located(catalogue: Catalogue) -> None:
     records = iris_records()
     records[0]["species"] = None
     records[1]["species"] = 3
@@ -196,7 +198,7 @@ def test_bad_targets(catalogue: Catalogue) -> None:
     assert _errors(exc)["$.data[0].species"] == "expected a number, got 'setosa'"
 
 
-def test_ragged_rows(catalogue: Catalogue) -> None:
+def test_a_short_row_is_located(catalogue: Catalogue) -> None:
     rows: list[list[Any]] = [[1.0, 2.0, 0], [2.0, 1.0, 1], [3.0, 0]]
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "y", Table(["a", "b", "y"], rows), catalogue=catalogue)
@@ -243,7 +245,7 @@ def test_invalid_settings_are_invalid_input(catalogue: Catalogue, iris: Table) -
         ("sklearn.decomposition.PCA", {}, None, set()),
     ],
 )
-def test_metrics_per_task(
+def test_each_task_is_evaluated_with_its_own_metrics(
     catalogue: Catalogue,
     iris: Table,
     model_type: str,
@@ -281,7 +283,9 @@ def test_failed_evaluation_is_a_warning(catalogue: Catalogue, iris: Table) -> No
     assert any("held-out evaluation skipped" in message for message in result.warnings)
 
 
-def test_fit_parameters(catalogue: Catalogue, iris: Table) -> None:
+def test_fit_parameters_reach_fit_and_unknown_ones_are_refused(
+    catalogue: Catalogue, iris: Table
+) -> None:
     weights = [1.0 if i % 2 else 2.0 for i in range(150)]
     result = fit_model(LOGISTIC, {}, None, "species", iris, catalogue=catalogue,
                        fit_params={"sample_weight": weights})  # fmt: skip
@@ -318,7 +322,7 @@ def test_given_feature_kinds_win(catalogue: Catalogue) -> None:
     assert result.feature_kinds == {"zip": "text"}
 
 
-def test_library_versions() -> None:
+def test_library_versions_name_python_scikit_learn_numpy_and_scipy() -> None:
     versions = library_versions()
     assert set(versions) == {"python", "scikit-learn", "numpy", "scipy"}
     assert versions["scikit-learn"].startswith("1.")
@@ -334,12 +338,12 @@ def test_evaluation_rows_can_be_capped(catalogue: Catalogue, iris: Table) -> Non
     assert set(result.metrics) == {"accuracy", "f1_macro"} and result.rows == 150
 
 
-def test_no_rows(catalogue: Catalogue) -> None:
+def test_training_on_no_rows_is_refused(catalogue: Catalogue) -> None:
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "y", Table(["x", "y"], []), catalogue=catalogue)
     assert _errors(exc) == {"$.rows": "no rows to train on"}
 
 
-def test_thread_cap(catalogue: Catalogue, iris: Table) -> None:
+def test_a_thread_cap_still_fits(catalogue: Catalogue, iris: Table) -> None:
     result = fit_model(HGB, {"max_iter": 5}, None, "species", iris, catalogue=catalogue, threads=1)
     assert result.classes == ["setosa", "versicolor", "virginica"]

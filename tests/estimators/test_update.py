@@ -92,7 +92,9 @@ def test_incremental_with_text_features_keeps_its_encoding(catalogue: Catalogue)
     assert updated.feature_kinds == {"color": "text", "size": "numeric"}
 
 
-def test_unsupervised_incremental_update(catalogue: Catalogue, iris: Table) -> None:
+def test_an_unsupervised_incremental_model_updates_without_a_target(
+    catalogue: Catalogue, iris: Table
+) -> None:
     previous = fit_model(
         "sklearn.cluster.MiniBatchKMeans",
         {"n_clusters": 3},
@@ -143,7 +145,9 @@ def test_concat_aligns_columns_by_name() -> None:
     assert [list(row) for row in combined.rows] == [[1, 2, None], [None, 3, 4]]
 
 
-def test_fit_results_pickle(catalogue: Catalogue, iris: Table) -> None:
+def test_a_pickled_fit_result_can_still_be_updated_and_predict(
+    catalogue: Catalogue, iris: Table
+) -> None:
     result = fit_model(SGD, {}, None, "species", iris, catalogue=catalogue)
     restored = pickle.loads(pickle.dumps(result))
     assert update_model(restored, iris_records()[:10]).rows == 160

@@ -51,7 +51,9 @@ async def check_survivors(conn: asyncpg.Connection) -> None:
     assert await conn.fetchval("SELECT count(*) FROM items") == len(ROWS)
 
 
-async def test_injection_corpus(seeded: asyncpg.Connection) -> None:
+async def test_no_payload_in_any_position_changes_the_sql_or_the_data(
+    seeded: asyncpg.Connection,
+) -> None:
     for position in POSITIONS:
         await try_position(seeded, position)
 
