@@ -14,8 +14,10 @@ from typing import Any
 import asyncpg
 import httpx2
 import msgspec
+import pytest
 
 from service.auth.backend import BearerAuthenticator
+from service.domain.errors import InvalidInput
 from service.http.state import Services
 from service.settings import AuthSettings, Settings, convert_settings
 from tests.auth.idp import AUDIENCE, CLIENT_ID, CLIENT_SECRET, INTROSPECTION_URL, ISSUER, JWKS_URL
@@ -52,6 +54,11 @@ async def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {within} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def errors_of(caught: pytest.ExceptionInfo[InvalidInput]) -> dict[str, str]:
+    """The message of each invalid field of a caught InvalidInput, by its location."""
+    return {error.loc: error.msg for error in caught.value.errors}
 
 
 # -- settings and servers -----------------------------------------------------------------------

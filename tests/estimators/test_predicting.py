@@ -20,14 +20,11 @@ from service.estimators.predicting import (
 )
 from service.estimators.table import Table
 from service.estimators.training import FitResult, fit_model
+from tests.factories import errors_of
 from tests.iris import IRIS_FEATURES as FEATURES
 from tests.iris import iris_records
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [5.7, 2.8, 4.1, 1.3], [6.7, 3.0, 5.2, 2.3]]
-
-
-def _errors(exc: pytest.ExceptionInfo[InvalidInput]) -> dict[str, str]:
-    return {error.loc: error.msg for error in exc.value.errors}
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +117,11 @@ def test_bad_cells_are_named(logistic: FitResult) -> None:
     records[2]["sepal_width"] = "wide"
     with pytest.raises(InvalidInput) as exc:
         _predict(logistic, Table.from_records(records))
-    assert _errors(exc) == {"$.data[2].sepal_width": "expected a number, got 'wide'"}
+    assert errors_of(exc) == {"$.data[2].sepal_width": "expected a number, got 'wide'"}
     records[2]["sepal_width"] = 3.0
     with pytest.raises(InvalidInput) as exc:
         _predict(logistic, Table.from_records(records))
-    assert list(_errors(exc)) == ["$.data[1].petal_length"]
+    assert list(errors_of(exc)) == ["$.data[1].petal_length"]
 
 
 def test_an_output_the_estimator_lacks_is_invalid_input(
@@ -134,10 +131,10 @@ def test_an_output_the_estimator_lacks_is_invalid_input(
     assert offered_outputs(svc.estimator) == ["predict", "decision_function"]
     with pytest.raises(InvalidInput) as exc:
         _predict(svc, ROWS, "predict_proba")
-    assert "does not offer 'predict_proba'" in _errors(exc)["$.output"]
+    assert "does not offer 'predict_proba'" in errors_of(exc)["$.output"]
     with pytest.raises(InvalidInput) as exc:
         _predict(logistic, ROWS, "score")
-    assert list(_errors(exc)) == ["$.output"]
+    assert list(errors_of(exc)) == ["$.output"]
 
 
 def test_estimator_rejections_are_invalid_input(catalogue: Catalogue, iris: Table) -> None:
@@ -159,7 +156,7 @@ def test_text_features_at_predict(catalogue: Catalogue) -> None:
                          catalogue=catalogue)  # fmt: skip
     with pytest.raises(InvalidInput) as exc:
         _predict(logistic, rows)
-    assert _errors(exc) == {"$.rows[2][0]": "missing value"}
+    assert errors_of(exc) == {"$.rows[2][0]": "missing value"}
 
 
 def test_class_labels_become_json_object_keys() -> None:
@@ -175,7 +172,7 @@ def test_outputs_that_depend_on_settings(catalogue: Catalogue, iris: Table) -> N
     default = fit_model(lof, {}, FEATURES, None, iris, catalogue=catalogue)
     with pytest.raises(InvalidInput) as exc:
         _predict(default, ROWS)
-    assert "(it offers: nothing)" in _errors(exc)["$.output"]
+    assert "(it offers: nothing)" in errors_of(exc)["$.output"]
     novelty = fit_model(lof, {"novelty": True}, FEATURES, None, iris, catalogue=catalogue)
     assert set(_predict(novelty, ROWS).to_json()) <= {1, -1}
     assert "outlier_fraction" in novelty.metrics

@@ -13,14 +13,11 @@ from service.estimators.catalogue import Catalogue
 from service.estimators.predicting import predict
 from service.estimators.table import Table
 from service.estimators.training import fit_model, supports_partial_fit, update_model
+from tests.factories import errors_of
 from tests.iris import IRIS_FEATURES as FEATURES
 from tests.iris import iris_records
 
 SGD = "sklearn.linear_model.SGDClassifier"
-
-
-def _errors(exc: pytest.ExceptionInfo[InvalidInput]) -> dict[str, str]:
-    return {error.loc: error.msg for error in exc.value.errors}
 
 
 def _coef(result: Any) -> np.ndarray:
@@ -58,7 +55,7 @@ def test_unseen_class_at_update_names_the_target(catalogue: Catalogue) -> None:
     new[1] = {**new[1], "species": "daisy"}
     with pytest.raises(InvalidInput) as exc:
         update_model(previous, new)
-    errors = _errors(exc)
+    errors = errors_of(exc)
     assert list(errors) == ["$.data[1].species"]
     assert "class not seen at the first training" in errors["$.data[1].species"]
 
@@ -74,7 +71,7 @@ def test_update_checks_columns_and_values(catalogue: Catalogue) -> None:
     bad[1]["petal_width"] = None
     with pytest.raises(InvalidInput) as exc:
         update_model(previous, bad)
-    assert list(_errors(exc)) == ["$.data[1].petal_width"]
+    assert list(errors_of(exc)) == ["$.data[1].petal_width"]
 
 
 def test_incremental_with_text_features_keeps_its_encoding(catalogue: Catalogue) -> None:
