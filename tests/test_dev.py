@@ -53,7 +53,6 @@ def _run_dev(env_overrides: dict[str, str]) -> tuple[int, str]:
                 break
             assert process.poll() is None, process.communicate()[0][-3000:]
             time.sleep(0.3)
-        ready_after = time.monotonic() - started
         assert _ready(port), "not ready within 30 s"
     finally:
         process.send_signal(signal.SIGINT)
@@ -63,7 +62,6 @@ def _run_dev(env_overrides: dict[str, str]) -> tuple[int, str]:
             os.killpg(process.pid, signal.SIGKILL)
             output, _ = process.communicate()
     assert process.returncode == 0, output[-3000:]
-    assert ready_after < 30
     return port, output
 
 

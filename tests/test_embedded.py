@@ -142,10 +142,10 @@ def test_redis_answers_ping_then_stops(tmp_path: Path) -> None:
     again.stop()
 
 
-def test_answers_is_false_quickly_when_nothing_listens() -> None:
-    started = time.monotonic()
-    assert not answers("postgresql://127.0.0.1:1/x")
-    assert time.monotonic() - started < 0.5
+def test_answers_is_false_at_once_when_nothing_listens() -> None:
+    # A refused connection is an answer: no waiting for the (here absurdly long) timeout, which
+    # the test's own timeout would otherwise end.
+    assert not answers("postgresql://127.0.0.1:1/x", timeout=3600)
 
 
 def test_answers_uses_default_ports() -> None:
