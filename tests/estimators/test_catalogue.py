@@ -151,11 +151,15 @@ def test_schema_defaults_match_get_params(catalogue: Catalogue) -> None:
 
 
 def test_schemas_are_valid_json_schema_and_accept_their_defaults(catalogue: Catalogue) -> None:
+    checked = 0
     for model_type in catalogue.all():
         schema = model_type.hyperparameters
-        jsonschema.Draft202012Validator.check_schema(schema)
+        jsonschema.Draft202012Validator.check_schema(schema)  # raises SchemaError, naming it
         defaults = {k: p["default"] for k, p in schema["properties"].items() if "default" in p}
-        jsonschema.validate(defaults, schema, cls=jsonschema.Draft202012Validator)
+        refused = jsonschema.Draft202012Validator(schema).iter_errors(defaults)
+        assert [e.message for e in refused] == [], model_type.name
+        checked += bool(defaults)
+    assert checked > 100  # most types have defaults; the check is not vacuous
 
 
 def test_model_types_encode_as_json(catalogue: Catalogue) -> None:
