@@ -7,36 +7,29 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import httpx2
-import msgspec
 import pytest
 import redis as sync_redis
 from asgi_lifespan import LifespanManager
 
 from service.http.app import create_app
-from service.http.state import Services
 from service.repositories.migrator import migrate
-from service.settings import Settings, convert_settings
+from service.settings import Settings
+from tests.factories import (
+    HMAC_KEY,
+    AppClient,
+    ClientFactory,
+    Servers,
+    Worker,
+    drop_database,
+    make_settings,
+    with_database,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-HMAC_KEY = "test-hmac-key-0123456789abcdef0123456789abcdef"
-
-
-@dataclass(frozen=True)
-class Servers:
-    postgres: str  # DSN of the server's maintenance database
-    redis: str
-
-
-def with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
+pytest_plugins = ["pytester", "tests.no_skips"]
 
 
 @pytest.fixture(scope="session")
@@ -86,14 +79,6 @@ def template_db(servers: Servers) -> Iterator[str]:
     asyncio.run(drop_database(servers.postgres, name))
 
 
-async def drop_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def database_url(servers: Servers, template_db: str) -> AsyncIterator[str]:
     name = f"t_{uuid.uuid4().hex[:16]}"
@@ -125,10 +110,6 @@ def redis_cleanup(servers: Servers, queue_name: str) -> Iterator[None]:
         client.close()
 
 
-def make_settings(**sections: dict[str, Any]) -> Settings:
-    return convert_settings(sections)
-
-
 @pytest.fixture
 def settings(database_url: str, servers: Servers, queue_name: str, redis_cleanup: None) -> Settings:
     """Per-test settings: its own database and queue; auth is off unless a test turns it on."""
@@ -140,15 +121,6 @@ def settings(database_url: str, servers: Servers, queue_name: str, redis_cleanup
         worker={"metrics_port": 0, "heartbeat_seconds": 1, "eval_min_rows": 20},
         logging={"format": "text"},
     )
-
-
-class AppClient(httpx2.AsyncClient):
-    """An in-process client that can also reach its app's lifespan services (for counters)."""
-
-    services: Services
-
-
-ClientFactory = Callable[[Settings], Awaitable[AppClient]]
 
 
 @pytest.fixture
@@ -183,7 +155,7 @@ async def client(client_factory: ClientFactory, settings: Settings) -> AppClient
 
 
 @pytest.fixture
-def run_worker(settings: Settings) -> Callable[[], Awaitable[None]]:
+def run_worker(settings: Settings) -> Worker:
     """Runs an in-process burst worker until the test's queue is empty."""
     from service.worker.app import build_worker
 
@@ -197,7 +169,3 @@ def run_worker(settings: Settings) -> Callable[[], Awaitable[None]]:
             await worker.close()
 
     return run
-
-
-def json_of(response: httpx2.Response) -> Any:
-    return msgspec.json.decode(response.content)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 from tests.process_logs import json_lines
 
 CONFIGURED = """

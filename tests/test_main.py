@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from service.settings import Settings
-from tests.conftest import ROOT
+from tests.factories import ROOT
 from tests.process_logs import json_lines, repeated
 from tests.tcpproxy import free_port
 

@@ -1,3 +1,6 @@
+"""Migrations: each file applies once even with concurrent runners; an edited, failing or badly
+named file is refused; the repository's own migrations are well formed."""
+
 from __future__ import annotations
 
 import asyncio

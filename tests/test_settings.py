@@ -1,3 +1,6 @@
+"""Settings: the repository's config documents every key; environment overrides; unknown or
+ill-typed keys and secrets in files are named errors that stop the process (exit 2)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.settings import SECRETS, ConfigError, load_settings
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 
 def test_repository_config_is_valid_and_documents_every_key() -> None:

@@ -15,7 +15,7 @@ from service.artifacts import signing
 from service.artifacts.store import ArtifactStore, unpickle
 from service.repositories.database import Database
 from service.settings import Settings
-from tests.conftest import HMAC_KEY
+from tests.factories import HMAC_KEY
 
 pytestmark = pytest.mark.anyio
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -10,20 +10,8 @@ import pytest
 
 from service.auth.backend import BearerAuthenticator
 from service.auth.factory import build_authenticator
-from service.settings import AuthSettings
-from tests.auth.idp import (
-    AUDIENCE,
-    CLIENT_ID,
-    INTROSPECTION_URL,
-    ISSUER,
-    JWKS_URL,
-    Clock,
-    Idp,
-    Key,
-    ec_key,
-    rsa_key,
-)
-from tests.conftest import make_settings
+from tests.auth.idp import Clock, Idp, Key, ec_key, rsa_key
+from tests.factories import AuthFactory, auth_settings
 
 
 @pytest.fixture(scope="session")
@@ -45,26 +33,6 @@ def clock() -> Clock:
 async def idp_client(idp: Idp) -> AsyncIterator[httpx2.AsyncClient]:
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=idp.app())) as client:
         yield client
-
-
-def auth_settings(**overrides: Any) -> AuthSettings:
-    values: dict[str, Any] = {
-        "mode": "jwt",
-        "issuer": ISSUER,
-        "audience": AUDIENCE,
-        "jwks_url": JWKS_URL,
-        "leeway_seconds": 0,
-        "jwks_cache_seconds": 300,
-        "jwks_min_refresh_seconds": 30,
-        "introspection_url": INTROSPECTION_URL,
-        "introspection_client_id": CLIENT_ID,
-        "introspection_client_secret": "s3cret",
-    }
-    values.update(overrides)
-    return make_settings(auth=values).auth
-
-
-AuthFactory = Callable[..., Awaitable[BearerAuthenticator]]
 
 
 @pytest.fixture

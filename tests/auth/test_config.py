@@ -6,17 +6,19 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from service.auth.backend import BearerAuthenticator
+from service.auth.errors import AuthError
 from service.auth.factory import NoAuthentication, build_authenticator
 from service.devtools.keys import ensure_dev_key, write_dev_jwks
 from service.settings import ConfigError
-from tests.auth.conftest import auth_settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.auth.idp import Key, bearer, mint
+from tests.factories import ROOT, auth_settings
 
 
 @pytest.mark.parametrize(
@@ -61,9 +63,23 @@ def test_private_key_as_jwks_file_is_a_config_error(tmp_path: Path) -> None:
         build_authenticator(auth_settings(jwks_url="", jwks_file=str(key_file)))
 
 
-def test_jwks_file_mode_builds(tmp_path: Path) -> None:
-    jwks = write_dev_jwks(tmp_path / "dev-jwk.json")
-    build_authenticator(auth_settings(jwks_url="", jwks_file=str(jwks)))
+@pytest.mark.anyio
+async def test_jwks_file_mode_trusts_the_keys_of_the_file_only(
+    tmp_path: Path, keys: dict[str, Key]
+) -> None:
+    key_file = tmp_path / "dev-jwk.json"
+    jwks = write_dev_jwks(key_file)
+    auth = build_authenticator(auth_settings(jwks_url="", jwks_file=str(jwks)))
+    assert isinstance(auth, BearerAuthenticator)
+    try:
+        now = time.time()
+        who = await auth.authenticate(bearer(mint(ensure_dev_key(key_file), now, sub="ada")))
+        assert who.sub == "ada"
+        with pytest.raises(AuthError) as refused:
+            await auth.authenticate(bearer(mint(keys["rsa1"], now)))
+        assert refused.value.reason == "unknown_key"
+    finally:
+        await auth.close()
 
 
 def test_disabled_mode_warns_at_every_start(caplog: pytest.LogCaptureFixture) -> None:

@@ -34,9 +34,8 @@ from service.http.routes import build_routes, principal_of
 from service.http.state import Services
 from service.logs import JsonFormatter
 from service.settings import Settings
-from tests.auth.conftest import auth_settings
 from tests.auth.idp import Clock, Key, mint
-from tests.conftest import ClientFactory, json_of
+from tests.factories import ClientFactory, auth_settings, json_of
 
 pytestmark = pytest.mark.anyio
 
@@ -303,26 +302,13 @@ async def test_token_subject_is_the_principal_and_is_logged(
     assert all(line["sub"] == "user-42" for line in lines)
 
 
-# --- through create_app, once a scoped route exists in the route table --------------------------
-
-
-def _scoped_get() -> Operation | None:
-    preferred = [
-        ("GET", "/model-types"),
-        ("GET", "/models"),
-        ("GET", "/datasets"),
-        ("GET", "/jobs"),
-    ]
-    table = {(op.method, op.path): op for op in OPERATIONS}
-    return next((table[key] for key in preferred if key in table), None)
+# --- through create_app ------------------------------------------------------------------------
 
 
 async def test_create_app_in_jwt_mode_with_the_dev_key(
     client_factory: ClientFactory, settings: Settings, tmp_path: Path
 ) -> None:
-    op = _scoped_get()
-    if op is None:
-        pytest.skip("no scoped GET route in service.http.endpoints.OPERATIONS yet")
+    path, scope = "/models", API_SCOPES[("GET", "/models")]
     key_file = tmp_path / "dev-jwk.json"
     jwks = write_dev_jwks(key_file)
     auth = auth_settings(
@@ -334,14 +320,12 @@ async def test_create_app_in_jwt_mode_with_the_dev_key(
     )
     client = await client_factory(msgspec.structs.replace(settings, auth=auth))
     assert (await client.get("/livez")).status_code == 200
-    assert (await client.get(op.path)).status_code == 401
-    wrong = "datasets:read" if op.scope != "datasets:read" else "models:read"
-    token = mint_token(auth, "frank", [wrong], 60)
-    response = await client.get(op.path, headers={"Authorization": f"Bearer {token}"})
+    assert (await client.get(path)).status_code == 401
+    token = mint_token(auth, "frank", ["datasets:read"], 60)
+    response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 403
-    assert op.scope is not None
-    token = mint_token(auth, "frank", [op.scope], 60)
-    response = await client.get(op.path, headers={"Authorization": f"Bearer {token}"})
+    token = mint_token(auth, "frank", [scope], 60)
+    response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
     metrics = (await client.get("/metrics")).text
     assert 'auth_rejections_total{reason="missing"} 1.0' in metrics

@@ -12,8 +12,8 @@ from service.auth.backend import BearerAuthenticator
 from service.auth.errors import AuthError
 from service.auth.factory import build_authenticator
 from service.auth.introspection import MAX_CACHE_SECONDS
-from tests.auth.conftest import AuthFactory, auth_settings
 from tests.auth.idp import AUDIENCE, CLIENT_ID, ISSUER, Clock, Idp, bearer
+from tests.factories import AuthFactory, auth_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -75,7 +75,7 @@ async def test_audience_list_and_scp(make_auth: AuthFactory, idp: Idp, clock: Cl
         ({"sub": None}, "invalid"),
     ],
 )
-async def test_refused_answers(
+async def test_inactive_expired_or_foreign_introspection_answers_are_refused(
     make_auth: AuthFactory, idp: Idp, clock: Clock, answer: dict[str, Any], reason: str
 ) -> None:
     idp.introspection[TOKEN] = (

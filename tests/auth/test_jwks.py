@@ -11,8 +11,8 @@ import pytest
 from service.auth.backend import BearerAuthenticator
 from service.auth.errors import AuthError
 from service.auth.factory import build_authenticator
-from tests.auth.conftest import AuthFactory, auth_settings
 from tests.auth.idp import Clock, Idp, Key, bearer, mint
+from tests.factories import AuthFactory, auth_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,6 @@ import pytest
 
 from service.auth.errors import AuthError
 from service.auth.principal import Principal
-from tests.auth.conftest import AuthFactory
 from tests.auth.idp import (
     AUDIENCE,
     Clock,
@@ -23,6 +22,7 @@ from tests.auth.idp import (
     request_with,
     unsigned,
 )
+from tests.factories import AuthFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -71,7 +71,7 @@ async def test_admin_scope_allows_everything(
         "models:read datasets:write",  # Entra ID sends a space-separated string
     ],
 )
-async def test_scp_claim(
+async def test_scopes_are_read_from_an_scp_claim_as_a_list_or_a_string(
     make_auth: AuthFactory, keys: dict[str, Key], clock: Clock, scp: list[str] | str
 ) -> None:
     auth = await make_auth()
@@ -172,7 +172,7 @@ CASES: list[tuple[str, Maker, str]] = [
 
 
 @pytest.mark.parametrize(("name", "make", "reason"), CASES, ids=[c[0] for c in CASES])
-async def test_rejected_tokens(
+async def test_each_kind_of_bad_token_is_rejected_with_its_reason(
     make_auth: AuthFactory,
     keys: dict[str, Key],
     clock: Clock,

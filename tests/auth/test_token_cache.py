@@ -7,8 +7,8 @@ import pytest
 from service.auth.errors import AuthError
 from service.auth.principal import Principal
 from service.auth.token_cache import TokenCache
-from tests.auth.conftest import AuthFactory
 from tests.auth.idp import Clock, Idp, Key, bearer, mint
+from tests.factories import AuthFactory
 
 pytestmark = pytest.mark.anyio
 

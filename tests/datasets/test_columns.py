@@ -23,7 +23,7 @@ from service.schemas.datasets import ColumnSpec
     "name",
     ["a", "Species", "petal length", 'we"ird', "a;DROP TABLE canary;--", "é" * 31, "x" * 63],
 )
-def test_good_names(name: str) -> None:
+def test_ordinary_column_names_are_accepted(name: str) -> None:
     assert name_problem(name) is None
 
 
@@ -42,7 +42,7 @@ def test_good_names(name: str) -> None:
         ("\ud800", "Unicode"),
     ],
 )
-def test_bad_names(name: str, why: str) -> None:
+def test_unusable_column_names_are_refused_with_the_reason(name: str, why: str) -> None:
     problem = name_problem(name)
     assert problem is not None and why in problem
 
@@ -69,7 +69,7 @@ def test_check_names_reports_each_problem_with_its_location() -> None:
         ([], "text"),
     ],
 )
-def test_json_inference(values: list[Any], expected: str) -> None:
+def test_column_types_are_inferred_from_json_values(values: list[Any], expected: str) -> None:
     [column] = infer(["c"], [[v] for v in values], json_kind, {})
     assert column.type == expected
 
@@ -87,7 +87,7 @@ def test_json_inference(values: list[Any], expected: str) -> None:
         (["", ""], "text"),
     ],
 )
-def test_csv_inference(values: list[str], expected: str) -> None:
+def test_column_types_are_inferred_from_csv_text(values: list[str], expected: str) -> None:
     [column] = infer(["c"], [[v] for v in values], text_kind, {})
     assert column.type == expected
 

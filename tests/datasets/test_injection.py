@@ -13,17 +13,13 @@ import httpx2
 import pytest
 
 from service.domain.datasets import NAME
-from tests.conftest import json_of
-from tests.query.test_injection import PAYLOADS
+from tests.factories import json_of
+from tests.injection import PAYLOADS, quote
 
 pytestmark = pytest.mark.anyio
 
 ROWS = [{"id": i, "name": f"n{i}", "n": i * 10} for i in range(5)]
 CSV = {"content-type": "text/csv"}
-
-
-def quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 Params = dict[str, Any]

@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.conftest import json_of
+from tests.factories import json_of
 
 pytestmark = pytest.mark.anyio
 

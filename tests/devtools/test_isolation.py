@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 LOADED_MODULES = """
 import importlib, json, sys

@@ -23,8 +23,8 @@ from service.devtools.keys import (
     mint_token,
     write_dev_jwks,
 )
-from tests.auth.conftest import auth_settings
 from tests.auth.idp import bearer
+from tests.factories import auth_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

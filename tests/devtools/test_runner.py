@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import ROOT, Servers, drop_database, with_database
+from tests.factories import ROOT, Servers, drop_database, with_database
 from tests.tcpproxy import free_port
 
 

@@ -17,7 +17,7 @@ from service.domain.job_runs import JobRuns
 from service.domain.job_specs import ClaimedJob, FittedVersion, TrainSpec
 from service.repositories.database import Database
 from service.settings import Settings
-from tests.conftest import HMAC_KEY, json_of
+from tests.factories import HMAC_KEY, json_of
 
 pytestmark = pytest.mark.anyio
 

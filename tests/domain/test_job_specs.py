@@ -28,7 +28,7 @@ from service.repositories.jobs import JobRepository
 from service.schemas.jobs import JobKind
 from service.schemas.training import DatasetQuery, DatasetSelection
 from service.settings import Settings
-from tests.conftest import json_of
+from tests.factories import json_of
 
 pytestmark = pytest.mark.anyio
 

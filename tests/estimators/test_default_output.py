@@ -12,7 +12,8 @@ from service.estimators.catalogue import Catalogue
 from service.estimators.model_type import default_output
 from service.estimators.predicting import offered_outputs
 from service.estimators.training import fit_model
-from tests.estimators.conftest import FEATURES, iris_records
+from tests.iris import IRIS_FEATURES as FEATURES
+from tests.iris import iris_records
 
 KINDS = [
     ("sklearn.linear_model.LogisticRegression", "species", "predict"),  # a classifier

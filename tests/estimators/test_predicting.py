@@ -20,13 +20,11 @@ from service.estimators.predicting import (
 )
 from service.estimators.table import Table
 from service.estimators.training import FitResult, fit_model
-from tests.estimators.conftest import FEATURES, iris_records
+from tests.factories import errors_of
+from tests.iris import IRIS_FEATURES as FEATURES
+from tests.iris import iris_records
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [5.7, 2.8, 4.1, 1.3], [6.7, 3.0, 5.2, 2.3]]
-
-
-def _errors(exc: pytest.ExceptionInfo[InvalidInput]) -> dict[str, str]:
-    return {error.loc: error.msg for error in exc.value.errors}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +51,9 @@ def test_predict_proba_is_keyed_by_class(logistic: FitResult) -> None:
     assert all(sum(row.values()) == pytest.approx(1.0) for row in rows)
 
 
-def test_decision_function(catalogue: Catalogue, iris: Table, logistic: FitResult) -> None:
+def test_decision_function_gives_scores_per_class_or_one_for_binary(
+    catalogue: Catalogue, iris: Table, logistic: FitResult
+) -> None:
     multi = _predict(logistic, ROWS, "decision_function")
     assert multi.values.shape == (3, 3) and set(multi.to_json()[0]) == set(logistic.classes or [])
     binary_rows = [r for r in iris_records() if r["species"] != "setosa"]
@@ -63,7 +63,7 @@ def test_decision_function(catalogue: Catalogue, iris: Table, logistic: FitResul
     assert all(isinstance(score, float) for score in scores.to_json())
 
 
-def test_transform(catalogue: Catalogue, iris: Table) -> None:
+def test_transformers_predict_their_transformed_rows(catalogue: Catalogue, iris: Table) -> None:
     pca = fit_model("sklearn.decomposition.PCA", {"n_components": 2}, FEATURES, None, iris,
                     catalogue=catalogue)  # fmt: skip
     out = _predict(pca, ROWS, "transform").to_json()
@@ -117,22 +117,24 @@ def test_bad_cells_are_named(logistic: FitResult) -> None:
     records[2]["sepal_width"] = "wide"
     with pytest.raises(InvalidInput) as exc:
         _predict(logistic, Table.from_records(records))
-    assert _errors(exc) == {"$.data[2].sepal_width": "expected a number, got 'wide'"}
+    assert errors_of(exc) == {"$.data[2].sepal_width": "expected a number, got 'wide'"}
     records[2]["sepal_width"] = 3.0
     with pytest.raises(InvalidInput) as exc:
         _predict(logistic, Table.from_records(records))
-    assert list(_errors(exc)) == ["$.data[1].petal_length"]
+    assert list(errors_of(exc)) == ["$.data[1].petal_length"]
 
 
-def test_unavailable_outputs(catalogue: Catalogue, iris: Table, logistic: FitResult) -> None:
+def test_an_output_the_estimator_lacks_is_invalid_input(
+    catalogue: Catalogue, iris: Table, logistic: FitResult
+) -> None:
     svc = fit_model("sklearn.svm.SVC", {}, None, "species", iris, catalogue=catalogue)
     assert offered_outputs(svc.estimator) == ["predict", "decision_function"]
     with pytest.raises(InvalidInput) as exc:
         _predict(svc, ROWS, "predict_proba")
-    assert "does not offer 'predict_proba'" in _errors(exc)["$.output"]
+    assert "does not offer 'predict_proba'" in errors_of(exc)["$.output"]
     with pytest.raises(InvalidInput) as exc:
         _predict(logistic, ROWS, "score")
-    assert list(_errors(exc)) == ["$.output"]
+    assert list(errors_of(exc)) == ["$.output"]
 
 
 def test_estimator_rejections_are_invalid_input(catalogue: Catalogue, iris: Table) -> None:
@@ -154,10 +156,10 @@ def test_text_features_at_predict(catalogue: Catalogue) -> None:
                          catalogue=catalogue)  # fmt: skip
     with pytest.raises(InvalidInput) as exc:
         _predict(logistic, rows)
-    assert _errors(exc) == {"$.rows[2][0]": "missing value"}
+    assert errors_of(exc) == {"$.rows[2][0]": "missing value"}
 
 
-def test_class_keys() -> None:
+def test_class_labels_become_json_object_keys() -> None:
     assert [class_key(label) for label in ["a", 1, 2.5, True]] == ["a", "1", "2.5", "true"]
 
 
@@ -170,13 +172,13 @@ def test_outputs_that_depend_on_settings(catalogue: Catalogue, iris: Table) -> N
     default = fit_model(lof, {}, FEATURES, None, iris, catalogue=catalogue)
     with pytest.raises(InvalidInput) as exc:
         _predict(default, ROWS)
-    assert "(it offers: nothing)" in _errors(exc)["$.output"]
+    assert "(it offers: nothing)" in errors_of(exc)["$.output"]
     novelty = fit_model(lof, {"novelty": True}, FEATURES, None, iris, catalogue=catalogue)
     assert set(_predict(novelty, ROWS).to_json()) <= {1, -1}
     assert "outlier_fraction" in novelty.metrics
 
 
-def test_text_models_pickle(catalogue: Catalogue) -> None:
+def test_a_model_with_text_features_predicts_the_same_after_pickling(catalogue: Catalogue) -> None:
     records = [{"city": ["Oslo", "Lima"][i % 2], "t": float(i), "y": i % 2} for i in range(30)]
     result = fit_model("sklearn.svm.SVC", {}, None, "y", records, catalogue=catalogue)
     restored = pickle.loads(pickle.dumps(result.estimator))

@@ -45,7 +45,9 @@ from service.estimators.schema import coerce_settings, parameter_schema, to_json
         ("no_validation", None, {}),
     ],
 )
-def test_parameter_schema(constraints: Any, default: Any, expected: dict[str, Any]) -> None:
+def test_constraints_become_a_json_schema_per_parameter(
+    constraints: Any, default: Any, expected: dict[str, Any]
+) -> None:
     schema = parameter_schema(constraints, default)
     assert schema is not None
     schema.pop("default", None)
@@ -72,7 +74,7 @@ def test_hidden_options_only_when_the_default_needs_them() -> None:
     }
 
 
-def test_defaults_in_json() -> None:
+def test_defaults_are_converted_to_json_or_marked_unrepresentable() -> None:
     assert to_json((1, 2)) == [1, 2]
     assert to_json(np.float32(0.5)) == 0.5 and to_json(np.int64(3)) == 3
     assert to_json(np.bool_(True)) is True
@@ -98,7 +100,7 @@ def test_coerce_settings_makes_tuples_where_needed() -> None:
     assert unchanged == {"class_weight": {"a": 1}}
 
 
-def test_docstring_text() -> None:
+def test_descriptions_come_from_the_docstring_as_plain_text() -> None:
     text = summary(LogisticRegression)
     assert text.startswith("Logistic Regression (aka logit, MaxEnt) classifier. This class")
     assert ":class:" not in text and "``" not in text

@@ -29,14 +29,14 @@ def test_from_records_edge_cases() -> None:
     assert same_size.columns == ["a", "b", "c"]
 
 
-def test_cell_locations() -> None:
+def test_cell_locations_follow_rows_or_records_style() -> None:
     rows = Table(["x", "odd name"], [[1, 2]], path="$.rows")
     assert rows.cell(0, "odd name") == "$.rows[0][1]"
     records = Table.from_records([{"odd name": 1}])
     assert records.cell(0, "odd name") == '$.data[0]["odd name"]'
 
 
-def test_shape_checks() -> None:
+def test_a_row_of_the_wrong_length_is_located() -> None:
     with pytest.raises(InvalidInput) as exc:
         Table(["a", "b"], [[1, 2], [3]]).check_shape()
     assert [(e.loc, e.msg) for e in exc.value.errors] == [
@@ -52,7 +52,7 @@ def test_kinds_look_past_missing_values() -> None:
     assert frame.kinds(["a", "b", "c"]) == {"a": "numeric", "b": "text", "c": "numeric"}
 
 
-def test_resolve_columns() -> None:
+def test_features_default_to_every_column_but_the_target() -> None:
     frame = Frame(Table(["a", "b", "y"], [[1, 2, 3]]))
     assert resolve_columns(frame, None, "y", supervised=True) == ["a", "b"]
     assert resolve_columns(frame, ["b"], "y", supervised=True) == ["b"]

@@ -15,14 +15,12 @@ from service.estimators.evaluation import holdout_split
 from service.estimators.predicting import predict
 from service.estimators.table import Table
 from service.estimators.training import fit_model, library_versions
-from tests.estimators.conftest import FEATURES, iris_records
+from tests.factories import errors_of
+from tests.iris import IRIS_FEATURES as FEATURES
+from tests.iris import iris_records
 
 LOGISTIC = "sklearn.linear_model.LogisticRegression"
 HGB = "sklearn.ensemble.HistGradientBoostingClassifier"
-
-
-def _errors(exc: pytest.ExceptionInfo[InvalidInput]) -> dict[str, str]:
-    return {error.loc: error.msg for error in exc.value.errors}
 
 
 def _colors(n: int) -> list[dict[str, Any]]:
@@ -35,7 +33,9 @@ def _colors(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_iris_logistic_regression(catalogue: Catalogue, iris: Table) -> None:
+def test_a_logistic_regression_on_iris_records_what_it_learned_from(
+    catalogue: Catalogue, iris: Table
+) -> None:
     result = fit_model(LOGISTIC, {"max_iter": 1000}, None, "species", iris, catalogue=catalogue)
     assert result.features == FEATURES  # every column but the target
     assert result.target == "species"
@@ -59,18 +59,18 @@ def test_warnings_are_recorded_not_raised(catalogue: Catalogue, iris: Table) -> 
 def test_target_is_never_a_feature(catalogue: Catalogue, iris: Table) -> None:
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, ["sepal_length", "species"], "species", iris, catalogue=catalogue)
-    assert "is the target" in _errors(exc)["$.features[1]"]
+    assert "is the target" in errors_of(exc)["$.features[1]"]
 
 
 def test_missing_columns_are_named(catalogue: Catalogue, iris: Table) -> None:
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, ["sepal_length", "petal_area"], "kind", iris, catalogue=catalogue)
-    errors = _errors(exc)
+    errors = errors_of(exc)
     assert errors["$.features[1]"] == "column 'petal_area' is not in the data"
     assert errors["$.target"] == "column 'kind' is not in the data"
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, None, iris, catalogue=catalogue)
-    assert _errors(exc) == {"$.target": "this model type needs a target column"}
+    assert errors_of(exc) == {"$.target": "this model type needs a target column"}
 
 
 def test_unsupervised_types_ignore_the_target(catalogue: Catalogue, iris: Table) -> None:
@@ -113,7 +113,7 @@ def test_missing_values_name_row_and_column(catalogue: Catalogue, missing: Any) 
     records[3]["sepal_width"] = missing
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "species", records, catalogue=catalogue)
-    assert _errors(exc) == {
+    assert errors_of(exc) == {
         "$.data[3].sepal_width": "missing value (this model type does not accept missing values)"
     }
 
@@ -124,21 +124,21 @@ def test_missing_text_and_record_keys(catalogue: Catalogue) -> None:
     del records[4]["size"]
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "label", records, catalogue=catalogue)
-    errors = _errors(exc)
+    errors = errors_of(exc)
     assert set(errors) == {"$.data[4].size"}  # numeric columns are checked first
     records[4]["size"] = 1.0
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "label", records, catalogue=catalogue)
-    assert _errors(exc) == {"$.data[2].color": "missing value"}
+    assert errors_of(exc) == {"$.data[2].color": "missing value"}
 
 
-def test_rows_style_locations(catalogue: Catalogue) -> None:
+def test_errors_in_rows_style_input_are_located_by_row_and_column(catalogue: Catalogue) -> None:
     rows = [[r[f] for f in [*FEATURES, "species"]] for r in iris_records()]
     rows[7][2] = None
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "species", Table([*FEATURES, "species"], rows),
                   catalogue=catalogue)  # fmt: skip
-    assert list(_errors(exc)) == ["$.rows[7][2]"]
+    assert list(errors_of(exc)) == ["$.rows[7][2]"]
 
 
 def test_hist_gradient_boosting_accepts_missing_values(catalogue: Catalogue) -> None:
@@ -157,7 +157,7 @@ def test_wrong_types_name_row_and_column(catalogue: Catalogue) -> None:
     records[12]["sepal_width"] = [1, 2]
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "species", records, catalogue=catalogue)
-    assert _errors(exc) == {
+    assert errors_of(exc) == {
         "$.data[10].petal_length": "expected a number, got 'long'",
         "$.data[12].sepal_width": "expected a number, got list",
     }
@@ -171,35 +171,35 @@ def test_numeric_strings_and_booleans_count_as_numbers(catalogue: Catalogue) -> 
     assert result.feature_kinds["petal_length"] == "numeric"
 
 
-def test_infinity_is_rejected(catalogue: Catalogue) -> None:
+def test_an_infinite_feature_value_is_rejected(catalogue: Catalogue) -> None:
     records = iris_records()
     records[1]["sepal_length"] = math.inf
     with pytest.raises(InvalidInput) as exc:
         fit_model(HGB, {}, None, "species", records, catalogue=catalogue)
-    assert _errors(exc) == {"$.data[1].sepal_length": "not a finite number"}
+    assert errors_of(exc) == {"$.data[1].sepal_length": "not a finite number"}
 
 
-def test_bad_targets(catalogue: Catalogue) -> None:
+def test_missing_or_mixed_type_targets_are_located(catalogue: Catalogue) -> None:
     records = iris_records()
     records[0]["species"] = None
     records[1]["species"] = 3
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "species", records, catalogue=catalogue)
-    assert _errors(exc) == {
+    assert errors_of(exc) == {
         "$.data[0].species": "missing target value",
         "$.data[1].species": "class labels must be all text or all numbers",
     }
     with pytest.raises(InvalidInput) as exc:
         fit_model("sklearn.linear_model.Ridge", {}, None, "species", iris_records(),
                   catalogue=catalogue)  # fmt: skip
-    assert _errors(exc)["$.data[0].species"] == "expected a number, got 'setosa'"
+    assert errors_of(exc)["$.data[0].species"] == "expected a number, got 'setosa'"
 
 
-def test_ragged_rows(catalogue: Catalogue) -> None:
+def test_a_short_row_is_located(catalogue: Catalogue) -> None:
     rows: list[list[Any]] = [[1.0, 2.0, 0], [2.0, 1.0, 1], [3.0, 0]]
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "y", Table(["a", "b", "y"], rows), catalogue=catalogue)
-    assert _errors(exc) == {"$.rows[2]": "has 2 values; expected 3 (one per column)"}
+    assert errors_of(exc) == {"$.rows[2]": "has 2 values; expected 3 (one per column)"}
 
 
 def test_integer_classes_stay_integers(catalogue: Catalogue) -> None:
@@ -228,7 +228,7 @@ def test_bad_settings_combination_is_an_estimator_error(catalogue: Catalogue, ir
 def test_invalid_settings_are_invalid_input(catalogue: Catalogue, iris: Table) -> None:
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {"C": 0}, None, "species", iris, catalogue=catalogue)
-    assert list(_errors(exc)) == ["$.settings.C"]
+    assert list(errors_of(exc)) == ["$.settings.C"]
 
 
 @pytest.mark.parametrize(
@@ -242,7 +242,7 @@ def test_invalid_settings_are_invalid_input(catalogue: Catalogue, iris: Table) -
         ("sklearn.decomposition.PCA", {}, None, set()),
     ],
 )
-def test_metrics_per_task(
+def test_each_task_is_evaluated_with_its_own_metrics(
     catalogue: Catalogue,
     iris: Table,
     model_type: str,
@@ -280,7 +280,9 @@ def test_failed_evaluation_is_a_warning(catalogue: Catalogue, iris: Table) -> No
     assert any("held-out evaluation skipped" in message for message in result.warnings)
 
 
-def test_fit_parameters(catalogue: Catalogue, iris: Table) -> None:
+def test_fit_parameters_reach_fit_and_unknown_ones_are_refused(
+    catalogue: Catalogue, iris: Table
+) -> None:
     weights = [1.0 if i % 2 else 2.0 for i in range(150)]
     result = fit_model(LOGISTIC, {}, None, "species", iris, catalogue=catalogue,
                        fit_params={"sample_weight": weights})  # fmt: skip
@@ -288,7 +290,7 @@ def test_fit_parameters(catalogue: Catalogue, iris: Table) -> None:
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "species", iris, catalogue=catalogue,
                   fit_params={"weights": weights, "y": [1]})  # fmt: skip
-    errors = _errors(exc)
+    errors = errors_of(exc)
     assert "unknown parameter of LogisticRegression.fit" in errors["$.parameters.weights"]
     assert "sample_weight" in errors["$.parameters.weights"]
     assert errors["$.parameters.y"] == "set by the service"
@@ -317,7 +319,7 @@ def test_given_feature_kinds_win(catalogue: Catalogue) -> None:
     assert result.feature_kinds == {"zip": "text"}
 
 
-def test_library_versions() -> None:
+def test_library_versions_name_python_scikit_learn_numpy_and_scipy() -> None:
     versions = library_versions()
     assert set(versions) == {"python", "scikit-learn", "numpy", "scipy"}
     assert versions["scikit-learn"].startswith("1.")
@@ -333,12 +335,12 @@ def test_evaluation_rows_can_be_capped(catalogue: Catalogue, iris: Table) -> Non
     assert set(result.metrics) == {"accuracy", "f1_macro"} and result.rows == 150
 
 
-def test_no_rows(catalogue: Catalogue) -> None:
+def test_training_on_no_rows_is_refused(catalogue: Catalogue) -> None:
     with pytest.raises(InvalidInput) as exc:
         fit_model(LOGISTIC, {}, None, "y", Table(["x", "y"], []), catalogue=catalogue)
-    assert _errors(exc) == {"$.rows": "no rows to train on"}
+    assert errors_of(exc) == {"$.rows": "no rows to train on"}
 
 
-def test_thread_cap(catalogue: Catalogue, iris: Table) -> None:
+def test_a_thread_cap_still_fits(catalogue: Catalogue, iris: Table) -> None:
     result = fit_model(HGB, {"max_iter": 5}, None, "species", iris, catalogue=catalogue, threads=1)
     assert result.classes == ["setosa", "versicolor", "virginica"]

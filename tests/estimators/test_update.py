@@ -13,13 +13,11 @@ from service.estimators.catalogue import Catalogue
 from service.estimators.predicting import predict
 from service.estimators.table import Table
 from service.estimators.training import fit_model, supports_partial_fit, update_model
-from tests.estimators.conftest import FEATURES, iris_records
+from tests.factories import errors_of
+from tests.iris import IRIS_FEATURES as FEATURES
+from tests.iris import iris_records
 
 SGD = "sklearn.linear_model.SGDClassifier"
-
-
-def _errors(exc: pytest.ExceptionInfo[InvalidInput]) -> dict[str, str]:
-    return {error.loc: error.msg for error in exc.value.errors}
 
 
 def _coef(result: Any) -> np.ndarray:
@@ -57,7 +55,7 @@ def test_unseen_class_at_update_names_the_target(catalogue: Catalogue) -> None:
     new[1] = {**new[1], "species": "daisy"}
     with pytest.raises(InvalidInput) as exc:
         update_model(previous, new)
-    errors = _errors(exc)
+    errors = errors_of(exc)
     assert list(errors) == ["$.data[1].species"]
     assert "class not seen at the first training" in errors["$.data[1].species"]
 
@@ -73,7 +71,7 @@ def test_update_checks_columns_and_values(catalogue: Catalogue) -> None:
     bad[1]["petal_width"] = None
     with pytest.raises(InvalidInput) as exc:
         update_model(previous, bad)
-    assert list(_errors(exc)) == ["$.data[1].petal_width"]
+    assert list(errors_of(exc)) == ["$.data[1].petal_width"]
 
 
 def test_incremental_with_text_features_keeps_its_encoding(catalogue: Catalogue) -> None:
@@ -91,7 +89,9 @@ def test_incremental_with_text_features_keeps_its_encoding(catalogue: Catalogue)
     assert updated.feature_kinds == {"color": "text", "size": "numeric"}
 
 
-def test_unsupervised_incremental_update(catalogue: Catalogue, iris: Table) -> None:
+def test_an_unsupervised_incremental_model_updates_without_a_target(
+    catalogue: Catalogue, iris: Table
+) -> None:
     previous = fit_model(
         "sklearn.cluster.MiniBatchKMeans",
         {"n_clusters": 3},
@@ -142,7 +142,9 @@ def test_concat_aligns_columns_by_name() -> None:
     assert [list(row) for row in combined.rows] == [[1, 2, None], [None, 3, 4]]
 
 
-def test_fit_results_pickle(catalogue: Catalogue, iris: Table) -> None:
+def test_a_pickled_fit_result_can_still_be_updated_and_predict(
+    catalogue: Catalogue, iris: Table
+) -> None:
     result = fit_model(SGD, {}, None, "species", iris, catalogue=catalogue)
     restored = pickle.loads(pickle.dumps(result))
     assert update_model(restored, iris_records()[:10]).rows == 160

@@ -7,23 +7,30 @@ import asyncio
 import csv
 import io
 import random
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import httpx2
+import msgspec
 import pytest
 
-from tests.conftest import json_of
-from tests.http.test_training import make_model, submit
+from service.settings import Settings
+from tests.factories import (
+    CSV,
+    LOGREG,
+    ClientFactory,
+    Worker,
+    job_of,
+    json_of,
+    make_dataset,
+    make_model,
+    run_job,
+    submit,
+    wait_until,
+)
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio
-
-Worker = Callable[[], Awaitable[None]]
-LOGREG = "sklearn.linear_model.LogisticRegression"
-CSV = {"content-type": "text/csv"}
 
 
 def flower_rows(count: int, seed: int = 7) -> list[list[Any]]:
@@ -49,8 +56,7 @@ def as_csv(header: list[str], rows: list[list[Any]]) -> bytes:
 
 async def trained_iris(client: httpx2.AsyncClient, run_worker: Worker, name: str = "iris") -> None:
     await make_model(client, name, LOGREG, target="species", settings={"max_iter": 500})
-    await submit(client, name, "train", {"data": iris_records()})
-    await run_worker()
+    await run_job(client, run_worker, name, "train", {"data": iris_records()})
 
 
 async def read_csv(client: httpx2.AsyncClient, name: str, **params: Any) -> list[list[str]]:
@@ -59,11 +65,6 @@ async def read_csv(client: httpx2.AsyncClient, name: str, **params: Any) -> list
     )
     assert response.status_code == 200, response.text
     return list(csv.reader(io.StringIO(response.text, newline="")))
-
-
-async def job_of(client: httpx2.AsyncClient, job_id: str) -> dict[str, Any]:
-    job: dict[str, Any] = json_of(await client.get(f"/jobs/{job_id}"))
-    return job
 
 
 async def test_batch_matches_online_predictions_row_for_row(
@@ -153,7 +154,7 @@ async def test_submission_errors(client: httpx2.AsyncClient, run_worker: Worker)
         content=as_csv(header, [[1, 2, 3.0, 4.0, 5.0]]),
         headers=CSV,
     )
-    await client.post("/datasets", json={"name": "full", "data": iris_records()})
+    await make_dataset(client, "full", iris_records())
     await make_model(client, "iris", LOGREG, target="species")
     ok = {"dataset": {"name": "full"}, "output_dataset": "out"}
     untrained = await client.post("/models/iris/batch-predictions", json=ok)
@@ -215,8 +216,38 @@ async def test_submission_errors(client: httpx2.AsyncClient, run_worker: Worker)
     }
 
 
+async def held_mid_way(conn: asyncpg.Connection, job_id: str) -> bool:
+    """Locks the job's row once some rows are predicted, if the job is still running: until
+    `conn`'s transaction ends, the worker can neither record progress nor finish the job."""
+    row = await conn.fetchrow(
+        "SELECT status, progress FROM jobs WHERE id = $1::uuid FOR UPDATE", job_id
+    )
+    assert row is not None and row["status"] in ("queued", "running"), (
+        f"the job ended ({row}) before it could be cancelled mid-way: give it more rows"
+    )
+    if row["status"] == "running" and (row["progress"] or 0) > 0:
+        return True
+    await conn.execute("ROLLBACK; BEGIN")  # let the worker go on until the next look
+    return False
+
+
+async def blocked_by(conn: asyncpg.Connection, application_name: str) -> bool:
+    """Whether a session of `application_name` is waiting for a lock that `conn` holds."""
+    waiting = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE application_name = $1 AND $2 = ANY(pg_blocking_pids(pid))",
+        application_name,
+        conn.get_server_pid(),
+    )
+    return bool(waiting)
+
+
 async def test_cancel_stops_the_job_and_leaves_no_output(
-    client: httpx2.AsyncClient, run_worker: Worker, database_url: str
+    client: httpx2.AsyncClient,
+    client_factory: ClientFactory,
+    settings: Settings,
+    run_worker: Worker,
+    database_url: str,
 ) -> None:
     rows = flower_rows(60_000, seed=3)
     await client.post(
@@ -243,20 +274,27 @@ async def test_cancel_stops_the_job_and_leaves_no_output(
     await run_worker()
     body = {"dataset": {"name": "many"}, "output_dataset": "never"}
     job = json_of(await client.post("/models/knn/batch-predictions", json=body))
+    # The cancel comes from an api whose connections PostgreSQL can tell apart.
+    database = msgspec.structs.replace(
+        settings.database, url=f"{settings.database.url}?application_name=canceller"
+    )
+    canceller = await client_factory(msgspec.structs.replace(settings, database=database))
+    holder = await asyncpg.connect(database_url)
     worker = asyncio.ensure_future(run_worker())
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            progress = (await job_of(client, job["id"]))["progress"]
-            if progress and progress > 0:
-                break
-            await asyncio.sleep(0.02)
-        assert progress and progress < 1, progress
-        cancelled = await client.post(f"/jobs/{job['id']}/cancel")
+        await holder.execute("BEGIN")
+        await wait_until(lambda: held_mid_way(holder, job["id"]), 60, "rows to be predicted")
+        # The cancel queues behind the lock, ahead of anything the worker does next, so the job
+        # cannot succeed first, however fast the worker is.
+        cancelling = asyncio.ensure_future(canceller.post(f"/jobs/{job['id']}/cancel"))
+        await wait_until(lambda: blocked_by(holder, "canceller"), 10, "the cancel to queue")
+        await holder.execute("COMMIT")
+        cancelled = await cancelling
         assert cancelled.status_code == 202, cancelled.text
         await asyncio.wait_for(worker, 60)
     finally:
         worker.cancel()
+        await holder.close()
     final = await job_of(client, job["id"])
     assert final["status"] == "cancelled" and final["result"] is None
     assert (await client.get("/datasets/never")).status_code == 404

@@ -9,8 +9,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.conftest import json_of
-from tests.http.test_training import make_model, submit
+from tests.factories import json_of, make_model, submit
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import httpx2
 import pytest
 
-from tests.conftest import json_of
-from tests.http.test_training import make_model, submit
+from tests.factories import LOGREG, Worker, job_of, json_of, make_dataset, make_model, submit
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio
-
-Worker = Callable[[], Awaitable[None]]
-LOGREG = "sklearn.linear_model.LogisticRegression"
 
 
 def flowers() -> list[dict[str, Any]]:
@@ -41,18 +36,11 @@ async def predictions(client: httpx2.AsyncClient, name: str) -> list[Any]:
     return values
 
 
-async def job_of(client: httpx2.AsyncClient, job_id: str) -> dict[str, Any]:
-    job: dict[str, Any] = json_of(await client.get(f"/jobs/{job_id}"))
-    return job
-
-
 async def test_filtered_dataset_trains_the_same_model_as_inline_rows(
     client: httpx2.AsyncClient, run_worker: Worker, database_url: str
 ) -> None:
     data = flowers()
-    assert (
-        await client.post("/datasets", json={"name": "flowers", "data": data})
-    ).status_code == 201
+    await make_dataset(client, "flowers", data)
     settings = {"max_iter": 500}
     for name in ("from_dataset", "inline"):
         await make_model(client, name, LOGREG, target="species", settings=settings)
@@ -106,7 +94,7 @@ async def test_update_refits_on_the_snapshot_not_the_current_dataset(
     client: httpx2.AsyncClient, run_worker: Worker
 ) -> None:
     rows = [{"x": float(x), "y": 2.0 * x} for x in range(10)]
-    await client.post("/datasets", json={"name": "line", "data": rows})
+    await make_dataset(client, "line", rows)
     await make_model(client, "lin", "sklearn.linear_model.LinearRegression", target="y")
     await submit(client, "lin", "train", {"dataset": {"name": "line"}})
     await run_worker()
@@ -126,7 +114,7 @@ async def test_update_refits_on_the_snapshot_not_the_current_dataset(
 
 
 async def test_submission_checks_the_dataset_and_query(client: httpx2.AsyncClient) -> None:
-    await client.post("/datasets", json={"name": "flowers", "data": flowers()})
+    await make_dataset(client, "flowers", flowers())
     await make_model(client, "iris", LOGREG, target="species")
     cases: list[tuple[dict[str, Any], str]] = [
         ({"dataset": {"name": "nope"}}, "$.dataset.name"),
@@ -154,7 +142,7 @@ async def test_submission_checks_the_dataset_and_query(client: httpx2.AsyncClien
 async def test_jobs_fail_cleanly_when_the_dataset_goes_or_matches_nothing(
     client: httpx2.AsyncClient, run_worker: Worker
 ) -> None:
-    await client.post("/datasets", json={"name": "flowers", "data": flowers()})
+    await make_dataset(client, "flowers", flowers())
     await make_model(client, "iris", LOGREG, target="species")
     job = await submit(client, "iris", "train", {"dataset": {"name": "flowers"}})
     assert (await client.delete("/datasets/flowers")).status_code == 204
@@ -163,7 +151,7 @@ async def test_jobs_fail_cleanly_when_the_dataset_goes_or_matches_nothing(
     assert failed["status"] == "failed" and failed["attempts"] == 1
     assert failed["error"]["type"] == "DatasetGone" and "flowers" in failed["error"]["message"]
 
-    await client.post("/datasets", json={"name": "flowers", "data": flowers()})
+    await make_dataset(client, "flowers", flowers())
     job = await submit(
         client, "iris", "train", {"dataset": {"name": "flowers", "where": ["id < 0"]}}
     )

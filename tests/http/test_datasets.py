@@ -12,7 +12,7 @@ import pytest
 
 from service.http.endpoints import OPERATIONS
 from service.settings import Settings
-from tests.conftest import ClientFactory, json_of
+from tests.factories import ClientFactory, json_of
 
 pytestmark = pytest.mark.anyio
 

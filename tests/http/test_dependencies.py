@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.conftest import ClientFactory, json_of
+from tests.factories import ClientFactory, json_of
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.anyio

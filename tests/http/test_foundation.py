@@ -1,9 +1,12 @@
+"""The api's ground floor: liveness and readiness, problem+json for unknown routes and methods,
+request ids, per-route metrics and the locally served docs."""
+
 from __future__ import annotations
 
 import httpx2
 import pytest
 
-from tests.conftest import json_of
+from tests.factories import json_of
 
 pytestmark = pytest.mark.anyio
 

@@ -11,13 +11,11 @@ from collections.abc import Awaitable, Callable
 import httpx2
 import pytest
 
-from tests.conftest import json_of
-from tests.http.test_training import make_model, submit
+from tests.factories import LOGREG, json_of, make_model, submit
 
 pytestmark = pytest.mark.anyio
 
 PROBLEM = "application/problem+json"
-LOGREG = "sklearn.linear_model.LogisticRegression"
 
 
 def assert_problem(response: httpx2.Response, status: int) -> dict[str, object]:

@@ -1,3 +1,5 @@
+"""Request logs: one JSON line per request, carrying its request id."""
+
 from __future__ import annotations
 
 import io
@@ -9,7 +11,7 @@ import pytest
 
 from service.logs import JsonFormatter
 from service.settings import Settings
-from tests.conftest import ClientFactory
+from tests.factories import ClientFactory
 
 pytestmark = pytest.mark.anyio
 

@@ -1,3 +1,6 @@
+"""The models resource: create, read, patch, delete, list and search; name and body rules; the
+model-types catalogue it draws from."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,11 +11,9 @@ import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.conftest import ClientFactory, json_of
+from tests.factories import LOGREG, ClientFactory, json_of, wait_until
 
 pytestmark = pytest.mark.anyio
-
-LOGREG = "sklearn.linear_model.LogisticRegression"
 
 
 async def create(
@@ -179,13 +180,11 @@ async def test_list_search_and_paging(client: httpx2.AsyncClient) -> None:
 
 
 async def test_model_types_catalogue(client: httpx2.AsyncClient) -> None:
-    page = json_of(await client.get("/model-types", params={"where": "name = " + LOGREG}))
-    for _ in range(50):  # the catalogue is synced in the background at start
-        if page["total"]:
-            break
-        await asyncio.sleep(0.1)
+    async def listed() -> bool:
         page = json_of(await client.get("/model-types", params={"where": "name = " + LOGREG}))
-    assert page["total"] == 1
+        return bool(page["total"] == 1)
+
+    await wait_until(listed, 30, "the catalogue, synced in the background at start")
     one = json_of(await client.get(f"/model-types/{LOGREG}"))
     assert one["task"] == "classification" and one["incremental"] is False
     assert one["hyperparameters"]["properties"]["C"]["default"] == 1.0

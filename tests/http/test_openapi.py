@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 
 from service.estimators.model_type import OUTPUTS
 from service.http.endpoints import OPERATIONS
-from tests.conftest import json_of
+from tests.factories import json_of
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,7 @@ from service.http.routes import build_routes
 from service.query.parse import GROUPING_PARAMS, QUERY_PARAMS
 from service.schemas.models import ModelCreate
 from service.schemas.predictions import PredictRequest
-from tests.conftest import json_of
+from tests.factories import json_of
 
 pytestmark = pytest.mark.anyio
 

@@ -1,4 +1,8 @@
-"""SIGTERM drains: a request in flight when the api is told to stop still gets its answer."""
+"""SIGTERM drains: a request in flight when the api is told to stop still gets its answer.
+
+The request announces `Expect: 100-continue`, so the server's `100 Continue` tells the test that
+the request is in flight; the listening socket refusing connections tells it that the server has
+begun to stop. No step waits on a timer."""
 
 from __future__ import annotations
 
@@ -7,16 +11,26 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.conftest import HMAC_KEY, ROOT
+from tests.factories import HMAC_KEY, ROOT, wait_until
 from tests.tcpproxy import free_port
 
 pytestmark = pytest.mark.anyio
+
+
+async def accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on the port."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
 
 
 async def test_in_flight_request_finishes_after_sigterm(settings: Settings) -> None:
@@ -42,25 +56,30 @@ async def test_in_flight_request_finishes_after_sigterm(settings: Settings) -> N
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and api.returncode is None
-                await asyncio.sleep(0.2)
+
+        async def listening() -> bool:
+            assert api.returncode is None, f"the api exited with {api.returncode}"
+            return await accepts(port)
+
+        await wait_until(listening, 30, "the api to listen")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         body = msgspec.json.encode({"name": "drained", "model_type": "sklearn.linear_model.Ridge"})
         head = (
             f"POST /models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
         ).encode()
-        writer.write(head + body[:10])
+        writer.write(head)
         await writer.drain()
-        await asyncio.sleep(0.3)
+        # Sent once the app waits for the body: from here on the request is in flight.
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 15)
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
         api.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.5)
-        writer.write(body[10:])
+
+        async def stopped_listening() -> bool:
+            return not await accepts(port)
+
+        await wait_until(stopped_listening, 15, "the api to stop accepting connections")
+        writer.write(body)
         await writer.drain()
         status_line = await asyncio.wait_for(reader.readline(), 15)
         assert status_line.startswith(b"HTTP/1.1 201"), status_line

@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx2
 import pytest
 
-from tests.conftest import json_of
+from tests.factories import Worker, job_of, json_of, make_model, submit
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio
-
-Worker = Callable[[], Awaitable[None]]
-
-
-async def make_model(client: httpx2.AsyncClient, name: str, model_type: str, **extra: Any) -> None:
-    response = await client.post("/models", json={"name": name, "model_type": model_type, **extra})
-    assert response.status_code == 201, response.text
-
-
-async def submit(
-    client: httpx2.AsyncClient, name: str, kind: str, body: dict[str, Any], **headers: str
-) -> dict[str, Any]:
-    response = await client.post(f"/models/{name}/{kind}", json=body, headers=headers)
-    assert response.status_code == 202, response.text
-    job: dict[str, Any] = json_of(response)
-    assert response.headers["location"] == f"/jobs/{job['id']}"
-    return job
-
-
-async def finished(client: httpx2.AsyncClient, job_id: str) -> dict[str, Any]:
-    job: dict[str, Any] = json_of(await client.get(f"/jobs/{job_id}"))
-    return job
 
 
 async def test_train_iris_then_predict(client: httpx2.AsyncClient, run_worker: Worker) -> None:
@@ -50,7 +27,7 @@ async def test_train_iris_then_predict(client: httpx2.AsyncClient, run_worker: W
     status = json_of(await client.get("/models/iris/status"))
     assert status["status"] == "queued" and status["job"]["id"] == job["id"]
     await run_worker()
-    done = await finished(client, job["id"])
+    done = await job_of(client, job["id"])
     assert done["status"] == "succeeded", done
     assert done["result"] == {"version": 1}
     assert done["attempts"] == 1 and done["started_at"] and done["finished_at"]
@@ -101,7 +78,7 @@ async def test_update_incremental_sgd(client: httpx2.AsyncClient, run_worker: Wo
     await run_worker()
     job = await submit(client, "sgd", "update", {"data": records[1::2]})
     await run_worker()
-    done = await finished(client, job["id"])
+    done = await job_of(client, job["id"])
     assert done["status"] == "succeeded", done
     assert done["result"] == {"version": 2}
     version = json_of(await client.get("/models/sgd/versions/2"))
@@ -225,7 +202,7 @@ async def test_estimator_error_fails_without_retry(
         client, "one", "train", {"data": [{"x": float(i), "y": "a"} for i in range(30)]}
     )
     await run_worker()
-    done = await finished(client, job["id"])
+    done = await job_of(client, job["id"])
     assert done["status"] == "failed" and done["attempts"] == 1
     assert done["error"]["type"] and "class" in done["error"]["message"]
     assert json_of(await client.get("/models/one"))["current_version"] is None
@@ -240,7 +217,7 @@ async def test_missing_values_fail_naming_row_and_column(
     response = await client.post("/models/lin/train", json={"data": rows})
     if response.status_code == 202:  # detected by the worker rather than at submission
         await run_worker()
-        done = await finished(client, json_of(response)["id"])
+        done = await job_of(client, json_of(response)["id"])
         assert done["status"] == "failed"
         assert "7" in done["error"]["message"] and "x" in done["error"]["message"]
     else:

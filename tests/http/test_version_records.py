@@ -8,8 +8,7 @@ import asyncpg
 import httpx2
 import pytest
 
-from tests.conftest import json_of
-from tests.http.test_training import make_model, submit
+from tests.factories import json_of, make_model, submit
 from tests.iris import iris_records
 
 pytestmark = pytest.mark.anyio

@@ -24,7 +24,7 @@ from service.query import (
     escape_like,
     parse_query,
 )
-from tests.query.conftest import ITEMS
+from tests.query.items import ITEMS
 
 OWNED = Source(
     from_sql="models m",
@@ -96,7 +96,7 @@ def test_base_where_args_come_first_and_custom_sql_is_parenthesized() -> None:
     assert result.args == ["alice", "a", "%b%", [1, 2]]
 
 
-def test_compile_where_alone() -> None:
+def test_where_compiles_alone_after_the_sources_own_condition() -> None:
     query = parse_query({"where": ["n > 3"]})
     assert compile_where(query.where, "AND", OWNED) == (
         '(m.owner = $1 AND m.deleted_at IS NULL) AND ("n" > $2::bigint)',
@@ -132,13 +132,15 @@ def test_compile_where_alone() -> None:
         ('"we\\"ird name" = a', '"we""ird name" = $1::text', ["a"]),
     ],
 )
-def test_each_operator(term: str, sql: str, args: list[object]) -> None:
+def test_each_operator_compiles_to_its_sql_with_bound_values(
+    term: str, sql: str, args: list[object]
+) -> None:
     result = compiled({"where": [term]})
     assert f"WHERE ({sql}) ORDER BY" in result.sql
     assert result.args == args
 
 
-def test_escape_like() -> None:
+def test_like_wildcards_and_backslashes_are_escaped() -> None:
     assert escape_like("a%b_c\\d") == "a\\%b\\_c\\\\d"
 
 
@@ -151,7 +153,7 @@ def test_escape_like() -> None:
         ("007", 7),
     ],
 )
-def test_integers(value: str, expected: int) -> None:
+def test_integer_literals_bind_as_integers(value: str, expected: int) -> None:
     assert where_args(f"n = {value}") == [expected]
 
 
@@ -159,7 +161,7 @@ def test_integers(value: str, expected: int) -> None:
     ("value", "expected"),
     [("1", 1.0), ("-0.5", -0.5), (".5", 0.5), ("5.", 5.0), ("1e-400", 0.0), ("1.5E+3", 1500.0)],
 )
-def test_floats(value: str, expected: float) -> None:
+def test_float_literals_bind_as_floats(value: str, expected: float) -> None:
     assert where_args(f"x = {value}") == [expected]
 
 
@@ -177,13 +179,13 @@ def test_floats(value: str, expected: float) -> None:
         ("2024-02-29", datetime(2024, 2, 29, tzinfo=UTC)),
     ],
 )
-def test_timestamps(value: str, expected: datetime) -> None:
+def test_timestamp_literals_bind_as_utc_datetimes(value: str, expected: datetime) -> None:
     (arg,) = where_args(f"at = {value}")
     assert arg == expected
     assert isinstance(arg, datetime) and arg.tzinfo is UTC
 
 
-def test_other_typed_values() -> None:
+def test_boolean_uuid_and_text_literals_bind_as_their_types() -> None:
     assert where_args("flag = True", "flag IN (false, FALSE)") == [True, [False, False]]
     u = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
     assert where_args(f"uid = {u}", f"uid = {u.hex.upper()}") == [u, u]
@@ -259,7 +261,7 @@ def test_order_keys_then_tiebreak_without_repeating() -> None:
     assert sql.endswith('ORDER BY "tags" ASC, "id" ASC LIMIT 100 OFFSET 0')
 
 
-def test_grouping_sql() -> None:
+def test_grouping_compiles_to_group_by_with_named_aggregates() -> None:
     result = compiled(
         {
             "group_by": ["flag", "name"],
@@ -305,7 +307,7 @@ def test_group_by_defaults_and_aggregates_alone() -> None:
     )
 
 
-def test_grouping_errors() -> None:
+def test_impossible_groupings_and_aggregates_are_located() -> None:
     rejected({"group_by": ["nope"]}, "group_by[0]", "unknown column 'nope'")
     rejected({"group_by": ["meta"]}, "group_by[0]", "JSON column 'meta' cannot be grouped")
     rejected({"group_by": ["n", "n"]}, "group_by[1]", "'n' grouped twice")
@@ -376,7 +378,7 @@ def test_hand_built_queries_are_checked_too() -> None:
     )
 
 
-def test_source_validation() -> None:
+def test_a_source_needs_unique_columns_and_a_known_tiebreak() -> None:
     with pytest.raises(ValueError, match="at least one column"):
         Source("t", ())
     with pytest.raises(ValueError, match="unique"):

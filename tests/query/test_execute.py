@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from service.query import compile_query, parse_query
-from tests.query.conftest import ITEMS, ROWS, U1, U2, run
+from tests.query.items import ITEMS, ROWS, U1, U2, run
 
 pytestmark = pytest.mark.anyio
 
@@ -96,7 +96,7 @@ OPERATOR_CASES = [
 ]
 
 
-async def test_operators(seeded: asyncpg.Connection) -> None:
+async def test_every_operator_selects_the_expected_rows(seeded: asyncpg.Connection) -> None:
     wrong = [
         (term, got, expected)
         for term, expected in OPERATOR_CASES
@@ -105,7 +105,7 @@ async def test_operators(seeded: asyncpg.Connection) -> None:
     assert wrong == []
 
 
-async def test_and_or(seeded: asyncpg.Connection) -> None:
+async def test_terms_combine_with_and_or_or(seeded: asyncpg.Connection) -> None:
     assert await ids(seeded, "name = wine", f"n = {MAX}", boolean="OR") == [2, 3]
     assert await ids(seeded, "name = wine", f"n = {MAX}", boolean="and") == []
     assert await ids(seeded, "flag = true", "n > 0") == [1]
@@ -186,7 +186,9 @@ async def test_grouped_order_and_paging(seeded: asyncpg.Connection) -> None:
     assert rows == [(False, 1)] and total == 4
 
 
-async def test_aggregates_of_nothing(seeded: asyncpg.Connection) -> None:
+async def test_aggregates_over_no_rows_give_one_row_and_groups_give_none(
+    seeded: asyncpg.Connection,
+) -> None:
     rows, total = await fetch(
         seeded, {"aggregate": ["n", "n"], "aggregate_func": ["count", "sum"], "where": ["id > 9"]}
     )

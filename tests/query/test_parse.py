@@ -58,7 +58,9 @@ def rejects(
         ("a is not null", Operator.IS_NOT_NULL, ()),
     ],
 )
-def test_every_operator(term: str, op: Operator, values: tuple[str, ...]) -> None:
+def test_every_operator_parses_to_its_condition(
+    term: str, op: Operator, values: tuple[str, ...]
+) -> None:
     assert cond(term) == Condition("a", op, values)
 
 
@@ -102,20 +104,20 @@ def test_quoted_values_and_columns() -> None:
         ("a = 'x", "unterminated quote"),
     ],
 )
-def test_malformed_terms(term: str, fragment: str) -> None:
+def test_malformed_terms_are_located_with_the_reason(term: str, fragment: str) -> None:
     with pytest.raises(BadRequest) as caught:
         parse_conditions(["a = 1", term])
     assert caught.value.errors[0].loc == "where[1]"
     assert fragment in caught.value.errors[0].msg
 
 
-def test_defaults() -> None:
+def test_an_empty_query_takes_the_defaults() -> None:
     assert parse_query({}) == Query()
     assert Query().limit == 100 and Query().where_boolean == "AND"
     assert parse_query({}, default_limit=7).limit == 7
 
 
-def test_all_parameters() -> None:
+def test_every_parameter_is_parsed() -> None:
     query = parse_query(
         {
             "where": ["a = 1", "b IS NULL"],
@@ -149,7 +151,7 @@ def test_plain_strings_count_as_one_value() -> None:
     )
 
 
-def test_group_params() -> None:
+def test_repeated_parameters_are_grouped_in_order() -> None:
     items = [("where", "a = 1"), ("limit", "3"), ("where", "b = 2")]
     assert group_params(items) == {"where": ["a = 1", "b = 2"], "limit": ["3"]}
 
@@ -161,7 +163,7 @@ def test_query_round_trips_through_msgspec() -> None:
     assert msgspec.json.decode(msgspec.json.encode(query), type=Query) == query
 
 
-def test_unknown_parameters() -> None:
+def test_unknown_parameter_names_are_refused_and_quoted_safely() -> None:
     rejects({"wher": ["a = 1"]}, "wher", "unknown query parameter")
     rejects({"x" * 500: ["1"]}, repr("x" * 40 + "…"), "unknown")
     rejects({"a\x00": ["1"]}, repr("a\x00"), "unknown")
@@ -207,7 +209,9 @@ def test_grouping_needs_permission() -> None:
         ({"where": ["a = 'x\x00y'"]}, "where[0]", "NUL"),
     ],
 )
-def test_parameter_errors(params: Mapping[str, Sequence[str]], loc: str, fragment: str) -> None:
+def test_bad_parameter_values_are_located_with_the_reason(
+    params: Mapping[str, Sequence[str]], loc: str, fragment: str
+) -> None:
     rejects(params, loc, fragment)
 
 

@@ -32,7 +32,7 @@ from service.query import (
     compile_query,
     parse_query,
 )
-from tests.query.conftest import COLUMN_NAMES, ITEMS, run
+from tests.query.items import COLUMN_NAMES, ITEMS, run
 
 pytestmark = pytest.mark.anyio
 

@@ -43,18 +43,18 @@ def kinds_and_texts(term: str) -> list[tuple[str, str]]:
         ("  \t ", []),
     ],
 )  # fmt: skip
-def test_tokens(term: str, expected: list[tuple[str, str]]) -> None:
+def test_terms_split_into_typed_tokens(term: str, expected: list[tuple[str, str]]) -> None:
     assert kinds_and_texts(term) == expected
 
 
-def test_positions() -> None:
+def test_tokens_know_their_positions() -> None:
     tokens = tokenize('ab = "c d"', "where[0]")
     assert [t.pos for t in tokens] == [0, 3, 5]
     assert tokens[2].kind is Kind.STRING
 
 
 @pytest.mark.parametrize("term", ['a = "abc', "a = 'abc", 'a = "abc\\"', "a = '", 'a = "\\'])
-def test_unterminated_quotes(term: str) -> None:
+def test_an_unterminated_quote_is_located(term: str) -> None:
     with pytest.raises(BadRequest) as caught:
         tokenize(term, "where[3]")
     assert caught.value.errors[0].loc == "where[3]"

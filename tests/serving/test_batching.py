@@ -1,4 +1,7 @@
-"""The batcher on its own: lone requests run at once, queued ones share calls within limits."""
+"""The batcher on its own: lone requests run at once, queued ones share calls within limits.
+
+Estimator calls are held at a gate (a thread event) and the tests wait for the batcher's own
+request counter, so the order of events never depends on timing."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import numpy as np
 import pytest
 
 from service.serving.batching import Batcher
+from tests.factories import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +28,7 @@ class Recorder:
         self.gate = threading.Event()
 
     def apply(self, matrix: np.ndarray) -> Sequence[Any]:
-        self.gate.wait(5)
+        assert self.gate.wait(60), "the test never opened the gate"
         self.sizes.append(len(matrix))
         return list(matrix[:, 0] * 2)
 
@@ -38,12 +42,13 @@ async def test_queued_requests_share_calls_up_to_the_lane_limit() -> None:
     batcher = Batcher(pool, concurrency=1, max_rows=100, max_wait=0)
     recorder = Recorder()
     first = asyncio.ensure_future(batcher.submit("k", [[0.0]], 1, prepare, recorder.apply, 3))
-    await asyncio.sleep(0.05)  # the first call holds the only slot
+    await wait_until(lambda: batcher.calls == 1, 10, "the first call to take the only slot")
     rest = [
         asyncio.ensure_future(batcher.submit("k", [[float(i)]], 1, prepare, recorder.apply, 3))
         for i in range(1, 8)
     ]
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: batcher.requests == 8, 10, "the other seven requests to queue")
+    assert batcher.calls == 1  # they queue behind the held call
     recorder.gate.set()
     results = await asyncio.gather(first, *rest)
     assert results == [[2.0 * i] for i in range(8)]
@@ -59,16 +64,16 @@ async def test_a_request_that_breaks_the_batch_fails_alone() -> None:
     gate = threading.Event()
 
     def apply(matrix: np.ndarray) -> Sequence[Any]:
-        gate.wait(5)
+        assert gate.wait(60), "the test never opened the gate"
         if (matrix < 0).any():
             raise ValueError("negative input")
         return list(matrix[:, 0])
 
     blocker = asyncio.ensure_future(batcher.submit("k", [[1.0]], 1, prepare, apply))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: batcher.calls == 1, 10, "the blocker to take the only slot")
     good = asyncio.ensure_future(batcher.submit("k", [[2.0]], 1, prepare, apply))
     bad = asyncio.ensure_future(batcher.submit("k", [[-1.0]], 1, prepare, apply))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: batcher.requests == 3, 10, "both requests to queue")
     gate.set()
     assert await blocker == [1.0]
     assert await good == [2.0]

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import httpx2
 import pytest
 
-from tests.conftest import json_of
+from tests.factories import json_of
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx2
@@ -11,13 +10,19 @@ import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.conftest import AppClient, ClientFactory, json_of
-from tests.http.test_training import make_model, submit
+from tests.factories import (
+    AppClient,
+    ClientFactory,
+    Worker,
+    json_of,
+    make_model,
+    run_job,
+    submit,
+    wait_until,
+)
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio
-
-Worker = Callable[[], Awaitable[None]]
 
 
 async def train_line(
@@ -26,8 +31,7 @@ async def train_line(
     if (await client.get(f"/models/{name}")).status_code == 404:
         await make_model(client, name, "sklearn.linear_model.LinearRegression", target="y")
     data = [{"x": float(x), "y": slope * x} for x in range(10)]
-    await submit(client, name, "train", {"data": data})
-    await run_worker()
+    await run_job(client, run_worker, name, "train", {"data": data})
 
 
 async def predict_x(
@@ -48,13 +52,12 @@ async def test_activation_in_one_api_reaches_the_other(
     await train_line(first, run_worker, "lin", 3.0)
     assert (await predict_x(second, "lin", 10.0))["version"] == 2  # now cached in `second`
     assert (await first.post("/models/lin/versions/1/activate")).status_code == 200
-    for _ in range(100):  # the notification travels through PostgreSQL: milliseconds
-        body = await predict_x(second, "lin", 10.0)
-        if body["version"] == 1:
-            break
-        await asyncio.sleep(0.01)
-    assert body["version"] == 1
-    assert body["predictions"][0] == pytest.approx(10.0)
+
+    async def serves_version_1() -> bool:  # the notification travels through PostgreSQL
+        return bool((await predict_x(second, "lin", 10.0))["version"] == 1)
+
+    await wait_until(serves_version_1, 30, "the other api to serve the activated version")
+    assert (await predict_x(second, "lin", 10.0))["predictions"][0] == pytest.approx(10.0)
 
 
 async def test_delete_and_recreate_is_not_served_from_cache(
@@ -65,12 +68,12 @@ async def test_delete_and_recreate_is_not_served_from_cache(
     await train_line(first, run_worker, "lin", 1.0)
     assert (await predict_x(second, "lin", 1.0))["predictions"][0] == pytest.approx(1.0)
     assert (await first.delete("/models/lin")).status_code == 204
-    for _ in range(100):
-        if (
-            await second.post("/models/lin/predict", json={"data": [{"x": 1.0}]})
-        ).status_code == 404:
-            break
-        await asyncio.sleep(0.01)
+
+    async def forgotten() -> bool:
+        response = await second.post("/models/lin/predict", json={"data": [{"x": 1.0}]})
+        return response.status_code == 404
+
+    await wait_until(forgotten, 30, "the other api to forget the deleted model")
     await train_line(first, run_worker, "lin", 5.0)
     assert (await predict_x(second, "lin", 1.0))["predictions"][0] == pytest.approx(5.0)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from service.settings import Settings
-from tests.conftest import ROOT
+from tests.factories import ROOT
 from tests.process_logs import json_lines, repeated
 
 HELPERS = {

@@ -14,8 +14,7 @@ from service.jobs.redis import connect
 from service.repositories.database import Database
 from service.settings import Settings
 from service.worker.sweeper import Sweeper
-from tests.conftest import json_of
-from tests.http.test_training import make_model, submit
+from tests.factories import json_of, make_model, submit
 
 pytestmark = pytest.mark.anyio
 

@@ -16,8 +16,7 @@ import pytest
 from service.estimators.phases import PROGRESS, Phase
 from service.settings import Settings
 from service.worker.app import build_worker
-from tests.conftest import AppClient, ClientFactory, json_of
-from tests.http.test_training import make_model, submit
+from tests.factories import AppClient, ClientFactory, json_of, make_model, submit
 from tests.worker import plugin_gated
 
 pytestmark = pytest.mark.anyio

@@ -6,15 +6,14 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 from service.settings import Settings
-from tests.conftest import ROOT
+from tests.factories import ROOT, wait_until
+from tests.processes import WorkerProcess
 from tests.tcpproxy import free_port
-from tests.worker.test_recovery import WorkerProcess
 
 
 def _get(url: str) -> str:
@@ -50,10 +49,12 @@ async def test_check_follows_this_workers_heartbeat_and_metrics_are_served(
     worker = WorkerProcess(settings, metrics_port=port)
     worker_id = worker.worker_id
     try:
-        deadline = time.monotonic() + 60
-        while check(settings, worker_id) != 0:
-            assert time.monotonic() < deadline, f"unhealthy; worker exit {worker.process.poll()}"
-            await asyncio.sleep(0.5)
+
+        async def healthy() -> bool:
+            assert worker.process.poll() is None, f"the worker exited: {worker.process.returncode}"
+            return await asyncio.to_thread(check, settings, worker_id) == 0
+
+        await wait_until(healthy, 60, "the worker's first heartbeat", interval=0.5)
         assert check(settings, "some-other-worker") == 1
         text = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
         assert "process_resident_memory_bytes" in text

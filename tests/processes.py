@@ -1,0 +1,65 @@
+"""The service's own processes (`python -m service worker`) started for a test, and liveness of
+the processes they spawn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from service.settings import Settings
+from tests.factories import ROOT
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers signal 0; it is gone as far as work is concerned.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+class WorkerProcess:
+    """`python -m service worker` configured by environment variables, as in production."""
+
+    def __init__(self, settings: Settings, **worker: object) -> None:
+        self.worker_id = f"test-{os.getpid()}-{time.monotonic_ns()}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
+        env.update(
+            {
+                "SERVICE__DATABASE__URL": settings.database.url,
+                "SERVICE__REDIS__URL": settings.redis.url,
+                "SERVICE__REDIS__QUEUE_NAME": settings.redis.queue_name,
+                "SERVICE__ARTIFACTS__HMAC_KEY": settings.artifacts.hmac_key,
+                "SERVICE__AUTH__MODE": "disabled",
+                "SERVICE__WORKER__METRICS_PORT": "0",
+                "SERVICE__WORKER__HEARTBEAT_SECONDS": "1",
+                "SERVICE__LOGGING__FORMAT": "text",
+                "SERVICE_WORKER_ID": self.worker_id,
+            }
+        )
+        env.update({f"SERVICE__WORKER__{k.upper()}": str(v) for k, v in worker.items()})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=None if os.environ.get("TEST_WORKER_LOGS") else subprocess.DEVNULL,
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
