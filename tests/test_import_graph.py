@@ -1,5 +1,6 @@
-"""The package's import graph, read from the code: no module imports itself through others, and
-the worker, a transport like http, reaches the database only through domain use cases."""
+"""The shape of the code, read from it: no module imports itself through others; the worker, a
+transport like http, reaches the database only through domain use cases; domain code imports no
+transport or driver; no module outgrows the house limit; and tests/ mirrors service/."""
 
 from __future__ import annotations
 
@@ -105,3 +106,51 @@ def test_the_worker_imports_no_repository() -> None:
     }
     assert reaching == set()
     assert "service.domain.job_services" in graph["service.worker.execution"]  # via the domain
+
+
+def library_imports(module: str) -> set[str]:
+    """The top-level names of everything `module` imports, ours or a library's."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(module_names()[module].read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+    return found
+
+
+TRANSPORTS_AND_DRIVERS = ("starlette", "hypercorn", "asyncpg", "arq", "redis", "httpx2")
+
+
+def test_domain_code_imports_no_transport_or_driver() -> None:
+    offenders = {
+        (module, name)
+        for module in module_names()
+        if module.startswith("service.domain")
+        for name in library_imports(module)
+        if name.split(".")[0] in TRANSPORTS_AND_DRIVERS
+        or name.startswith(("service.http", "service.worker"))
+    }
+    assert offenders == set()
+
+
+MAX_LINES = 400
+
+
+def test_no_module_is_longer_than_the_house_limit() -> None:
+    lengths = {name: len(path.read_text().splitlines()) for name, path in module_names().items()}
+    assert {name: n for name, n in lengths.items() if n > MAX_LINES} == {}
+
+
+def test_tests_mirror_the_service_packages() -> None:
+    """Each folder of tests is named after the package of `service/` whose behaviour it pins."""
+    packages = {
+        path.parent.relative_to(ROOT / "service")
+        for path in (ROOT / "service").rglob("__init__.py")
+    }
+    folders = {
+        path.parent.relative_to(ROOT / "tests")
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if path.parent != ROOT / "tests"
+    }
+    assert folders - packages == set()
