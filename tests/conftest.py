@@ -16,6 +16,7 @@ import redis as sync_redis
 from asgi_lifespan import LifespanManager
 
 from service.http.app import create_app
+from service.repositories.database import Database
 from service.repositories.migrator import migrate
 from service.settings import Settings
 from tests.factories import (
@@ -169,3 +170,20 @@ def run_worker(settings: Settings) -> Worker:
             await worker.close()
 
     return run
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """The service's own pool on the test's database, for calling use cases directly."""
+    database = Database(settings.database)
+    await database.start()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection, without the service's codecs: it sees stored JSON as text."""
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()

@@ -28,6 +28,7 @@ from service.domain.job_specs import (
     VersionMade,
 )
 from service.domain.versions import make_current
+from service.estimators.frame import FeatureKind
 from service.repositories.database import Database
 from service.repositories.jobs import JobRepository
 from service.repositories.models import ModelRepository
@@ -72,7 +73,9 @@ class Fits:
                     model_type=spec.model_type,
                     settings=spec.settings,
                     features=base.version.features,
-                    feature_kinds=base.version.feature_kinds,
+                    feature_kinds=msgspec.convert(
+                        base.version.feature_kinds, dict[str, FeatureKind]
+                    ),
                     target=base.version.target,
                     classes=base.version.classes,
                     rows=base.version.rows,

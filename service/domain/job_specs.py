@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from service.estimators.frame import FeatureKind
 from service.schemas.jobs import JobKind, JobStatus
 from service.schemas.training import DatasetQuery, DatasetSelection, Output
 
@@ -92,7 +93,7 @@ class PreviousVersion(msgspec.Struct, frozen=True, kw_only=True):
     model_type: str
     settings: dict[str, Any]
     features: list[str]
-    feature_kinds: dict[str, str]
+    feature_kinds: dict[str, FeatureKind]
     target: str | None
     classes: list[Any] | None
     rows: int

@@ -51,17 +51,10 @@ class FitOutcome(FittedVersion, kw_only=True):
     message: str = ""
 
 
-class _Previous(msgspec.Struct, kw_only=True):
+class _Previous(PreviousVersion, frozen=True, kw_only=True):
     """The current version, in the shape `update_model` expects (`FittedModel`)."""
 
     estimator: Any
-    model_type: str
-    settings: dict[str, Any]
-    features: list[str]
-    feature_kinds: dict[str, Any]
-    target: str | None
-    classes: list[Any] | None
-    rows: int
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -4,7 +4,7 @@ bytes written by anyone else are refused before they are unpickled."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +14,6 @@ import pytest
 from service.artifacts import signing
 from service.artifacts.store import ArtifactStore, unpickle
 from service.repositories.database import Database
-from service.settings import Settings
 from tests.factories import HMAC_KEY
 
 pytestmark = pytest.mark.anyio
@@ -30,21 +29,6 @@ class Planted:
 
     def __reduce__(self) -> tuple[object, tuple[Path]]:
         return (Path.touch, (self.marker,))
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Database]:
-    database = Database(settings.database)
-    await database.start()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    yield conn
-    await conn.close()
 
 
 async def trained_model_id(

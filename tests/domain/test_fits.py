@@ -4,7 +4,7 @@ lands first wins, and the model keeps serving its current version."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx2
@@ -16,7 +16,6 @@ from service.domain.job_errors import JobLost
 from service.domain.job_runs import JobRuns
 from service.domain.job_specs import ClaimedJob, FittedVersion, TrainSpec
 from service.repositories.database import Database
-from service.settings import Settings
 from tests.factories import HMAC_KEY, json_of
 
 pytestmark = pytest.mark.anyio
@@ -34,14 +33,6 @@ FITTED = FittedVersion(
     library_versions={"scikit-learn": "test"},
 )
 INPUTS = FitInputs(batches=[], batch_ids=[], source="inline")
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Database]:
-    database = Database(settings.database)
-    await database.start()
-    yield database
-    await database.close()
 
 
 async def trained(client: httpx2.AsyncClient, run_worker: Worker) -> None:

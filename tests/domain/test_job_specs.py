@@ -5,7 +5,7 @@ insert) still decode and still run."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -35,22 +35,6 @@ pytestmark = pytest.mark.anyio
 Worker = Callable[[], Awaitable[None]]
 LINEAR = "sklearn.linear_model.LinearRegression"
 LINE = [{"x": float(x), "y": 2.0 * x + 1.0} for x in range(10)]
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Database]:
-    database = Database(settings.database)
-    await database.start()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A plain connection, without the service's codecs: it sees the stored JSON as text."""
-    conn = await asyncpg.connect(database_url)
-    yield conn
-    await conn.close()
 
 
 async def make_model(client: httpx2.AsyncClient, name: str, **extra: Any) -> None:

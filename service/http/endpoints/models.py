@@ -35,7 +35,10 @@ async def update_model(request: Request, body: MetadataPatch) -> Response:
 
 
 async def delete_model(request: Request) -> Response:
-    await services(request).jobs.delete_model(path_str(request, "name"))
+    svc = services(request)
+    name = path_str(request, "name")
+    await svc.jobs.delete_model(name)
+    svc.registry.forget(name)  # not waiting for this process's own NOTIFY
     return Response(status_code=204)
 
 

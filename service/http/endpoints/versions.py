@@ -36,6 +36,8 @@ async def activate_version(request: Request) -> Response:
     svc = services(request)
     name = path_str(request, "name")
     await svc.versions.activate(name, path_int(request, "version", "version"))
+    # This process's next predict must see the change without waiting for its own NOTIFY.
+    svc.registry.forget(name)
     return json_response(await svc.models.get(name))
 
 
