@@ -1,8 +1,9 @@
-# models-service: one image for the api, the worker and the migration job.
+# models-service: one image for the api, the worker and the one-shot jobs (migrate, dev-key).
 #
 #   docker build -t models-service .
 #   docker run models-service            # api (default): hypercorn on 0.0.0.0:8000
-#   docker run models-service worker     # arq worker, Prometheus metrics on :9101
+#   docker run models-service worker     # arq worker, Prometheus metrics on 127.0.0.1:9101
+#   docker run models-service dev-key    # development signing key + public JWKS (compose)
 #   docker run models-service migrate    # apply SQL migrations, then exit 0
 #
 # Both stages use the same base image (keep the two FROM lines in step) so that the venv built
@@ -46,9 +47,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # Unprivileged runtime user. USER is numeric so that orchestrators can verify runAsNonRoot;
 # the passwd entry exists anyway because some libraries (getpass.getuser(), used e.g. by
 # asyncpg when a DSN names no user) fail for a uid without one. -l: no huge lastlog file.
+# The two folders are mount points for compose's development-key volumes: a new named volume
+# takes the owner and mode of the folder it is mounted on, so the unprivileged user can write
+# the key there (0700: the private key's folder is for that user alone).
 RUN groupadd --system --gid 10001 app \
  && useradd --system --no-log-init --uid 10001 --gid 10001 \
-        --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app
+        --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/models/dev-signing-key \
+ && install -d -o 10001 -g 10001 -m 0755 /var/lib/models/dev-jwks
 
 # The venv only: no pip cache, no compilers, no build files from the builder stage.
 COPY --from=builder /opt/venv /opt/venv
@@ -63,7 +69,9 @@ COPY service/ ./service/
 
 USER 10001:10001
 
-# 8000: api (SERVICE__HTTP__BIND); 9101: worker Prometheus metrics (SERVICE__WORKER__METRICS_PORT).
+# 8000: api (SERVICE__HTTP__BIND); 9101: worker Prometheus metrics (SERVICE__WORKER__METRICS_PORT),
+# bound to loopback unless SERVICE__WORKER__METRICS_ADDRESS says otherwise (compose sets 0.0.0.0
+# for a Prometheus on its network).
 EXPOSE 8000 9101
 
 # hypercorn drains for http.graceful_timeout (10 s) and the worker waits up to

@@ -1,4 +1,4 @@
-"""Process entry points: `python -m service api|worker|migrate|dev|token`."""
+"""Process entry points: `python -m service api|worker|migrate|dev|dev-key|token`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands.add_parser("migrate", help="apply pending database migrations")
     commands.add_parser("dev", help="migrate, then run api and worker (embedded servers if needed)")
+    dev_key = commands.add_parser(
+        "dev-key",
+        help="create the development signing key (an existing one is kept) and its public JWKS",
+    )
+    dev_key.add_argument(
+        "--jwks", default=None, help="where the public JWKS goes (default: next to the key)"
+    )
     token = commands.add_parser("token", help="mint a development access token")
     token.add_argument("--sub", default="developer")
     token.add_argument("--scopes", default="admin", help="space-separated scopes")
@@ -41,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from service.devtools.runner import run_dev
 
         return run_dev(settings)
+    if args.command == "dev-key":
+        return _write_dev_key(settings, args.jwks)
     if args.command == "token":
         from service.devtools.keys import mint_token
 
@@ -52,6 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         return _run_worker(settings, check=args.check)
     return _run_migrate(settings)
+
+
+def _write_dev_key(settings: Settings, jwks: str | None) -> int:
+    from pathlib import Path
+
+    from service.devtools.keys import write_dev_jwks
+
+    key_file = Path(settings.auth.dev_key_file)
+    existed = key_file.exists()
+    target = write_dev_jwks(key_file, jwks)
+    print(f"{'kept' if existed else 'created'} {key_file}; public JWKS in {target}")
+    return 0
 
 
 def _run_api(settings: Settings) -> int:

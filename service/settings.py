@@ -93,6 +93,7 @@ class WorkerSettings(Section):
     sweep_seconds: PositiveFloat = 10.0
     requeue_after_seconds: PositiveFloat = 5.0
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9101
+    metrics_address: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
     max_train_rows: Positive = 5_000_000
     eval_fraction: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.2
     eval_min_rows: Positive = 20

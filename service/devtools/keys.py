@@ -61,10 +61,13 @@ def dev_jwks_path(key_path: str | Path) -> Path:
     return key_path.with_name(f"{key_path.stem}s{key_path.suffix or '.json'}")
 
 
-def write_dev_jwks(path: str | Path) -> Path:
-    """Write the public JWKS of the development key at `path` (created if needed) next to it."""
+def write_dev_jwks(path: str | Path, target: str | Path | None = None) -> Path:
+    """Write the public JWKS of the development key at `path` (created if needed) to `target`,
+    by default next to the key. A container keeps the two apart, so the api, which reads only
+    the JWKS, never sees the private key."""
     key = ensure_dev_key(path)
-    target = dev_jwks_path(path)
+    target = dev_jwks_path(path) if target is None else Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(KeySet([key]).as_dict(private=False), indent=2) + "\n"
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(text)

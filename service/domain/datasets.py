@@ -27,6 +27,7 @@ from service.query.limits import show
 from service.repositories.database import Connection, Database
 from service.repositories.datasets import (
     CATALOGUE,
+    FORMULA_STARTS,
     CopyRejected,
     DatasetRepository,
     DatasetRow,
@@ -128,17 +129,25 @@ class Datasets:
         items = [dict(zip(compiled.columns, row, strict=True)) for row in rows]
         return Page(items=items, total=total, limit=query.limit, offset=query.offset)
 
-    async def export_csv(self, name: str, query: Query) -> AsyncGenerator[bytes, None]:
+    async def export_csv(
+        self, name: str, query: Query, *, formula_safe: bool = False
+    ) -> AsyncGenerator[bytes, None]:
         """The header line, then chunks of CSV lines, read through a cursor in one snapshot.
 
         Problems with the request (unknown dataset, bad query) are raised before the header is
-        produced, so a caller that awaits the first chunk can still answer with an error."""
+        produced, so a caller that awaits the first chunk can still answer with an error.
+        `formula_safe` neutralises spreadsheet formulas in the header and in text cells."""
         async with self.db.snapshot() as conn:
             dataset = await _load(conn, name)
             compiled = compile_rows(query, dataset)
-            yield csv_line(compiled.columns)
+            header = compiled.columns
+            if formula_safe:
+                header = [f"'{c}" if c.startswith(FORMULA_STARTS) else c for c in header]
+            yield csv_line(header)
             table = DatasetTable(conn, dataset.id)
-            async for chunk in table.csv_chunks(compiled, EXPORT_CHUNK_ROWS):
+            async for chunk in table.csv_chunks(
+                compiled, EXPORT_CHUNK_ROWS, formula_safe=formula_safe
+            ):
                 yield chunk
 
     async def _get(self, name: str) -> DatasetRow:

@@ -293,15 +293,20 @@ class DatasetTable:
         while rows := await cursor.fetch(size):
             yield [tuple(r.values()) for r in rows]
 
-    async def csv_chunks(self, compiled: Compiled, size: int) -> AsyncIterator[bytes]:
+    async def csv_chunks(
+        self, compiled: Compiled, size: int, *, formula_safe: bool = False
+    ) -> AsyncIterator[bytes]:
         """The query's rows as CSV lines, formatted by PostgreSQL, through a cursor.
 
         Text is always quoted (so an empty string is `""`), null is an empty field, booleans
-        are `true`/`false`, timestamps RFC 3339 in UTC.
+        are `true`/`false`, timestamps RFC 3339 in UTC. `formula_safe` puts `'` before text
+        that a spreadsheet would run as a formula (`FORMULA_STARTS`); numbers are left alone,
+        so -5 in an integer column stays -5.
         """
         aliases = [f"c{i}" for i in range(len(compiled.columns))]
         fields = [
-            _csv_field(f"q.{a}", t) for a, t in zip(aliases, compiled.column_types, strict=True)
+            _csv_field(f"q.{a}", t, formula_safe)
+            for a, t in zip(aliases, compiled.column_types, strict=True)
         ]
         line = " || ',' || ".join(fields)
         sql = f"SELECT {line} FROM ({compiled.sql}) AS q({', '.join(aliases)})"
@@ -324,8 +329,20 @@ _CSV_FIELDS = {
 }
 
 
-def _csv_field(expr: str, type_: ColumnType) -> str:
-    template = _CSV_FIELDS.get(type_, _CSV_FIELDS[ColumnType.TEXT].replace("{x}", "{x}::text"))
+# OWASP's CSV injection list: a cell starting with one of these is a formula to a spreadsheet
+# (tab and carriage return too: some spreadsheets strip them before looking).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_TEST = "left({x}, 1) IN (" + ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS) + ")"
+_SAFE_TEXT = _CSV_FIELDS[ColumnType.TEXT].replace(
+    "ELSE '\"' ||", f"ELSE '\"' || CASE WHEN {_FORMULA_TEST} THEN '''' ELSE '' END ||"
+)
+
+
+def _csv_field(expr: str, type_: ColumnType, formula_safe: bool = False) -> str:
+    text = _SAFE_TEXT if formula_safe else _CSV_FIELDS[ColumnType.TEXT]
+    template = text if type_ is ColumnType.TEXT else _CSV_FIELDS.get(type_)
+    if template is None:  # any other type is written as its text
+        template = text.replace("{x}", "{x}::text")
     return template.replace("{x}", expr)
 
 

@@ -60,7 +60,11 @@ def build_worker(
         app = await WorkerContext.start(settings, worker_id())
         ctx["app"] = app
         if serve_metrics and settings.worker.metrics_port:
-            start_http_server(settings.worker.metrics_port, registry=app.metrics.registry)
+            start_http_server(
+                settings.worker.metrics_port,
+                addr=settings.worker.metrics_address,
+                registry=app.metrics.registry,
+            )
         log.info("worker started", extra={"worker_id": worker_id()})
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:

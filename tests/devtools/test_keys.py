@@ -1,4 +1,5 @@
-"""The development key: `python -m service token` mints what the service (jwks_file) accepts."""
+"""The development key: `python -m service token` mints what the service (jwks_file) accepts,
+and compose's one-shot `dev-key` job creates the key once and keeps it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import msgspec
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -23,8 +25,10 @@ from service.devtools.keys import (
     mint_token,
     write_dev_jwks,
 )
+from service.settings import Settings
 from tests.auth.idp import bearer
-from tests.factories import auth_settings
+from tests.compose import compose_service, under
+from tests.factories import ClientFactory, auth_settings, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,3 +105,58 @@ def test_dev_key_is_created_once_even_when_raced(tmp_path: Path) -> None:
     assert len(kids) == 1
     assert ensure_dev_key(path).kid in kids
     assert [p.name for p in tmp_path.iterdir()] == ["dev-jwk.json"]  # no temporary files left
+
+
+def run_as_container(env: dict[str, str], command: list[str]) -> str:
+    """`python -m service COMMAND` as the image runs it: from the repository root (its
+    config.toml) with the container's SERVICE__ variables and no others."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE")}
+    done = subprocess.run(
+        [sys.executable, "-m", "service", *command],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def dev_key_job_twice_then_token(tmp_path: Path) -> str:
+    """Runs compose's dev-key job twice, as two `docker compose up` would, checks that the
+    second run kept the key, then mints a token from the same container."""
+    job, api = compose_service("dev-key"), compose_service("api")
+    env = {k: under(tmp_path, str(v)) for k, v in job["environment"].items()}
+    command = [under(tmp_path, str(arg)) for arg in job["command"]]
+    key_file = Path(env["SERVICE__AUTH__DEV_KEY_FILE"])
+    jwks_file = Path(under(tmp_path, api["environment"]["SERVICE__AUTH__JWKS_FILE"]))
+
+    assert run_as_container(env, command).startswith("created")
+    key, jwks = key_file.read_bytes(), jwks_file.read_bytes()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.parent != jwks_file.parent
+    assert run_as_container(env, command).startswith("kept")
+    assert (key_file.read_bytes(), jwks_file.read_bytes()) == (key, jwks)
+    return run_as_container(env, ["token", "--sub", "dana", "--scopes", "models:read"])
+
+
+@pytest.mark.anyio
+async def test_compose_dev_key_job_keeps_its_key_and_the_api_accepts_its_tokens(
+    tmp_path: Path, settings: Settings, client_factory: ClientFactory
+) -> None:
+    token = dev_key_job_twice_then_token(tmp_path)
+    api_auth = {
+        key.removeprefix("SERVICE__AUTH__").lower(): under(tmp_path, str(value))
+        for key, value in compose_service("api")["environment"].items()
+        if key.startswith("SERVICE__AUTH__")
+    }
+    client = await client_factory(
+        msgspec.structs.replace(settings, auth=make_settings(auth=api_auth).auth)
+    )
+    authorized = {"authorization": f"Bearer {token}"}
+    listed = await client.get("/models", headers=authorized)
+    assert listed.status_code == 200, listed.text
+    assert (await client.get("/models")).status_code == 401
+    refused = await client.post("/models", json={"name": "m"}, headers=authorized)
+    assert refused.status_code == 403, refused.text

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -17,7 +18,10 @@ from tests.tcpproxy import free_port
 
 
 def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
+    # No proxy: an inherited HTTP_PROXY must not carry a loopback address elsewhere.
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+        url, timeout=5
+    ) as response:
         body: bytes = response.read()
         return body.decode()
 
@@ -62,3 +66,38 @@ async def test_check_follows_this_workers_heartbeat_and_metrics_are_served(
         worker.stop()
     assert worker.process.returncode == 0
     assert check(settings, worker_id) == 1
+
+
+def _refused(url: str) -> bool:
+    try:
+        _get(url)
+    except urllib.error.URLError as exc:
+        return isinstance(exc.reason, ConnectionRefusedError)
+    return False
+
+
+@pytest.mark.anyio
+async def test_metrics_bind_to_the_configured_address_only(settings: Settings) -> None:
+    """127.0.0.2 is loopback too, but another address: the port must answer there and only
+    there, so a worker configured for loopback is never reachable on every interface."""
+    port = free_port()
+    worker = WorkerProcess(settings, metrics_port=port, metrics_address="127.0.0.2")
+    try:
+
+        async def serving() -> bool:
+            assert worker.process.poll() is None, f"the worker exited: {worker.process.returncode}"
+            try:
+                await asyncio.to_thread(_get, f"http://127.0.0.2:{port}/metrics")
+            except OSError:
+                return False
+            return True
+
+        await wait_until(serving, 60, "the worker's metrics on 127.0.0.2", interval=0.5)
+        assert await asyncio.to_thread(_refused, f"http://127.0.0.1:{port}/metrics")
+    finally:
+        worker.stop()
+    assert worker.process.returncode == 0
+
+
+def test_metrics_default_to_loopback() -> None:
+    assert Settings().worker.metrics_address == "127.0.0.1"

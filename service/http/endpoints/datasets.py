@@ -5,11 +5,20 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from service.domain.errors import BadRequest, FieldError
 from service.http import examples
 from service.http.bodies import CsvBody
 from service.http.csv import csv_meta, then, wants_csv
 from service.http.operation import Operation, Param
-from service.http.params import LIST_PARAMS, WHERE, WHERE_BOOLEAN, multi_params, only, path_str
+from service.http.params import (
+    LIST_PARAMS,
+    WHERE,
+    WHERE_BOOLEAN,
+    multi_params,
+    only,
+    path_str,
+    single,
+)
 from service.http.responses import json_response
 from service.http.routes import principal_of
 from service.http.state import services
@@ -77,6 +86,14 @@ CSV_UPLOAD = (
     ),
 )
 _JSON_OR_CSV = ("application/json", "text/csv")
+CSV_SAFE = Param(
+    name="csv_safe",
+    where="query",
+    schema={"type": "boolean", "default": False},
+    description="With `Accept: text/csv`: put `'` before any text cell (and header name) "
+    "that starts with `=`, `+`, `-`, `@`, tab or carriage return, so a spreadsheet shows it "
+    "instead of running it as a formula. Numbers are never changed.",
+)
 
 
 async def create_dataset(request: Request, body: DatasetCreate | CsvBody) -> Response:
@@ -113,18 +130,34 @@ async def query_dataset_rows(request: Request) -> Response:
     svc = services(request)
     name = path_str(request, "name")
     params = multi_params(request)
+    formula_safe = _flag(params, CSV_SAFE.name)  # checked for JSON too: a typo is a 400
     if not wants_csv(request.headers.get("accept", "")):
-        query = parse_query(params, allow_grouping=True)
+        query = parse_query(params, allow_grouping=True, extra_allowed=(CSV_SAFE.name,))
         return json_response(await svc.datasets.rows(name, query))
     # CSV: every matching row unless `limit` says otherwise.
-    query = parse_query(params, allow_grouping=True, default_limit=INT64_MAX, max_limit=INT64_MAX)
-    chunks = svc.datasets.export_csv(name, query)
+    query = parse_query(
+        params,
+        allow_grouping=True,
+        default_limit=INT64_MAX,
+        max_limit=INT64_MAX,
+        extra_allowed=(CSV_SAFE.name,),
+    )
+    chunks = svc.datasets.export_csv(name, query, formula_safe=formula_safe)
     first = await anext(chunks)  # unknown dataset or bad query: a problem, not a broken stream
     return StreamingResponse(
         then(first, chunks),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
+
+
+def _flag(params: dict[str, list[str]], name: str) -> bool:
+    raw = single(params, name)
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise BadRequest(f"'{name}' must be true or false", [FieldError(name, raw[:50])])
 
 
 async def append_dataset_rows(request: Request, body: RowsAppend | CsvBody) -> Response:
@@ -228,12 +261,13 @@ OPERATIONS = [
         summary="Query a dataset's rows",
         tag="datasets",
         response=RowPage,
-        params=(DATASET_NAME, *LIST_PARAMS, *GROUPING),
+        params=(DATASET_NAME, *LIST_PARAMS, *GROUPING, CSV_SAFE),
         response_media=_JSON_OR_CSV,
         errors=(404,),
         description="The full query language, with grouping and aggregates. With `Accept: "
         "text/csv` the result streams as CSV (text quoted, null as an empty field), and "
-        "`limit` defaults to every row and has no maximum.",
+        "`limit` defaults to every row and has no maximum; `csv_safe=true` neutralises "
+        "spreadsheet formulas in text cells.",
     ),
     Operation(
         operation_id="append_dataset_rows",
