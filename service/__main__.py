@@ -91,11 +91,12 @@ def _run_worker(settings: Settings, *, check: bool) -> int:
     if check:
         status: int = asyncio.run(check_health(settings))
         return status
-    if not settings.artifacts.hmac_key:
-        print(
-            "configuration error: set SERVICE__ARTIFACTS__HMAC_KEY: the worker signs artifacts",
-            file=sys.stderr,
-        )
+    from service.artifacts.keys import Keyring
+
+    try:
+        Keyring.from_settings(settings.artifacts)  # the worker signs artifacts with it
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     run_worker(settings)
     return 0

@@ -15,7 +15,7 @@ from service.artifacts import signing
 from service.artifacts.store import ArtifactStore, unpickle
 from service.repositories.database import Database
 from service.settings import Settings
-from tests.factories import HMAC_KEY
+from tests.factories import HMAC_KEY, artifact_keys
 
 pytestmark = pytest.mark.anyio
 
@@ -63,10 +63,10 @@ async def test_a_stored_artifact_loads_as_the_estimator_it_was(
     client: httpx2.AsyncClient, db: Database, raw: asyncpg.Connection, run_worker: Worker
 ) -> None:
     model_id = await trained_model_id(client, run_worker, raw)
-    loaded = await ArtifactStore(db, HMAC_KEY).load(model_id, 1)
+    loaded = await ArtifactStore(db, artifact_keys()).load(model_id, 1)
     assert loaded is not None and loaded.version.features == ["x"]
     assert loaded.estimator.predict([[4.0]]) == pytest.approx([8.0])
-    assert await ArtifactStore(db, HMAC_KEY).load(model_id, 2) is None
+    assert await ArtifactStore(db, artifact_keys()).load(model_id, 2) is None
 
 
 @pytest.mark.parametrize("forged", ["bytes only", "bytes and sha256"])
@@ -87,7 +87,7 @@ async def test_tampered_bytes_are_refused_before_they_are_unpickled(
         await raw.execute(
             "UPDATE model_versions SET artifact_sha256 = $1 WHERE model_id = $2", digest, model_id
         )
-    store = ArtifactStore(db, HMAC_KEY)
+    store = ArtifactStore(db, artifact_keys())
 
     with pytest.raises(signing.TamperedArtifact):
         await store.load(model_id, 1)
@@ -101,8 +101,10 @@ async def test_tampered_bytes_are_refused_before_they_are_unpickled(
 
 async def test_a_seal_verifies_only_under_its_own_key(db: Database) -> None:
     data = signing.dumps({"weights": [1, 2, 3]})
-    seal = ArtifactStore(db, HMAC_KEY).seal(data)
+    place = signing.Place(signing.DEFAULT_TENANT, 1, 1)
+    seal = ArtifactStore(db, artifact_keys()).seal(signing.sha256(data), place)
     assert seal.sha256 == hashlib.sha256(data).hexdigest()
-    signing.verify(data, seal.hmac, seal.sha256, HMAC_KEY)
+    assert seal.key_id == "k1"
+    artifact_keys().verify(data, place, seal)
     with pytest.raises(signing.TamperedArtifact):
-        signing.verify(data, seal.hmac, seal.sha256, HMAC_KEY + "-other")
+        artifact_keys(hmac_key=HMAC_KEY + "-other").verify(data, place, seal)
