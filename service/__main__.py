@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -91,13 +92,14 @@ def _run_worker(settings: Settings, *, check: bool) -> int:
     if check:
         status: int = asyncio.run(check_health(settings))
         return status
-    from service.artifacts.keys import Keyring
+    from service.artifacts.keys import Keyring, forget_key_variables
 
     try:
         Keyring.from_settings(settings.artifacts)  # the worker signs artifacts with it
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    forget_key_variables(os.environ)
     run_worker(settings)
     return 0
 

@@ -8,7 +8,7 @@ that signed them, and a key dropped from the configuration no longer verifies th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 
 from service.artifacts import signing
@@ -58,3 +58,10 @@ class Keyring:
 
     def verify(self, data: bytes, place: signing.Place, stored: signing.Seal) -> None:
         signing.verify(data, place, stored, self.secrets)
+
+
+def forget_key_variables(environ: MutableMapping[str, str]) -> None:
+    """Removes the key variables once the settings hold them, so that processes started later
+    (the fit children, which run estimator code on clients' settings) never see a key."""
+    for variable in (_CURRENT_VAR, _OLD_VAR):
+        environ.pop(variable, None)

@@ -3,6 +3,7 @@ conflicting key stops it with exit status 2 naming the variable, and older keys 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.artifacts import signing
+from service.artifacts.keys import forget_key_variables
 from service.settings import ConfigError, load_settings
 from tests.factories import HMAC_KEY, ROOT, artifact_keys
 
@@ -108,3 +110,21 @@ def test_api_and_worker_refuse_to_start_with_a_short_key(
     )
     assert result.returncode == 2, result.stderr
     assert named in result.stderr
+
+
+def test_processes_started_after_the_keys_are_forgotten_do_not_see_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SERVICE__ARTIFACTS__HMAC_KEY", HMAC_KEY)
+    monkeypatch.setenv("SERVICE__ARTIFACTS__HMAC_KEYS", f'{{"k0": "{OLD_KEY}"}}')
+    monkeypatch.setenv("SERVICE__ARTIFACTS__KEY_ID", "k1")
+    show = "import os; print(sorted(k for k in os.environ if k.startswith('SERVICE__ARTIFACTS')))"
+
+    def child_sees() -> str:
+        return subprocess.run(
+            [sys.executable, "-c", show], capture_output=True, text=True, check=True, timeout=60
+        ).stdout.strip()
+
+    assert "SERVICE__ARTIFACTS__HMAC_KEY'" in child_sees()
+    forget_key_variables(os.environ)
+    assert child_sees() == "['SERVICE__ARTIFACTS__KEY_ID']"
