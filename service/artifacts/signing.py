@@ -26,8 +26,10 @@ import msgspec
 
 # Every row belongs to this tenant until tenants arrive; the signing functions already take one.
 DEFAULT_TENANT = "default"
-# Separates v2 tags from any other HMAC made with the same key.
-_V2_CONTEXT = "models-service artifact v2"
+# v2 tags are made with a key derived from the secret under this label, never with the secret
+# itself: a v2 tag is then no v1 tag (an HMAC over stored bytes with the secret) of anything, so
+# a row relabelled as v1 cannot pass with a v2 tag and bytes crafted to match it.
+_V2_LABEL = b"models-service artifact v2"
 
 
 class TamperedArtifact(Exception):
@@ -56,12 +58,14 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def v2_tag(secret: bytes, place: Place, digest: str) -> str:
+def v2_message(place: Place, digest: str) -> bytes:
     # msgpack frames each field with its length, so no two places share a message.
-    message = msgspec.msgpack.encode(
-        [_V2_CONTEXT, place.tenant, place.model_id, place.version, digest]
-    )
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+    return msgspec.msgpack.encode([place.tenant, place.model_id, place.version, digest])
+
+
+def v2_tag(secret: bytes, place: Place, digest: str) -> str:
+    v2_key = hmac.new(secret, _V2_LABEL, hashlib.sha256).digest()
+    return hmac.new(v2_key, v2_message(place, digest), hashlib.sha256).hexdigest()
 
 
 def v1_tag(secret: bytes, data: bytes) -> str:

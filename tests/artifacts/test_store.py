@@ -216,3 +216,19 @@ async def test_a_v1_artifact_written_before_key_ids_verifies_by_the_old_rule(
     else:
         with pytest.raises(signing.TamperedArtifact):
             await store.load(model_id, 1)
+
+
+async def test_a_v2_tag_relabelled_as_v1_does_not_verify(
+    client: httpx2.AsyncClient, db: Database, raw: asyncpg.Connection, run_worker: Worker
+) -> None:
+    """A v1 tag is an HMAC over the stored bytes: storing the v2 message as the "bytes" next to
+    its v2 tag must not pass (v2 tags use a key of their own)."""
+    model_id = await trained_model_id(client, run_worker, raw)
+    row = await raw.fetchrow("SELECT * FROM model_versions WHERE model_id = $1", model_id)
+    place = signing.Place(signing.DEFAULT_TENANT, model_id, 1)
+    message = signing.v2_message(place, row["artifact_sha256"])
+    relabelled = signing.Seal(signing.sha256(message), row["artifact_hmac"], None)
+    await store_as(raw, model_id, message, relabelled)
+
+    with pytest.raises(signing.TamperedArtifact):
+        await ArtifactStore(db, artifact_keys()).load(model_id, 1)
