@@ -20,11 +20,15 @@ MAX_CALLS = 200_000  # per round; the round also stops after Config.seconds
 async def load_estimator(svc: Service, name: str) -> Any:
     """The current version's fitted pipeline, read from the service's database and verified."""
     from service.artifacts import signing
+    from service.artifacts.keys import Keyring
+    from service.artifacts.store import unpickle
+    from service.settings import ArtifactSettings
 
     conn = await asyncpg.connect(svc.database_url)
     try:
         row = await conn.fetchrow(
-            """SELECT a.data, v.artifact_hmac, v.artifact_sha256
+            """SELECT a.data, v.artifact_hmac, v.artifact_sha256, v.artifact_key_id,
+                      v.model_id, v.version
                FROM models m
                JOIN model_versions v ON v.model_id = m.id AND v.version = m.current_version
                JOIN artifacts a ON a.model_id = v.model_id AND a.version = v.version
@@ -36,7 +40,11 @@ async def load_estimator(svc: Service, name: str) -> Any:
     if row is None:
         raise RuntimeError(f"no artifact for model {name!r}")
     key = svc.env["SERVICE__ARTIFACTS__HMAC_KEY"]
-    return signing.load_verified(row["data"], row["artifact_hmac"], row["artifact_sha256"], key)
+    keys = Keyring.from_settings(ArtifactSettings(hmac_key=key))
+    place = signing.Place(signing.DEFAULT_TENANT, row["model_id"], row["version"])
+    seal = signing.Seal(row["artifact_sha256"], row["artifact_hmac"], row["artifact_key_id"])
+    keys.verify(row["data"], place, seal)
+    return unpickle(row["data"])
 
 
 @dataclass

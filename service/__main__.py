@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -112,12 +113,14 @@ def _run_worker(settings: Settings, *, check: bool) -> int:
     if check:
         status: int = asyncio.run(check_health(settings))
         return status
-    if not settings.artifacts.hmac_key:
-        print(
-            "configuration error: set SERVICE__ARTIFACTS__HMAC_KEY: the worker signs artifacts",
-            file=sys.stderr,
-        )
+    from service.artifacts.keys import Keyring, forget_key_variables
+
+    try:
+        Keyring.from_settings(settings.artifacts)  # the worker signs artifacts with it
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    forget_key_variables(os.environ)
     run_worker(settings)
     return 0
 

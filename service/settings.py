@@ -22,6 +22,7 @@ DEFAULT_CONFIG = Path("config.toml")
 # Settings that must never live in a file: `(section, key)` → environment variable.
 SECRETS: dict[tuple[str, str], str] = {
     ("artifacts", "hmac_key"): "SERVICE__ARTIFACTS__HMAC_KEY",
+    ("artifacts", "hmac_keys"): "SERVICE__ARTIFACTS__HMAC_KEYS",
     ("auth", "introspection_client_secret"): "SERVICE__AUTH__INTROSPECTION_CLIENT_SECRET",
 }
 
@@ -101,8 +102,16 @@ class WorkerSettings(Section):
     shutdown_wait_seconds: Annotated[float, msgspec.Meta(ge=0)] = 20.0
 
 
+KeyId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
 class ArtifactSettings(Section):
+    """The current key signs new artifacts under `key_id`; older keys in `hmac_keys` (id to
+    secret) still verify what they signed. Both secrets come from the environment only."""
+
     hmac_key: str = ""
+    key_id: KeyId = "k1"
+    hmac_keys: dict[KeyId, str] = msgspec.field(default_factory=dict)
 
 
 class ModelSettings(Section):

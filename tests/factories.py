@@ -16,6 +16,7 @@ import httpx2
 import msgspec
 import pytest
 
+from service.artifacts.keys import Keyring
 from service.auth.backend import BearerAuthenticator
 from service.domain.errors import InvalidInput
 from service.http.state import Services
@@ -85,6 +86,13 @@ async def drop_database(admin_url: str, name: str) -> None:
 
 def make_settings(**sections: dict[str, Any]) -> Settings:
     return convert_settings(sections)
+
+
+def artifact_keys(**overrides: Any) -> Keyring:
+    """The test artifact key (id `k1`) as the current one, with `[artifacts]` overrides."""
+    return Keyring.from_settings(
+        make_settings(artifacts={"hmac_key": HMAC_KEY, **overrides}).artifacts
+    )
 
 
 def auth_settings(**overrides: Any) -> AuthSettings:

@@ -15,16 +15,9 @@ from typing import Any
 import joblib
 
 from service.artifacts import signing
+from service.artifacts.keys import Keyring
 from service.repositories.database import Database
 from service.repositories.versions import VersionRepository, VersionRow
-
-
-@dataclass(frozen=True)
-class Seal:
-    """What is stored beside new artifact bytes so that they can be verified later."""
-
-    sha256: str
-    hmac: str
 
 
 @dataclass(frozen=True)
@@ -45,16 +38,20 @@ class LoadedArtifact:
 
 
 class ArtifactStore:
-    def __init__(self, db: Database, hmac_key: str) -> None:
+    def __init__(self, db: Database, keys: Keyring) -> None:
         self.db = db
-        self.hmac_key = hmac_key
+        self.keys = keys
 
-    def seal(self, data: bytes) -> Seal:
-        return Seal(signing.sha256(data), signing.sign(data, self.hmac_key))
+    def seal(self, digest: str, place: signing.Place) -> signing.Seal:
+        """The current key's seal for bytes with sha256 `digest`, stored as `place`."""
+        return self.keys.seal(digest, place)
 
     def verify(self, version: VersionRow, data: bytes) -> None:
         """TamperedArtifact unless `data` is exactly what a worker stored for `version`."""
-        signing.verify(data, version.artifact_hmac, version.artifact_sha256, self.hmac_key)
+        stored = signing.Seal(
+            version.artifact_sha256, version.artifact_hmac, version.artifact_key_id
+        )
+        self.keys.verify(data, place_of(version), stored)
 
     async def fetch(self, model_id: int, version: int) -> StoredArtifact | None:
         """The version's verified bytes, still pickled; None when the version is gone."""
@@ -84,6 +81,10 @@ class ArtifactStore:
         if row is None or data is None:
             return None
         return StoredArtifact(row, data)
+
+
+def place_of(version: VersionRow) -> signing.Place:
+    return signing.Place(signing.DEFAULT_TENANT, version.model_id, version.version)
 
 
 def unpickle(data: bytes) -> Any:

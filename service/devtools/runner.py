@@ -69,7 +69,8 @@ def _prepare(settings: Settings, servers: list[EmbeddedServer]) -> dict[str, str
         redis_url = servers[-1].url
     env["SERVICE__REDIS__URL"] = redis_url
 
-    if not settings.artifacts.hmac_key:
+    keys = settings.artifacts
+    if not keys.hmac_key and keys.key_id not in keys.hmac_keys:
         env["SERVICE__ARTIFACTS__HMAC_KEY"] = _local_secret(VAR / "artifact-hmac.key")
     token = _configure_dev_auth(settings, env)
 

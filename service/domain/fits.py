@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from service.artifacts import signing
 from service.artifacts.store import ArtifactStore
 from service.domain.job_errors import JobLost
 from service.domain.job_rows import read_training_rows
@@ -98,7 +99,7 @@ class Fits:
         """Stores the fitted version, makes it current and marks the job succeeded, all at
         once and only while the job is still running: a cancel that lands at the last moment
         wins (JobLost) and leaves the current version untouched."""
-        seal = self.artifacts.seal(fitted.artifact)
+        digest = signing.sha256(fitted.artifact)  # the costly pass, before any lock is taken
         new = NewVersion(
             model_id=job.model_id,
             created_by=job.created_by,
@@ -117,8 +118,6 @@ class Fits:
             library_versions=fitted.library_versions,
             settings=fitted.settings,
             warnings=fitted.warnings,
-            artifact_sha256=seal.sha256,
-            artifact_hmac=seal.hmac,
         )
         async with self.db.transaction() as conn:
             # Model row first, then the job row: the order every other path takes (delete).
@@ -126,7 +125,12 @@ class Fits:
                 raise JobLost(str(job.id))
             if not await JobRepository(conn).lock_if_running(job.id):
                 raise JobLost(str(job.id))
-            version = await VersionRepository(conn).insert(new, fitted.artifact)
+            versions = VersionRepository(conn)
+            version = await versions.next_number(job.model_id)
+            # Sealed for its place, which is known only now: a copy elsewhere does not verify.
+            place = signing.Place(signing.DEFAULT_TENANT, job.model_id, version)
+            seal = self.artifacts.seal(digest, place)
+            await versions.insert(new, version, fitted.artifact, seal)
             await make_current(conn, job.model_id, job.model_name, version)
             await JobRepository(conn).succeed(job.id, VersionMade(version=version))
         log.info(

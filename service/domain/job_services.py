@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.artifacts.keys import Keyring
 from service.artifacts.store import ArtifactStore
 from service.domain.batch_runs import BatchRuns
 from service.domain.fits import Fits
@@ -27,7 +28,7 @@ class JobServices:
         """Connects lazily (see `Database`), so a worker starts while PostgreSQL is down."""
         db = Database(settings.database)
         await db.start()
-        artifacts = ArtifactStore(db, settings.artifacts.hmac_key)
+        artifacts = ArtifactStore(db, Keyring.from_settings(settings.artifacts))
         runs = JobRuns(db)
         return cls(
             db=db,

@@ -16,6 +16,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from service import __version__
+from service.artifacts.keys import Keyring
 from service.auth.factory import build_authenticator
 from service.domain.batch_predictions import BatchPredictions
 from service.domain.catalogue import keep_syncing_until_done, sync_catalogue
@@ -39,7 +40,7 @@ from service.repositories.database import Database
 from service.repositories.migrator import discover
 from service.serving.predictor import Predictor
 from service.serving.registry import ModelRegistry
-from service.settings import ConfigError, Settings
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,10 @@ def create_app(settings: Settings) -> Starlette:
     metrics = ApiMetrics()
     catalogue = load_catalogue(settings.models.plugins)
     expected_migrations = [m.version for m in discover()]
-    # Built here, not in the lifespan, so a bad [auth] section is a ConfigError before serving.
+    # Built here, not in the lifespan, so a bad [auth] or [artifacts] section is a ConfigError
+    # before serving.
     auth = build_authenticator(settings.auth)
-    if not settings.artifacts.hmac_key:
-        raise ConfigError("set SERVICE__ARTIFACTS__HMAC_KEY: model artifacts are verified with it")
+    artifact_keys = Keyring.from_settings(settings.artifacts)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -59,7 +60,7 @@ def create_app(settings: Settings) -> Starlette:
         await db.start()
         redis = connect_redis(settings.redis)
         queue = JobQueue(redis, settings.redis.queue_name)
-        registry = ModelRegistry(db, settings.artifacts.hmac_key, settings.models.cache_bytes)
+        registry = ModelRegistry(db, artifact_keys, settings.models.cache_bytes)
         await registry.start()
         predictor = Predictor(registry, settings)
         jobs = Jobs(db, queue, settings.worker)

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from service.artifacts.signing import Seal
 from service.domain.job_specs import TrainingSource
 from service.repositories.database import Connection
 from service.schemas.jobs import FitKind
@@ -34,6 +35,7 @@ class VersionRow(msgspec.Struct, kw_only=True):
     batch_ids: list[int]
     artifact_sha256: str
     artifact_hmac: str
+    artifact_key_id: str | None  # None: signed before key ids (the v1 scheme)
 
 
 class NewVersion(msgspec.Struct, kw_only=True):
@@ -54,8 +56,6 @@ class NewVersion(msgspec.Struct, kw_only=True):
     library_versions: dict[str, str]
     settings: dict[str, Any]
     warnings: list[str]
-    artifact_sha256: str
-    artifact_hmac: str
 
 
 class VersionRepository:
@@ -87,7 +87,7 @@ class VersionRepository:
     async def get_row(self, model_id: int, version: int) -> VersionRow | None:
         row = await self.conn.fetchrow(
             "SELECT model_id, version, rows, features, feature_kinds, target, classes, outputs,"
-            " batch_ids, artifact_sha256, artifact_hmac"
+            " batch_ids, artifact_sha256, artifact_hmac, artifact_key_id"
             " FROM model_versions WHERE model_id = $1 AND version = $2",
             model_id,
             version,
@@ -100,21 +100,26 @@ class VersionRepository:
         )
         return data
 
-    async def insert(self, new: NewVersion, artifact: bytes) -> int:
-        """Adds the next version of the model (numbers are per model, from 1)."""
-        await self.conn.execute("SELECT 1 FROM models WHERE id = $1 FOR UPDATE", new.model_id)
+    async def next_number(self, model_id: int) -> int:
+        """The number `insert` will take for the model's next version (numbers are per model,
+        from 1); the model row stays locked to the end of the transaction, so it holds."""
+        await self.conn.execute("SELECT 1 FROM models WHERE id = $1 FOR UPDATE", model_id)
         version: int = await self.conn.fetchval(
             "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_id = $1",
-            new.model_id,
+            model_id,
         )
+        return version
+
+    async def insert(self, new: NewVersion, version: int, artifact: bytes, seal: Seal) -> None:
+        """Adds version `version` (from `next_number`) with its artifact, sealed for it."""
         await self.conn.execute(
             """
             INSERT INTO model_versions (model_id, version, created_by, job_id, kind,
                 parent_version, rows, source, metrics, features, feature_kinds, target, classes,
                 outputs, batch_ids, library_versions, artifact_sha256, artifact_bytes,
-                artifact_hmac, settings, warnings)
+                artifact_hmac, artifact_key_id, settings, warnings)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18, $19, $20, $21)
+                    $18, $19, $20, $21, $22)
             """,
             new.model_id,
             version,
@@ -132,9 +137,10 @@ class VersionRepository:
             new.outputs,
             new.batch_ids,
             new.library_versions,
-            new.artifact_sha256,
+            seal.sha256,
             len(artifact),
-            new.artifact_hmac,
+            seal.hmac,
+            seal.key_id,
             new.settings,
             new.warnings,
         )
@@ -144,7 +150,6 @@ class VersionRepository:
             version,
             artifact,
         )
-        return version
 
 
 class StoredBatch(msgspec.Struct, frozen=True):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.artifacts import signing
+from service.artifacts.keys import Keyring
 from service.artifacts.store import ArtifactStore
 from service.domain.errors import Conflict, NotFound
 from service.estimators.model_type import default_output
@@ -45,9 +46,9 @@ class LoadedModel:
 
 
 class ModelRegistry:
-    def __init__(self, db: Database, hmac_key: str, cache_bytes: int) -> None:
+    def __init__(self, db: Database, keys: Keyring, cache_bytes: int) -> None:
         self.db = db
-        self.artifacts = ArtifactStore(db, hmac_key)
+        self.artifacts = ArtifactStore(db, keys)
         self.models: ByteBudgetCache[LoadedModel] = ByteBudgetCache(cache_bytes)
         self.current: dict[str, Current] = {}
         # Bumped by every invalidation: a read that started before one must not be cached,

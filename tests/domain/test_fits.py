@@ -16,7 +16,7 @@ from service.domain.job_errors import JobLost
 from service.domain.job_runs import JobRuns
 from service.domain.job_specs import ClaimedJob, FittedVersion, TrainSpec
 from service.repositories.database import Database
-from tests.factories import HMAC_KEY, json_of
+from tests.factories import artifact_keys, json_of
 
 pytestmark = pytest.mark.anyio
 
@@ -60,7 +60,7 @@ async def test_a_fit_of_a_cancelled_job_is_refused_and_the_current_version_stays
 ) -> None:
     await trained(client, run_worker)
     runs = JobRuns(db)
-    fits = Fits(db, ArtifactStore(db, HMAC_KEY), max_train_rows=1000)
+    fits = Fits(db, ArtifactStore(db, artifact_keys()), max_train_rows=1000)
     job = await claimed_train_job(client, runs)
     assert isinstance(job.spec, TrainSpec)
     assert (await client.post(f"/jobs/{job.id}/cancel")).status_code == 202
@@ -78,7 +78,7 @@ async def test_a_fit_of_a_running_job_becomes_the_current_version_and_finishes_t
     client: httpx2.AsyncClient, db: Database, run_worker: Worker
 ) -> None:
     await trained(client, run_worker)
-    fits = Fits(db, ArtifactStore(db, HMAC_KEY), max_train_rows=1000)
+    fits = Fits(db, ArtifactStore(db, artifact_keys()), max_train_rows=1000)
     job = await claimed_train_job(client, JobRuns(db))
     assert isinstance(job.spec, TrainSpec)
 
