@@ -73,13 +73,17 @@ def claims(now: float, **overrides: Any) -> dict[str, Any]:
 
 
 def mint(key: Key, now: float, *, header: dict[str, Any] | None = None, **overrides: Any) -> str:
-    """A token signed by `key`; claim overrides of None remove the claim."""
+    """An RFC 9068 access token (`typ: at+jwt`) signed by `key`; claim and header overrides of
+    None remove the claim or header."""
     alg = {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}[key.key_type]
-    hdr = {"alg": alg, "kid": key.kid, **(header or {})}
+    hdr = {"alg": alg, "kid": key.kid, "typ": "at+jwt", **(header or {})}
+    hdr = {k: v for k, v in hdr.items() if v is not None}
     with warnings.catch_warnings():
         # joserfc warns when *signing* with "EdDSA" (RFC 9864); IdPs still do, so tests do too.
         warnings.simplefilter("ignore", SecurityWarning)
-        return jwt.encode(hdr, claims(now, **overrides), key, algorithms=[hdr["alg"]])
+        return jwt.encode(
+            hdr, claims(now, **overrides), key, algorithms=[hdr["alg"]], default_type=None
+        )
 
 
 def b64(data: bytes) -> str:

@@ -247,6 +247,20 @@ async def test_expired_token_is_401_invalid_token(
     assert rejections(metrics, "expired") == 1
 
 
+async def test_id_token_is_401_invalid_token_counted_by_its_reason(
+    http: tuple[httpx2.AsyncClient, ApiMetrics], keys: dict[str, Key], clock: Clock
+) -> None:
+    client, metrics = http
+    token = mint(keys["rsa1"], clock.now, header={"typ": "JWT"}, scope="admin")
+    response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert json_of(response)["detail"] == (
+        "the token is not an access token: its `typ` header must be at+jwt"
+    )
+    assert rejections(metrics, "wrong_token_type") == 1
+
+
 async def test_valid_token_without_the_scope_is_403(
     http: tuple[httpx2.AsyncClient, ApiMetrics], keys: dict[str, Key], clock: Clock
 ) -> None:
