@@ -143,7 +143,9 @@ def _check_jwt(settings: AuthSettings) -> None:
 def _check_introspection(settings: AuthSettings) -> None:
     missing = [
         f"auth.{key}"
-        for key in ("introspection_url", "introspection_client_id")
+        # Without an audience any token the authorization server issued, for any API, would be
+        # accepted here; without an issuer, an answer about another realm's token.
+        for key in ("issuer", "audience", "introspection_url", "introspection_client_id")
         if not getattr(settings, key)
     ]
     if not settings.introspection_client_secret:

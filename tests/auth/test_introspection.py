@@ -12,6 +12,7 @@ from service.auth.backend import BearerAuthenticator
 from service.auth.errors import AuthError
 from service.auth.factory import build_authenticator
 from service.auth.introspection import MAX_CACHE_SECONDS
+from service.settings import ConfigError
 from tests.auth.idp import AUDIENCE, CLIENT_ID, ISSUER, Clock, Idp, bearer
 from tests.factories import AuthFactory, auth_settings
 
@@ -99,12 +100,20 @@ async def test_unknown_token_is_inactive(make_auth: AuthFactory, idp: Idp) -> No
     assert await reason_of(auth, "never-issued") == "inactive"
 
 
-async def test_audience_is_not_checked_when_none_is_configured(
+async def test_answer_without_iss_is_accepted(
     make_auth: AuthFactory, idp: Idp, clock: Clock
 ) -> None:
-    idp.introspection[TOKEN] = active(clock, aud=None)
-    auth = await introspection_auth(make_auth, audience="")
+    # RFC 7662 makes `iss` optional; only a different issuer is a sign of a foreign token.
+    idp.introspection[TOKEN] = active(clock, iss=None)
+    auth = await introspection_auth(make_auth)
     assert (await auth.authenticate(bearer(TOKEN))).sub == "alice"
+
+
+@pytest.mark.parametrize("missing", ["issuer", "audience"])
+def test_introspection_without_issuer_or_audience_refuses_to_start(missing: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_authenticator(auth_settings(mode="introspection", jwks_url="", **{missing: ""}))
+    assert str(caught.value) == f'auth.mode = "introspection" needs auth.{missing}'
 
 
 async def test_positive_answers_are_cached_no_longer_than_exp(
