@@ -13,8 +13,9 @@ import httpx2
 from starlette.requests import HTTPConnection
 
 from service.auth.bearer import bearer_token
+from service.auth.errors import AuthError
 from service.auth.principal import Principal
-from service.auth.token_cache import TokenCache
+from service.auth.token_cache import RejectionCache, TokenCache
 
 
 class TokenVerifier(Protocol):
@@ -26,16 +27,23 @@ class TokenVerifier(Protocol):
 
 
 class BearerAuthenticator:
-    """Bearer header → token cache → verifier; closes the HTTP client it was given to own."""
+    """Bearer header → token caches → verifier; closes the HTTP client it was given to own.
+
+    `rejections` (introspection mode) remembers refused tokens briefly: there every miss is a
+    call to the authorization server, which a client repeating a bad token must not multiply.
+    """
 
     def __init__(
         self,
         verifier: TokenVerifier,
         cache: TokenCache,
         owned_client: httpx2.AsyncClient | None = None,
+        *,
+        rejections: RejectionCache | None = None,
     ) -> None:
         self.verifier = verifier
         self.cache = cache
+        self.rejections = rejections
         self._owned_client = owned_client
 
     async def authenticate(self, conn: HTTPConnection) -> Principal:
@@ -54,9 +62,21 @@ class BearerAuthenticator:
         key = TokenCache.key(token)
         principal = self.cache.get(key)
         if principal is None:
-            principal = await self.verifier.verify(token)
+            principal = await self._verify(token, key)
             self.cache.put(key, principal)
         return principal
+
+    async def _verify(self, token: str, key: bytes) -> Principal:
+        if self.rejections is None:
+            return await self.verifier.verify(token)
+        refused = self.rejections.get(key)
+        if refused is not None:
+            raise refused
+        try:
+            return await self.verifier.verify(token)
+        except AuthError as exc:
+            self.rejections.put(key, exc)
+            raise
 
     async def close(self) -> None:
         if self._owned_client is not None:

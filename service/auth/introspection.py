@@ -104,7 +104,7 @@ class IntrospectionVerifier:
 
     def _unavailable(self, why: str) -> AuthError:
         log.error("token introspection at %s failed: %s", self.url, why)
-        return AuthError("the token cannot be checked right now", "idp_unavailable")
+        return AuthError("the token cannot be checked right now", "idp_unavailable", transient=True)
 
 
 def _number(value: object) -> float | None:

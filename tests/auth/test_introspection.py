@@ -140,13 +140,81 @@ async def test_revocation_is_seen_within_the_cache_bound(
     assert await reason_of(auth) == "inactive"
 
 
-async def test_negative_answers_are_not_cached(
+async def test_repeated_bad_token_costs_one_idp_call_per_rejection_period(
     make_auth: AuthFactory, idp: Idp, clock: Clock
 ) -> None:
+    auth = await introspection_auth(make_auth, rejected_token_cache_seconds=5)
+    for _ in range(20):
+        assert await reason_of(auth, "garbage-token") == "inactive"
+    assert idp.introspection_requests == 1
+    clock.advance(4.9)
+    assert await reason_of(auth, "garbage-token") == "inactive"
+    assert idp.introspection_requests == 1
+    clock.advance(0.2)
+    assert await reason_of(auth, "garbage-token") == "inactive"
+    assert idp.introspection_requests == 2
+
+
+async def test_a_rejection_is_remembered_with_its_reason(
+    make_auth: AuthFactory, idp: Idp, clock: Clock
+) -> None:
+    idp.introspection[TOKEN] = active(clock, aud="another-api")
     auth = await introspection_auth(make_auth)
+    assert [await reason_of(auth) for _ in range(3)] == ["wrong_audience"] * 3
+    assert idp.introspection_requests == 1
+
+
+async def test_a_token_refused_then_activated_is_accepted_after_the_period(
+    make_auth: AuthFactory, idp: Idp, clock: Clock
+) -> None:
+    auth = await introspection_auth(make_auth, rejected_token_cache_seconds=5)
+    assert await reason_of(auth) == "inactive"
+    idp.introspection[TOKEN] = active(clock)
+    assert await reason_of(auth) == "inactive"  # still remembered
+    clock.advance(5)
+    assert (await auth.authenticate(bearer(TOKEN))).sub == "alice"
+    assert idp.introspection_requests == 2
+
+
+async def test_rejections_are_not_remembered_when_turned_off(
+    make_auth: AuthFactory, idp: Idp, clock: Clock
+) -> None:
+    auth = await introspection_auth(make_auth, rejected_token_cache_seconds=0)
     assert await reason_of(auth) == "inactive"
     idp.introspection[TOKEN] = active(clock)
     assert (await auth.authenticate(bearer(TOKEN))).sub == "alice"
+    assert idp.introspection_requests == 2
+
+
+async def test_an_unreachable_idp_is_not_remembered_as_a_rejection(
+    make_auth: AuthFactory, idp: Idp, clock: Clock
+) -> None:
+    idp.introspection[TOKEN] = active(clock)
+    idp.down = True
+    auth = await introspection_auth(make_auth)
+    assert await reason_of(auth) == "idp_unavailable"
+    idp.down = False
+    assert (await auth.authenticate(bearer(TOKEN))).sub == "alice"
+    assert idp.introspection_requests == 2
+
+
+async def test_remembered_rejections_are_bounded_least_recently_used_first(
+    make_auth: AuthFactory, idp: Idp
+) -> None:
+    auth = await introspection_auth(make_auth, token_cache_size=2)
+    for token in ("bad-a", "bad-b", "bad-a", "bad-c"):  # `bad-b` is the one evicted
+        await reason_of(auth, token)
+    assert auth.rejections is not None and len(auth.rejections) == 2
+    assert idp.introspection_requests == 3
+    await reason_of(auth, "bad-a")
+    assert idp.introspection_requests == 3
+    await reason_of(auth, "bad-b")
+    assert idp.introspection_requests == 4
+
+
+async def test_jwt_mode_remembers_no_rejections(make_auth: AuthFactory) -> None:
+    # There a refusal costs a local signature check at most; nothing to spare the IdP.
+    assert (await make_auth()).rejections is None
 
 
 @pytest.mark.parametrize(
