@@ -6,6 +6,7 @@ so that 401 and 403 are decided per operation, after routing.
 
 from __future__ import annotations
 
+import asyncio
 from hashlib import sha256
 from typing import Protocol
 
@@ -29,8 +30,9 @@ class TokenVerifier(Protocol):
 class BearerAuthenticator:
     """Bearer header → token caches → verifier; closes the HTTP client it was given to own.
 
-    `rejections` (introspection mode) remembers refused tokens briefly: there every miss is a
-    call to the authorization server, which a client repeating a bad token must not multiply.
+    `rejections` (introspection mode) remembers refused tokens briefly, and concurrent requests
+    with one token share its introspection: there every miss is a call to the authorization
+    server, which a client repeating a bad token must not multiply.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class BearerAuthenticator:
         self.verifier = verifier
         self.cache = cache
         self.rejections = rejections
+        self._in_flight: dict[bytes, asyncio.Future[Principal]] = {}
         self._owned_client = owned_client
 
     async def authenticate(self, conn: HTTPConnection) -> Principal:
@@ -72,11 +75,27 @@ class BearerAuthenticator:
         refused = self.rejections.get(key)
         if refused is not None:
             raise refused
+        # Requests carrying the same token while it is being introspected share that one call:
+        # otherwise a burst of one bad token would reach the IdP before the first answer is in.
+        call = self._in_flight.get(key)
+        if call is None:
+            call = asyncio.ensure_future(self._introspect(token, key, self.rejections))
+            self._in_flight[key] = call
+            call.add_done_callback(lambda done: self._settle(key, done))
+        # Shielded: one caller going away (client disconnect) must not cancel the others' call.
+        return await asyncio.shield(call)
+
+    async def _introspect(self, token: str, key: bytes, rejections: RejectionCache) -> Principal:
         try:
             return await self.verifier.verify(token)
         except AuthError as exc:
-            self.rejections.put(key, exc)
+            rejections.put(key, exc)
             raise
+
+    def _settle(self, key: bytes, call: asyncio.Future[Principal]) -> None:
+        del self._in_flight[key]
+        if not call.cancelled():
+            call.exception()  # retrieved, in case every caller has gone: no "never retrieved" log
 
     async def close(self) -> None:
         if self._owned_client is not None:

@@ -6,6 +6,7 @@ It publishes a JWKS and answers RFC 7662 introspection; the authenticator reache
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -113,6 +114,7 @@ class Idp:
     jwks_body: Any = None  # served instead of the public key set when set
     jwks_requests: int = 0
     introspection_requests: int = 0
+    hold: asyncio.Event | None = None  # when set, introspection answers wait for it
     last_form: dict[str, list[str]] = field(default_factory=dict)
 
     def app(self) -> Starlette:
@@ -133,6 +135,8 @@ class Idp:
 
     async def _introspect(self, request: Request) -> Response:
         self.introspection_requests += 1
+        if self.hold is not None:
+            await self.hold.wait()
         if self.down:
             return Response("upstream unavailable", 503)
         expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()

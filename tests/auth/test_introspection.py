@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 
@@ -153,6 +155,54 @@ async def test_repeated_bad_token_costs_one_idp_call_per_rejection_period(
     clock.advance(0.2)
     assert await reason_of(auth, "garbage-token") == "inactive"
     assert idp.introspection_requests == 2
+
+
+@pytest.mark.parametrize("answer", ["inactive", "active"])
+async def test_concurrent_requests_with_one_token_share_one_idp_call(
+    make_auth: AuthFactory, idp: Idp, clock: Clock, answer: str
+) -> None:
+    if answer == "active":
+        idp.introspection[TOKEN] = active(clock)
+    idp.hold = asyncio.Event()
+    auth = await introspection_auth(make_auth)
+    outcomes: list[str] = []
+
+    async def call() -> None:
+        try:
+            outcomes.append((await auth.authenticate(bearer(TOKEN))).sub)
+        except AuthError as exc:
+            outcomes.append(exc.reason)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(10):
+            group.start_soon(call)
+        await anyio.wait_all_tasks_blocked()  # all ten are waiting on the held answer
+        idp.hold.set()
+    assert outcomes == [{"inactive": "inactive", "active": "alice"}[answer]] * 10
+    assert idp.introspection_requests == 1
+
+
+async def test_a_caller_going_away_does_not_cancel_the_shared_call(
+    make_auth: AuthFactory, idp: Idp, clock: Clock
+) -> None:
+    idp.introspection[TOKEN] = active(clock)
+    idp.hold = asyncio.Event()
+    auth = await introspection_auth(make_auth)
+    async with anyio.create_task_group() as leaver:
+        leaver.start_soon(auth.authenticate, bearer(TOKEN))
+        await anyio.wait_all_tasks_blocked()  # its introspection call waits on the IdP
+        leaver.cancel_scope.cancel()  # like a client that disconnects
+    results: list[str] = []
+
+    async def stay() -> None:
+        results.append((await auth.authenticate(bearer(TOKEN))).sub)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(stay)
+        await anyio.wait_all_tasks_blocked()
+        idp.hold.set()
+    assert results == ["alice"]
+    assert idp.introspection_requests == 1  # the stayer joined the call the leaver started
 
 
 async def test_a_rejection_is_remembered_with_its_reason(
