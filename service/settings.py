@@ -80,6 +80,7 @@ class AuthSettings(Section):
     introspection_client_id: str = ""
     introspection_client_secret: str = ""
     token_cache_size: Positive = 10_000
+    rejected_token_cache_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     # Development key pair used by `python -m service token` and `make run`.
     dev_key_file: str = "var/dev-jwk.json"
 

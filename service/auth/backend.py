@@ -6,6 +6,7 @@ so that 401 and 403 are decided per operation, after routing.
 
 from __future__ import annotations
 
+import asyncio
 from hashlib import sha256
 from typing import Protocol
 
@@ -13,8 +14,9 @@ import httpx2
 from starlette.requests import HTTPConnection
 
 from service.auth.bearer import bearer_token
+from service.auth.errors import AuthError
 from service.auth.principal import Principal
-from service.auth.token_cache import TokenCache
+from service.auth.token_cache import RejectionCache, TokenCache
 
 
 class TokenVerifier(Protocol):
@@ -26,16 +28,25 @@ class TokenVerifier(Protocol):
 
 
 class BearerAuthenticator:
-    """Bearer header → token cache → verifier; closes the HTTP client it was given to own."""
+    """Bearer header → token caches → verifier; closes the HTTP client it was given to own.
+
+    `rejections` (introspection mode) remembers refused tokens briefly, and concurrent requests
+    with one token share its introspection: there every miss is a call to the authorization
+    server, which a client repeating a bad token must not multiply.
+    """
 
     def __init__(
         self,
         verifier: TokenVerifier,
         cache: TokenCache,
         owned_client: httpx2.AsyncClient | None = None,
+        *,
+        rejections: RejectionCache | None = None,
     ) -> None:
         self.verifier = verifier
         self.cache = cache
+        self.rejections = rejections
+        self._in_flight: dict[bytes, asyncio.Future[Principal]] = {}
         self._owned_client = owned_client
 
     async def authenticate(self, conn: HTTPConnection) -> Principal:
@@ -54,9 +65,37 @@ class BearerAuthenticator:
         key = TokenCache.key(token)
         principal = self.cache.get(key)
         if principal is None:
-            principal = await self.verifier.verify(token)
+            principal = await self._verify(token, key)
             self.cache.put(key, principal)
         return principal
+
+    async def _verify(self, token: str, key: bytes) -> Principal:
+        if self.rejections is None:
+            return await self.verifier.verify(token)
+        refused = self.rejections.get(key)
+        if refused is not None:
+            raise refused
+        # Requests carrying the same token while it is being introspected share that one call:
+        # otherwise a burst of one bad token would reach the IdP before the first answer is in.
+        call = self._in_flight.get(key)
+        if call is None:
+            call = asyncio.ensure_future(self._introspect(token, key, self.rejections))
+            self._in_flight[key] = call
+            call.add_done_callback(lambda done: self._settle(key, done))
+        # Shielded: one caller going away (client disconnect) must not cancel the others' call.
+        return await asyncio.shield(call)
+
+    async def _introspect(self, token: str, key: bytes, rejections: RejectionCache) -> Principal:
+        try:
+            return await self.verifier.verify(token)
+        except AuthError as exc:
+            rejections.put(key, exc)
+            raise
+
+    def _settle(self, key: bytes, call: asyncio.Future[Principal]) -> None:
+        del self._in_flight[key]
+        if not call.cancelled():
+            call.exception()  # retrieved, in case every caller has gone: no "never retrieved" log
 
     async def close(self) -> None:
         if self._owned_client is not None:

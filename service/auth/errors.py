@@ -6,11 +6,16 @@ from __future__ import annotations
 class AuthError(Exception):
     """The request carries no usable credentials (401)."""
 
-    def __init__(self, detail: str, reason: str, token_present: bool = True) -> None:
+    def __init__(
+        self, detail: str, reason: str, token_present: bool = True, *, transient: bool = False
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.reason = reason  # the `reason` label of the rejection counter
         self.token_present = token_present
+        # The identity provider could not be asked: says nothing about the token, so the
+        # rejection must not be remembered.
+        self.transient = transient
 
 
 class InsufficientScope(AuthError):

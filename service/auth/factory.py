@@ -20,7 +20,7 @@ from service.auth.introspection import IntrospectionVerifier
 from service.auth.jwks import FileJwks, KeySource, RemoteJwks
 from service.auth.jwt_verifier import ASYMMETRIC_ALGORITHMS, JwtVerifier
 from service.auth.principal import ADMIN, Authenticator, Principal
-from service.auth.token_cache import TokenCache
+from service.auth.token_cache import RejectionCache, TokenCache
 from service.settings import AuthSettings, ConfigError
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,12 @@ def build_authenticator(
             clock=clock or time.time,
         )
     cache = TokenCache(settings.token_cache_size, clock or time.time)
-    return BearerAuthenticator(verifier, cache, owned)
+    rejections = None
+    if settings.mode == "introspection":
+        rejections = RejectionCache(
+            settings.token_cache_size, settings.rejected_token_cache_seconds, clock or time.time
+        )
+    return BearerAuthenticator(verifier, cache, owned, rejections=rejections)
 
 
 def _key_source(
@@ -143,7 +148,9 @@ def _check_jwt(settings: AuthSettings) -> None:
 def _check_introspection(settings: AuthSettings) -> None:
     missing = [
         f"auth.{key}"
-        for key in ("introspection_url", "introspection_client_id")
+        # Without an audience any token the authorization server issued, for any API, would be
+        # accepted here; without an issuer, an answer about another realm's token.
+        for key in ("issuer", "audience", "introspection_url", "introspection_client_id")
         if not getattr(settings, key)
     ]
     if not settings.introspection_client_secret:

@@ -1,8 +1,10 @@
 """Opaque (or any) tokens checked by the authorization server's RFC 7662 introspection endpoint.
 
 Authlib's `IntrospectTokenValidator` checks only `active` and `scope` and is synchronous, so the
-few checks are done here: `active` must be exactly `true`, `exp`/`nbf` are honoured, and `aud`
-must contain our audience when one is configured (RFC 7662 §4: the resource server decides).
+few checks are done here: `active` must be exactly `true`, `exp`/`nbf` are honoured, `aud` must
+contain our audience (RFC 7662 §4: the resource server decides) and `iss`, when the answer has
+one, must be our issuer. `iss` is optional in RFC 7662 and the answer comes from the endpoint we
+authenticated to, so its absence is no sign of a foreign token; a different one is.
 """
 
 from __future__ import annotations
@@ -63,9 +65,9 @@ class IntrospectionVerifier:
         nbf = _number(info.get("nbf"))
         if nbf is not None and nbf > now + self._leeway:
             raise AuthError("the token is not valid yet", "not_yet_valid")
-        if self._issuer and info.get("iss", self._issuer) != self._issuer:
+        if info.get("iss", self._issuer) != self._issuer:
             raise AuthError("the token was issued by another issuer", "wrong_issuer")
-        if self._audience and not _contains(info.get("aud"), self._audience):
+        if not _contains(info.get("aud"), self._audience):
             raise AuthError("the token is meant for another audience", "wrong_audience")
         sub = info.get("sub")
         if not isinstance(sub, str) or not sub:
@@ -102,7 +104,7 @@ class IntrospectionVerifier:
 
     def _unavailable(self, why: str) -> AuthError:
         log.error("token introspection at %s failed: %s", self.url, why)
-        return AuthError("the token cannot be checked right now", "idp_unavailable")
+        return AuthError("the token cannot be checked right now", "idp_unavailable", transient=True)
 
 
 def _number(value: object) -> float | None:

@@ -145,7 +145,11 @@ class RemoteJwks:
         if usable:
             assert keys is not None
             return keys
-        raise AuthError("the identity provider's signing keys are unavailable", "idp_unavailable")
+        raise AuthError(
+            "the identity provider's signing keys are unavailable",
+            "idp_unavailable",
+            transient=True,
+        )
 
     async def _fetch(self) -> KeySet:
         try:

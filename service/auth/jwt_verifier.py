@@ -1,8 +1,9 @@
 """JWT access tokens (RFC 7519 / RFC 9068 style) verified with joserfc against the issuer's keys.
 
-Order matters: the header is parsed and the algorithm checked against the allow-list before any
-key lookup (so `alg: none` or HS256-with-a-public-key never reach the network or a key), the
-signature is checked before any claim is trusted, and only then `exp`/`nbf`/`iss`/`aud`.
+Order matters: the header is parsed, the algorithm checked against the allow-list and the token
+type checked before any key lookup (so `alg: none`, HS256-with-a-public-key or an ID token never
+reach the network or a key), the signature is checked before any claim is trusted, and only then
+`exp`/`nbf`/`iss`/`aud`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ ASYMMETRIC_ALGORITHMS = frozenset(
         "Ed448",
     }
 )
+
+# RFC 9068 §2.1: access tokens carry `typ: at+jwt`; media types are case-insensitive and the
+# `application/` prefix may be written out (RFC 7515 §4.1.9).
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 
 
 class _AllowListRegistry(JWSRegistry):
@@ -109,6 +114,7 @@ class JwtVerifier:
             raise AuthError(
                 "the token uses a JWS extension this service does not support", "invalid"
             )
+        _check_type(header.get("typ"))
         return signed
 
     def _check_signature(self, signed: CompactSignature, keys: KeySet) -> None:
@@ -152,3 +158,18 @@ class JwtVerifier:
                 detail.get(exc.claim, f"the token's claim '{exc.claim}' is invalid"),
                 reason.get(exc.claim, "invalid"),
             ) from exc
+
+
+def _check_type(typ: object) -> None:
+    """An absent `typ` is accepted (many IdPs omit it); any other is not an access token.
+
+    The point is RFC 8725 §3.11 explicit typing: an OpenID Connect ID token (`typ: JWT`) signed
+    by the same key, with our client as its audience, must not open the API.
+    """
+    if typ is None:
+        return
+    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        raise AuthError(
+            "the token is not an access token: its `typ` header must be at+jwt",
+            "wrong_token_type",
+        )

@@ -6,6 +6,7 @@ It publishes a JWKS and answers RFC 7662 introspection; the authenticator reache
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -73,13 +74,17 @@ def claims(now: float, **overrides: Any) -> dict[str, Any]:
 
 
 def mint(key: Key, now: float, *, header: dict[str, Any] | None = None, **overrides: Any) -> str:
-    """A token signed by `key`; claim overrides of None remove the claim."""
+    """An RFC 9068 access token (`typ: at+jwt`) signed by `key`; claim and header overrides of
+    None remove the claim or header."""
     alg = {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}[key.key_type]
-    hdr = {"alg": alg, "kid": key.kid, **(header or {})}
+    hdr = {"alg": alg, "kid": key.kid, "typ": "at+jwt", **(header or {})}
+    hdr = {k: v for k, v in hdr.items() if v is not None}
     with warnings.catch_warnings():
         # joserfc warns when *signing* with "EdDSA" (RFC 9864); IdPs still do, so tests do too.
         warnings.simplefilter("ignore", SecurityWarning)
-        return jwt.encode(hdr, claims(now, **overrides), key, algorithms=[hdr["alg"]])
+        return jwt.encode(
+            hdr, claims(now, **overrides), key, algorithms=[hdr["alg"]], default_type=None
+        )
 
 
 def b64(data: bytes) -> str:
@@ -109,6 +114,7 @@ class Idp:
     jwks_body: Any = None  # served instead of the public key set when set
     jwks_requests: int = 0
     introspection_requests: int = 0
+    hold: asyncio.Event | None = None  # when set, introspection answers wait for it
     last_form: dict[str, list[str]] = field(default_factory=dict)
 
     def app(self) -> Starlette:
@@ -129,6 +135,8 @@ class Idp:
 
     async def _introspect(self, request: Request) -> Response:
         self.introspection_requests += 1
+        if self.hold is not None:
+            await self.hold.wait()
         if self.down:
             return Response("upstream unavailable", 503)
         expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()

@@ -39,6 +39,10 @@ from tests.factories import ROOT, auth_settings
             "needs SERVICE__AUTH__INTROSPECTION_CLIENT_SECRET (environment)",
         ),
         (
+            {"mode": "introspection", "issuer": "", "audience": ""},
+            'auth.mode = "introspection" needs auth.issuer, auth.audience',
+        ),
+        (
             {"mode": "introspection", "introspection_url": ""},
             'auth.mode = "introspection" needs auth.introspection_url',
         ),
@@ -89,11 +93,20 @@ def test_disabled_mode_warns_at_every_start(caplog: pytest.LogCaptureFixture) ->
     assert caplog.text.count("authentication is DISABLED") == 2
 
 
-def test_api_refuses_to_start_in_jwt_mode_without_issuer(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("jwt", 'auth.mode = "jwt" needs auth.issuer, auth.audience'),
+        ("introspection", 'auth.mode = "introspection" needs auth.issuer, auth.audience'),
+    ],
+)
+def test_api_refuses_to_start_without_issuer_and_audience(
+    tmp_path: Path, mode: str, message: str
+) -> None:
     empty = tmp_path / "config.toml"
     empty.write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE")}
-    env.update(SERVICE_CONFIG=str(empty), SERVICE__AUTH__MODE="jwt")
+    env.update(SERVICE_CONFIG=str(empty), SERVICE__AUTH__MODE=mode)
     done = subprocess.run(
         [sys.executable, "-m", "service", "api"],
         cwd=ROOT,
@@ -103,6 +116,4 @@ def test_api_refuses_to_start_in_jwt_mode_without_issuer(tmp_path: Path) -> None
         timeout=60,
     )
     assert done.returncode == 2, done.stderr
-    assert 'configuration error: auth.mode = "jwt" needs auth.issuer, auth.audience' in (
-        done.stderr
-    )
+    assert f"configuration error: {message}" in done.stderr

@@ -79,7 +79,9 @@ def test_validly_signed_odd_claims_are_principal_or_401(claims: dict[str, Any]) 
     base = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": 4_000_000_000}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        token = jwt.encode({"alg": "RS256", "kid": "fuzz"}, {**base, **claims}, KEY)
+        token = jwt.encode(
+            {"alg": "RS256", "kid": "fuzz", "typ": "at+jwt"}, {**base, **claims}, KEY
+        )
     outcome = _outcome(token)
     assert isinstance(outcome, Principal | AuthError)
     if isinstance(outcome, Principal):

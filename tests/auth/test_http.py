@@ -34,7 +34,7 @@ from service.http.routes import build_routes, principal_of
 from service.http.state import Services
 from service.logs import JsonFormatter
 from service.settings import Settings
-from tests.auth.idp import Clock, Key, mint
+from tests.auth.idp import Clock, Idp, Key, mint
 from tests.factories import ClientFactory, auth_settings, json_of
 
 pytestmark = pytest.mark.anyio
@@ -245,6 +245,40 @@ async def test_expired_token_is_401_invalid_token(
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
     assert json_of(response)["detail"] == "the token has expired"
     assert rejections(metrics, "expired") == 1
+
+
+async def test_id_token_is_401_invalid_token_counted_by_its_reason(
+    http: tuple[httpx2.AsyncClient, ApiMetrics], keys: dict[str, Key], clock: Clock
+) -> None:
+    client, metrics = http
+    token = mint(keys["rsa1"], clock.now, header={"typ": "JWT"}, scope="admin")
+    response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert json_of(response)["detail"] == (
+        "the token is not an access token: its `typ` header must be at+jwt"
+    )
+    assert rejections(metrics, "wrong_token_type") == 1
+
+
+async def test_repeated_garbage_in_introspection_mode_is_one_idp_call_and_counted_each_time(
+    idp: Idp, idp_client: httpx2.AsyncClient, clock: Clock
+) -> None:
+    metrics = ApiMetrics()
+    settings = auth_settings(mode="introspection", jwks_url="")
+    app = scoped_app(build_authenticator(settings, idp_client, clock=clock), metrics)
+    async with LifespanManager(app) as manager:
+        transport = httpx2.ASGITransport(app=manager.app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+            for _ in range(5):
+                response = await client.get(
+                    "/whoami", headers={"Authorization": "Bearer not-a-real-token"}
+                )
+                assert response.status_code == 401
+                assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+                assert json_of(response)["detail"] == "the token is not active"
+    assert idp.introspection_requests == 1
+    assert rejections(metrics, "inactive") == 5
 
 
 async def test_valid_token_without_the_scope_is_403(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from tests.auth.idp import (
     Key,
     b64,
     bearer,
+    claims,
     ed_key,
     hs256_with_public_key,
     mint,
@@ -207,3 +209,51 @@ async def test_leeway_tolerates_small_clock_skew(
     assert isinstance(who, Principal)
     # Accepted only thanks to the leeway, so it must not be cached beyond its real `exp`.
     assert who.expires_at is not None and who.expires_at <= clock.now
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+JWT"])
+async def test_access_token_types_are_accepted(
+    make_auth: AuthFactory, keys: dict[str, Key], clock: Clock, typ: str
+) -> None:
+    auth = await make_auth()
+    token = mint(keys["rsa1"], clock.now, header={"typ": typ})
+    assert (await auth.authenticate(bearer(token))).sub == "alice"
+
+
+async def test_token_without_typ_is_accepted(
+    make_auth: AuthFactory, keys: dict[str, Key], clock: Clock
+) -> None:
+    auth = await make_auth()
+    token = mint(keys["ec1"], clock.now, header={"typ": None})
+    assert "typ" not in json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert (await auth.authenticate(bearer(token))).sub == "alice"
+
+
+@pytest.mark.parametrize(
+    "typ",
+    [
+        "JWT",  # an OpenID Connect ID token, signed by the same key for the same audience
+        "id_token+jwt",
+        "at+jwt+extra",
+        "application/jwt",
+        "",
+        5,
+        ["at+jwt"],
+    ],
+)
+async def test_other_token_types_are_refused_before_any_key_lookup(
+    make_auth: AuthFactory, idp: Idp, keys: dict[str, Key], clock: Clock, typ: object
+) -> None:
+    auth = await make_auth()
+    if isinstance(typ, str):
+        token = mint(keys["rsa1"], clock.now, header={"typ": typ})
+    else:  # joserfc will not sign a non-string `typ`; the check comes before the signature's
+        token = unsigned({"alg": "RS256", "kid": "rsa1", "typ": typ}, claims(clock.now)) + ".AAAA"
+    with pytest.raises(AuthError) as caught:
+        await auth.authenticate(bearer(token))
+    assert caught.value.reason == "wrong_token_type"
+    assert caught.value.detail == (
+        "the token is not an access token: its `typ` header must be at+jwt"
+    )
+    assert caught.value.token_present
+    assert idp.jwks_requests == 0

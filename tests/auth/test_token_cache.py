@@ -6,7 +6,7 @@ import pytest
 
 from service.auth.errors import AuthError
 from service.auth.principal import Principal
-from service.auth.token_cache import TokenCache
+from service.auth.token_cache import RejectionCache, TokenCache
 from tests.auth.idp import Clock, Idp, Key, bearer, mint
 from tests.factories import AuthFactory
 
@@ -96,3 +96,27 @@ async def test_scheme_case_and_spacing_do_not_defeat_the_cache(
     for header in (f"Bearer {token}", f"bearer {token}", f"BEARER  {token} "):
         assert (await auth.authenticate(request_with(header))).sub == "alice"
     assert auth.verifier.verifications == 1
+
+
+def test_rejections_are_kept_by_digest_for_their_period_only() -> None:
+    clock = Clock()
+    cache = RejectionCache(10, 5.0, clock)
+    token = "opaque-garbage"
+    cache.put(TokenCache.key(token), AuthError("the token is not active", "inactive"))
+    assert token.encode() not in repr(cache._entries).encode()
+    first, second = cache.get(TokenCache.key(token)), cache.get(TokenCache.key(token))
+    assert first is not None and second is not None and first is not second
+    assert (second.detail, second.reason, second.token_present) == (
+        "the token is not active",
+        "inactive",
+        True,
+    )
+    clock.advance(5)
+    assert cache.get(TokenCache.key(token)) is None
+    assert len(cache) == 0
+
+
+def test_transient_failures_are_not_kept_as_rejections() -> None:
+    cache = RejectionCache(10, 5.0, Clock())
+    cache.put(b"k", AuthError("cannot check", "idp_unavailable", transient=True))
+    assert len(cache) == 0
