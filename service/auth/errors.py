@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class AuthError(Exception):
     """The request carries no usable credentials (401)."""
@@ -19,8 +21,12 @@ class AuthError(Exception):
 
 
 class InsufficientScope(AuthError):
-    """The token is valid but lacks the scope the route requires (403)."""
+    """The token is valid but lacks scopes the request requires (403): `missing` are the ones
+    it lacks, `scope` every one the request needs (RFC 6750's space-delimited `scope`)."""
 
-    def __init__(self, scope: str) -> None:
-        super().__init__(f"this operation requires the scope '{scope}'", "insufficient_scope")
-        self.scope = scope
+    def __init__(self, *missing: str, required: Sequence[str] = ()) -> None:
+        noun = "scope" if len(missing) == 1 else "scopes"
+        names = " and ".join(f"'{name}'" for name in missing)
+        super().__init__(f"this operation requires the {noun} {names}", "insufficient_scope")
+        self.missing = missing
+        self.scope = " ".join(required or missing)

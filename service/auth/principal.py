@@ -54,6 +54,9 @@ def scopes_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(found.intersection(SCOPES))
 
 
-def authorize(principal: Principal, scope: str) -> None:
-    if not principal.allows(scope):
-        raise InsufficientScope(scope)
+def authorize(principal: Principal, *scopes: str) -> None:
+    """Lets the principal through only with every one of `scopes`; the refusal names each
+    one it lacks, so a client learns everything to ask for at once."""
+    missing = [scope for scope in scopes if not principal.allows(scope)]
+    if missing:
+        raise InsufficientScope(*missing, required=scopes)

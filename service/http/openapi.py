@@ -64,13 +64,11 @@ def _operation(op: Operation, ref_of: dict[int, Any]) -> dict[str, Any]:
     }
     if op.description:
         doc["description"] = op.description
-    if op.scope is not None:
-        doc["security"] = [{"bearer": [op.scope]}]
-        doc["description"] = (op.description + "\n\n" if op.description else "") + (
-            f"Requires the scope `{op.scope}`."
-        )
-    else:
-        doc["security"] = []
+    doc["security"] = [{"bearer": list(op.scopes)}] if op.scopes else []
+    if op.scopes:
+        doc["description"] = "\n\n".join(filter(None, (op.description, _scope_text(op))))
+    if op.body_scopes:
+        doc["x-body-scopes"] = {name: list(scopes) for name, scopes in op.body_scopes.items()}
     if op.params:
         doc["parameters"] = [_parameter(p) for p in op.params]
     if op.body is not None:
@@ -98,6 +96,19 @@ def _operation(op: Operation, ref_of: dict[int, Any]) -> dict[str, Any]:
             "content": problem,
         }
     return doc
+
+
+def _scope_text(op: Operation) -> str:
+    """The scopes in words: OpenAPI's `security` cannot say that a body field needs more."""
+    text = f"Requires the {_scope_list(op.scopes)}."
+    for name, scopes in op.body_scopes.items():
+        text += f" A `{name}` in the body also requires the {_scope_list(scopes)}."
+    return text
+
+
+def _scope_list(scopes: Sequence[str]) -> str:
+    noun = "scope" if len(scopes) == 1 else "scopes"
+    return f"{noun} " + " and ".join(f"`{scope}`" for scope in scopes)
 
 
 def _schema(media: str, ref: Any) -> dict[str, Any]:

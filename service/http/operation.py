@@ -1,4 +1,4 @@
-"""What an operation declares: method, path, scope, parameters, body and response types.
+"""What an operation declares: method, path, scopes, parameters, body and response types.
 
 One declaration drives routing, authorization, body decoding and the OpenAPI document, so the
 four cannot disagree. Endpoint modules build their `OPERATIONS` from these.
@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_type_hints
 
+import msgspec
 from starlette.responses import Response
 
+from service.auth.principal import SCOPES
 from service.http.bodies import CsvBody
 
 Endpoint = Callable[..., Awaitable[Response]]
@@ -40,7 +42,7 @@ class Operation:
     method: str
     path: str
     endpoint: Endpoint
-    scope: str | None  # None: no token needed
+    scope: str | None  # the scope the route table lists; None: no token needed
     summary: str
     tag: str
     body: Any = None  # msgspec type of the JSON body, decoded before the endpoint runs
@@ -53,6 +55,11 @@ class Operation:
     errors: Sequence[int] = ()
     description: str = ""
     extra_responses: Mapping[int, str] = field(default_factory=dict)
+    # Scopes every call needs besides `scope`, e.g. an operation that reads and writes datasets.
+    also_requires: Sequence[str] = ()
+    # Scopes a call needs when it gives this body field: what the field reaches (a `dataset`
+    # source reads a dataset) must be allowed too, whichever route reaches it.
+    body_scopes: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _OPERATION_ID.match(self.operation_id):
@@ -62,10 +69,43 @@ class Operation:
         if in_path != declared:
             raise ValueError(f"{self.method} {self.path} declares path parameters {declared}")
         _check_endpoint(self)
+        _check_scopes(self)
 
     @property
     def accepts_csv(self) -> bool:
         return "text/csv" in self.body_media
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """Every scope each call needs, whatever its body."""
+        return () if self.scope is None else (self.scope, *self.also_requires)
+
+    def body_scopes_of(self, body: Any) -> tuple[str, ...]:
+        """The further scopes this decoded body needs, in declaration order."""
+        needed: list[str] = []
+        for name, scopes in self.body_scopes.items():
+            if getattr(body, name) not in (None, msgspec.UNSET):
+                needed.extend(s for s in scopes if s not in needed and s not in self.scopes)
+        return tuple(needed)
+
+
+def _check_scopes(op: Operation) -> None:
+    """Scopes name ones a token can carry, and body scopes name fields the body has."""
+    name = f"{op.method} {op.path}"
+    if op.scope is None and (op.also_requires or op.body_scopes):
+        raise ValueError(f"{name} is public, so it cannot require further scopes")
+    declared = [*op.scopes, *(s for scopes in op.body_scopes.values() for s in scopes)]
+    unknown = sorted(set(declared) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"{name} declares unknown scopes {unknown}")
+    if not op.body_scopes:
+        return
+    if op.body is None or op.accepts_csv:
+        raise ValueError(f"{name} declares body scopes, so it takes a JSON body only")
+    fields = {f.name for f in msgspec.structs.fields(op.body)}
+    strays = sorted(set(op.body_scopes) - fields)
+    if strays:
+        raise ValueError(f"{name}: body scopes name {strays}, not fields of {op.body.__name__}")
 
 
 def _check_endpoint(op: Operation) -> None:

@@ -34,6 +34,7 @@ class Problem(msgspec.Struct, omit_defaults=True):
     instance: str = ""
     request_id: str = ""
     errors: list[domain.FieldError] = msgspec.field(default_factory=list)
+    missing_scopes: list[str] = msgspec.field(default_factory=list)  # what a 403 lacks
 
 
 class HttpProblem(Exception):
@@ -85,6 +86,7 @@ def problem(
     detail: str = "",
     errors: Sequence[domain.FieldError] = (),
     headers: Mapping[str, str] | None = None,
+    missing_scopes: Sequence[str] = (),
 ) -> Response:
     body = Problem(
         type=f"/problems/{_SLUGS.get(status, str(status))}",
@@ -94,6 +96,7 @@ def problem(
         instance=request.url.path,
         request_id=request_id.get() or "",
         errors=list(errors),
+        missing_scopes=list(missing_scopes),
     )
     return Response(_encoder.encode(body), status, headers=headers, media_type=PROBLEM_JSON)
 
@@ -115,7 +118,8 @@ async def _auth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AuthError)
     if isinstance(exc, InsufficientScope):
         challenge = f'Bearer error="insufficient_scope", scope="{exc.scope}"'
-        return problem(request, 403, exc.detail, headers={"WWW-Authenticate": challenge})
+        headers = {"WWW-Authenticate": challenge}
+        return problem(request, 403, exc.detail, headers=headers, missing_scopes=exc.missing)
     challenge = 'Bearer error="invalid_token"' if exc.token_present else "Bearer"
     return problem(request, 401, exc.detail, headers={"WWW-Authenticate": challenge})
 

@@ -1,7 +1,8 @@
 """Routing from the declared operations: one Starlette route per path, a dispatcher per route.
 
-The dispatcher authorizes from the operation's scope, then decodes the declared body, then
-calls the endpoint with it; the endpoint never reads the body or checks a scope itself.
+The dispatcher authorizes from the operation's scopes, then decodes the declared body and
+authorizes the scopes its fields need, then calls the endpoint with it; the endpoint never
+reads the body or checks a scope itself, so a refused request stores nothing.
 """
 
 from __future__ import annotations
@@ -49,26 +50,36 @@ def build_routes(operations: Sequence[Operation]) -> list[BaseRoute]:
 def _dispatcher(methods: dict[str, Operation]) -> Endpoint:
     async def dispatch(request: Request) -> Response:
         op = methods["GET" if request.method == "HEAD" else request.method]
-        if op.scope is not None:
-            await _authenticate(request, op.scope)
+        who = None if op.scope is None else await _authenticate(request, op.scopes)
         if op.body is None:
             return await op.endpoint(request)
         limit = services(request).settings.http.max_body_bytes
         body = await read_body(request, op.body, limit, csv=op.accepts_csv)
+        if who is not None and (more := op.body_scopes_of(body)):
+            _authorize(request, who, (*op.scopes, *more))
         return await op.endpoint(request, body)
 
     return dispatch
 
 
-async def _authenticate(request: Request, scope: str) -> None:
+async def _authenticate(request: Request, scopes: Sequence[str]) -> Principal:
     svc = services(request)
     try:
         who = await svc.auth.authenticate(request)
-        principal_var.set(who.sub)
-        authorize(who, scope)
     except AuthError as exc:
         svc.metrics.auth_rejections.labels(exc.reason).inc()
         raise
+    principal_var.set(who.sub)
+    _authorize(request, who, scopes)
     request.scope["principal"] = who
     request.scope["user"] = SimpleUser(who.sub)
     request.scope["auth"] = AuthCredentials(["authenticated", *sorted(who.scopes)])
+    return who
+
+
+def _authorize(request: Request, who: Principal, scopes: Sequence[str]) -> None:
+    try:
+        authorize(who, *scopes)
+    except AuthError as exc:
+        services(request).metrics.auth_rejections.labels(exc.reason).inc()
+        raise

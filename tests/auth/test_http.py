@@ -33,9 +33,10 @@ from service.http.request_id import RequestIdMiddleware
 from service.http.routes import build_routes, principal_of
 from service.http.state import Services
 from service.logs import JsonFormatter
+from service.schemas.training import TrainRequest
 from service.settings import Settings
 from tests.auth.idp import Clock, Idp, Key, mint
-from tests.factories import ClientFactory, auth_settings, json_of
+from tests.factories import ClientFactory, auth_settings, json_of, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -70,6 +71,14 @@ API_SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/datasets/{name}/rows"): "datasets:write",
     ("DELETE", "/datasets/{name}/rows"): "datasets:write",
 }
+# The scopes API.md's paragraphs add to the table's: on every call, and when a body field is given.
+API_FURTHER_SCOPES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("POST", "/models/{name}/batch-predictions"): ("datasets:read", "datasets:write"),
+}
+API_BODY_SCOPES: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
+    ("POST", "/models/{name}/train"): {"dataset": ("datasets:read",)},
+    ("POST", "/models/{name}/update"): {"dataset": ("datasets:read",)},
+}
 PUBLIC_PATHS = {"/livez", "/readyz", "/metrics", "/openapi.json", "/docs"}
 
 
@@ -93,6 +102,16 @@ def test_every_route_requires_the_scope_api_md_gives_it() -> None:
     assert set(API_SCOPES.values()) <= set(SCOPES)
 
 
+def test_every_route_requires_the_further_scopes_api_md_gives_it() -> None:
+    further = {(m, _loose(p)): scopes for (m, p), scopes in API_FURTHER_SCOPES.items()}
+    by_body = {(m, _loose(p)): scopes for (m, p), scopes in API_BODY_SCOPES.items()}
+    found = {(op.method, _loose(op.path)): op for op in OPERATIONS}
+    assert set(further) | set(by_body) <= set(found)
+    for key, op in found.items():
+        assert tuple(op.also_requires) == further.get(key, ()), key
+        assert {f: tuple(s) for f, s in op.body_scopes.items()} == by_body.get(key, {}), key
+
+
 def test_openapi_declares_the_bearer_scheme_and_per_operation_scopes() -> None:
     probe = Operation(
         operation_id="probe",
@@ -112,10 +131,18 @@ def test_openapi_declares_the_bearer_scheme_and_per_operation_scopes() -> None:
             assert entry["security"] == [], op.path
             assert "401" not in entry["responses"]
         else:
-            assert entry["security"] == [{"bearer": [op.scope]}], op.path
+            assert entry["security"] == [{"bearer": [op.scope, *op.also_requires]}], op.path
             assert {"401", "403"} <= set(entry["responses"]), op.path
     for path in PUBLIC_PATHS:
         assert doc["paths"][path]["get"]["security"] == []
+    batch = doc["paths"]["/models/{name}/batch-predictions"]["post"]
+    assert batch["security"] == [{"bearer": ["models:write", "datasets:read", "datasets:write"]}]
+    train = doc["paths"]["/models/{name}/train"]["post"]
+    assert train["security"] == [{"bearer": ["models:write"]}]
+    assert train["x-body-scopes"] == {"dataset": ["datasets:read"]}
+    assert (
+        "A `dataset` in the body also requires the scope `datasets:read`." in (train["description"])
+    )
 
 
 # --- end to end through the real dispatcher, problem renderer and middleware -------------------
@@ -126,14 +153,24 @@ async def whoami(request: Request) -> Response:
     return JSONResponse({"sub": principal_of(request).sub})
 
 
+async def train_probe(request: Request, body: TrainRequest) -> Response:
+    return JSONResponse({"sub": principal_of(request).sub, "dataset": body.dataset is not None})
+
+
 def services_for(auth: Authenticator, metrics: ApiMetrics) -> Services:
-    """A Services whose only live members are the ones the dispatcher uses (auth, metrics)."""
+    """A Services whose only live members are the ones the dispatcher uses (auth, metrics,
+    settings for the body limit)."""
     required = {
         f.name: None
         for f in fields(Services)
         if f.default is MISSING and f.default_factory is MISSING
     }
-    values: dict[str, Any] = {**required, "auth": auth, "metrics": metrics}
+    values: dict[str, Any] = {
+        **required,
+        "auth": auth,
+        "metrics": metrics,
+        "settings": make_settings(),
+    }
     return Services(**values)
 
 
@@ -165,6 +202,27 @@ def scoped_app(auth: Authenticator, metrics: ApiMetrics) -> Starlette:
             scope="models:write",
             summary="Needs models:write",
             tag="test",
+        ),
+        Operation(
+            operation_id="copy",
+            method="POST",
+            path="/copy",
+            endpoint=whoami,
+            scope="models:write",
+            also_requires=("datasets:read", "datasets:write"),
+            summary="Needs models:write, datasets:read and datasets:write",
+            tag="test",
+        ),
+        Operation(
+            operation_id="fit",
+            method="POST",
+            path="/fit",
+            endpoint=train_probe,
+            scope="models:write",
+            body_scopes={"dataset": ("datasets:read",)},
+            summary="Needs datasets:read too when the body names a dataset",
+            tag="test",
+            body=TrainRequest,
         ),
     ]
 
@@ -297,6 +355,53 @@ async def test_valid_token_without_the_scope_is_403(
     assert rejections(metrics, "insufficient_scope") == 1
 
 
+async def test_a_403_names_every_missing_scope_and_challenges_with_all_required(
+    http: tuple[httpx2.AsyncClient, ApiMetrics], keys: dict[str, Key], clock: Clock
+) -> None:
+    client, metrics = http
+    token = mint(keys["rsa1"], clock.now, scope="models:write datasets:write")
+    response = await client.post("/copy", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="models:write datasets:read datasets:write"'
+    )
+    body = json_of(response)
+    assert body["missing_scopes"] == ["datasets:read"]
+    assert body["detail"] == "this operation requires the scope 'datasets:read'"
+    token = mint(keys["rsa1"], clock.now, scope="models:write")
+    response = await client.post("/copy", headers={"Authorization": f"Bearer {token}"})
+    assert json_of(response)["missing_scopes"] == ["datasets:read", "datasets:write"]
+    assert "'datasets:read' and 'datasets:write'" in json_of(response)["detail"]
+    assert rejections(metrics, "insufficient_scope") == 2
+    token = mint(keys["rsa1"], clock.now, scope="models:write datasets:read datasets:write")
+    response = await client.post("/copy", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+
+
+async def test_a_body_field_that_reaches_another_resource_needs_its_scope(
+    http: tuple[httpx2.AsyncClient, ApiMetrics], keys: dict[str, Key], clock: Clock
+) -> None:
+    client, metrics = http
+    headers = {"Authorization": f"Bearer {mint(keys['rsa1'], clock.now, scope='models:write')}"}
+    inline = await client.post("/fit", headers=headers, json={"data": [{"x": 1}]})
+    assert json_of(inline) == {"sub": "alice", "dataset": False}
+    from_dataset = await client.post("/fit", headers=headers, json={"dataset": {"name": "hr"}})
+    assert from_dataset.status_code == 403
+    assert from_dataset.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="models:write datasets:read"'
+    )
+    assert json_of(from_dataset)["missing_scopes"] == ["datasets:read"]
+    assert rejections(metrics, "insufficient_scope") == 1
+    # The body is decoded before its scopes are known: a malformed one is a 422, not a 403.
+    malformed = await client.post("/fit", headers=headers, json={"dataset": 3})
+    assert malformed.status_code == 422
+    token = mint(keys["rsa1"], clock.now, scope="models:write datasets:read")
+    allowed = await client.post(
+        "/fit", headers={"Authorization": f"Bearer {token}"}, json={"dataset": {"name": "hr"}}
+    )
+    assert json_of(allowed) == {"sub": "alice", "dataset": True}
+
+
 async def test_admin_token_passes_every_scope(
     http: tuple[httpx2.AsyncClient, ApiMetrics], keys: dict[str, Key], clock: Clock
 ) -> None:
@@ -304,6 +409,9 @@ async def test_admin_token_passes_every_scope(
     headers = {"Authorization": f"Bearer {mint(keys['ec1'], clock.now, scope='admin')}"}
     assert (await client.get("/whoami", headers=headers)).status_code == 200
     assert (await client.post("/write", headers=headers)).status_code == 200
+    assert (await client.post("/copy", headers=headers)).status_code == 200
+    fit = await client.post("/fit", headers=headers, json={"dataset": {"name": "hr"}})
+    assert fit.status_code == 200
 
 
 @pytest.fixture

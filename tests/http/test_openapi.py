@@ -29,7 +29,7 @@ async def test_document_is_valid_openapi_31_and_covers_every_route(
         if op.scope is None:
             assert entry["security"] == []
         else:
-            assert entry["security"] == [{"bearer": [op.scope]}]
+            assert entry["security"] == [{"bearer": list(op.scopes)}]
             assert "401" in entry["responses"] and "403" in entry["responses"]
     schemes = document["components"]["securitySchemes"]
     assert schemes["bearer"]["scheme"] == "bearer"

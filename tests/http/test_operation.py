@@ -17,6 +17,7 @@ from service.http.routes import build_routes
 from service.query.parse import GROUPING_PARAMS, QUERY_PARAMS
 from service.schemas.models import ModelCreate
 from service.schemas.predictions import PredictRequest
+from service.schemas.training import DatasetQuery, TrainRequest
 from tests.factories import json_of
 
 pytestmark = pytest.mark.anyio
@@ -96,3 +97,35 @@ def test_path_parameters_are_declared_exactly() -> None:
 def test_declared_query_parameters_are_the_ones_the_query_parser_reads() -> None:
     assert {p.name for p in LIST_PARAMS} == set(QUERY_PARAMS)
     assert {p.name for p in GROUPING} == set(GROUPING_PARAMS)
+
+
+async def takes_training(request: Request, body: TrainRequest) -> Response:
+    return Response()
+
+
+def test_scopes_are_known_and_body_scopes_name_fields_of_a_json_body() -> None:
+    op = declare(
+        scope="models:write",
+        also_requires=("datasets:write",),
+        body_scopes={"dataset": ("datasets:read", "models:write")},
+        endpoint=takes_training,
+        body=TrainRequest,
+    )
+    assert op.scopes == ("models:write", "datasets:write")
+    assert op.body_scopes_of(TrainRequest(data=[{"x": 1}])) == ()
+    assert op.body_scopes_of(TrainRequest(dataset=DatasetQuery(name="d"))) == ("datasets:read",)
+    with pytest.raises(ValueError, match="unknown scopes \\['models:delete'\\]"):
+        declare(scope="models:delete")
+    with pytest.raises(ValueError, match="unknown scopes"):
+        declare(scope="models:write", also_requires=("datasets:admin",))
+    with pytest.raises(ValueError, match="public"):
+        declare(also_requires=("datasets:read",))
+    with pytest.raises(ValueError, match="not fields of TrainRequest"):
+        declare(
+            scope="models:write",
+            body_scopes={"datasets": ("datasets:read",)},
+            endpoint=takes_training,
+            body=TrainRequest,
+        )
+    with pytest.raises(ValueError, match="JSON body only"):
+        declare(scope="models:write", body_scopes={"dataset": ("datasets:read",)})

@@ -29,6 +29,7 @@ OPERATIONS = [
         path="/models/{name}/batch-predictions",
         endpoint=create_batch_prediction,
         scope="models:write",
+        also_requires=("datasets:read", "datasets:write"),  # reads one dataset, creates another
         summary="Predict over a dataset query into a new dataset (a background job)",
         tag="predictions",
         body=BatchPredictRequest,

@@ -28,6 +28,10 @@ from service.schemas.jobs import FitKind, JobKind, JobOut, JobStatus, ModelStatu
 from service.schemas.pages import JobPage
 from service.schemas.training import TrainRequest
 
+# A `dataset` source reads that dataset: without `datasets:read` a model token could train on
+# a secret column and read it back from the fitted model.
+DATASET_SOURCE_SCOPES = {"dataset": ("datasets:read",)}
+
 
 def _values(choices: Any) -> list[str]:
     """The values of a `Literal[...]` or of an `Enum`, for a documented parameter."""
@@ -105,6 +109,7 @@ OPERATIONS = [
         path="/models/{name}/train",
         endpoint=train_model,
         scope="models:write",
+        body_scopes=DATASET_SOURCE_SCOPES,
         summary="Train a new version (a background job)",
         tag="training",
         body=TrainRequest,
@@ -122,6 +127,7 @@ OPERATIONS = [
         path="/models/{name}/update",
         endpoint=update_model_data,
         scope="models:write",
+        body_scopes=DATASET_SOURCE_SCOPES,
         summary="Update the current version with new data (a background job)",
         tag="training",
         body=TrainRequest,

@@ -295,6 +295,7 @@ def test_routes_declare_dataset_scopes() -> None:
     }
     batch = next(op for op in OPERATIONS if op.path == "/models/{name}/batch-predictions")
     assert batch.scope == "models:write" and batch.status == 202
+    assert batch.scopes == ("models:write", "datasets:read", "datasets:write")
 
 
 async def test_openapi_documents_csv_bodies(client: httpx2.AsyncClient) -> None:
