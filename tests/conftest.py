@@ -25,6 +25,7 @@ from tests.factories import (
     ClientFactory,
     Servers,
     Worker,
+    burst_worker,
     drop_database,
     make_settings,
     with_database,
@@ -158,18 +159,7 @@ async def client(client_factory: ClientFactory, settings: Settings) -> AppClient
 @pytest.fixture
 def run_worker(settings: Settings) -> Worker:
     """Runs an in-process burst worker until the test's queue is empty."""
-    from service.worker.app import build_worker
-
-    async def run() -> None:
-        worker = build_worker(
-            settings, burst=True, handle_signals=False, serve_metrics=False, poll_delay=0.01
-        )
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
-
-    return run
+    return burst_worker(settings)
 
 
 @pytest.fixture

@@ -29,6 +29,24 @@ LOGREG = "sklearn.linear_model.LogisticRegression"
 CSV = {"content-type": "text/csv"}
 
 Worker = Callable[[], Awaitable[None]]
+
+
+def burst_worker(settings: Settings) -> Worker:
+    """An in-process burst worker for `settings`: each call runs it until the queue is empty."""
+    from service.worker.app import build_worker
+
+    async def run() -> None:
+        worker = build_worker(
+            settings, burst=True, handle_signals=False, serve_metrics=False, poll_delay=0.01
+        )
+        try:
+            await worker.main()
+        finally:
+            await worker.close()
+
+    return run
+
+
 """The `run_worker` fixture: runs an in-process burst worker until the test's queue is empty."""
 
 

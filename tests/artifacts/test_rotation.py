@@ -4,7 +4,6 @@ dropped its versions are refused with the tampered-artifact problem, never unpic
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -16,12 +15,12 @@ from service.artifacts import signing
 from service.artifacts.store import ArtifactStore
 from service.repositories.database import Database
 from service.settings import Settings
-from service.worker.app import build_worker
 from tests.factories import (
     HMAC_KEY,
     ClientFactory,
     Worker,
     artifact_keys,
+    burst_worker,
     job_of,
     json_of,
     make_dataset,
@@ -40,26 +39,6 @@ LINEAR = "sklearn.linear_model.LinearRegression"
 
 def with_artifact_keys(settings: Settings, **artifacts: Any) -> Settings:
     return msgspec.structs.replace(settings, artifacts=make_settings(artifacts=artifacts).artifacts)
-
-
-def worker_for(settings: Settings) -> Worker:
-    async def run() -> None:
-        worker = build_worker(
-            settings, burst=True, handle_signals=False, serve_metrics=False, poll_delay=0.01
-        )
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
-
-    return run
-
-
-@pytest.fixture
-async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    yield conn
-    await conn.close()
 
 
 async def predict(client: httpx2.AsyncClient, version: int) -> httpx2.Response:
@@ -84,7 +63,7 @@ async def test_after_a_rotation_old_versions_load_and_new_ones_are_signed_by_the
     answer = await predict(client_b, 1)
     assert answer.status_code == 200, answer.text
     assert json_of(answer)["predictions"] == pytest.approx([6.0])
-    await run_job(client_b, worker_for(rotated), "lin", "train", ROWS)
+    await run_job(client_b, burst_worker(rotated), "lin", "train", ROWS)
     assert await key_ids(raw) == {1: "k1", 2: "k2"}
     assert (await predict(client_b, 2)).status_code == 200
 
@@ -108,7 +87,7 @@ async def test_once_the_old_key_is_dropped_its_versions_are_the_tampered_artifac
     await run_job(client_a, run_worker, "lin", "train", ROWS)
     rotated = with_artifact_keys(settings, key_id="k2", hmac_key=KEY_B, hmac_keys={"k1": HMAC_KEY})
     client_b = await client_factory(rotated)
-    await run_job(client_b, worker_for(rotated), "lin", "train", ROWS)
+    await run_job(client_b, burst_worker(rotated), "lin", "train", ROWS)
 
     dropped = with_artifact_keys(settings, key_id="k2", hmac_key=KEY_B)
     client_c = await client_factory(dropped)
@@ -125,6 +104,6 @@ async def test_once_the_old_key_is_dropped_its_versions_are_the_tampered_artifac
     await make_dataset(client_c, "inputs", [{"x": 1.0}, {"x": 2.0}])
     body = {"dataset": {"name": "inputs"}, "output_dataset": "outputs", "version": 1}
     job = await submit(client_c, "lin", "batch-predictions", body)
-    await worker_for(dropped)()
+    await burst_worker(dropped)()
     failed = await job_of(client_c, job["id"])
     assert failed["status"] == "failed" and failed["error"]["type"] == "TamperedArtifact"
