@@ -24,25 +24,32 @@ def alive(pid: int) -> bool:
     return not (status.exists() and "State:\tZ" in status.read_text())
 
 
+def worker_env(settings: Settings, worker_id: str, log_format: str) -> dict[str, str]:
+    """The environment of a `python -m service worker` for the test's servers and queue: this
+    process's own, less any SERVICE__ overrides it may carry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
+    env.update(
+        {
+            "SERVICE__DATABASE__URL": settings.database.url,
+            "SERVICE__REDIS__URL": settings.redis.url,
+            "SERVICE__REDIS__QUEUE_NAME": settings.redis.queue_name,
+            "SERVICE__ARTIFACTS__HMAC_KEY": settings.artifacts.hmac_key,
+            "SERVICE__AUTH__MODE": "disabled",
+            "SERVICE__WORKER__METRICS_PORT": "0",
+            "SERVICE__LOGGING__FORMAT": log_format,
+            "SERVICE_WORKER_ID": worker_id,
+        }
+    )
+    return env
+
+
 class WorkerProcess:
     """`python -m service worker` configured by environment variables, as in production."""
 
     def __init__(self, settings: Settings, **worker: object) -> None:
         self.worker_id = f"test-{os.getpid()}-{time.monotonic_ns()}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
-        env.update(
-            {
-                "SERVICE__DATABASE__URL": settings.database.url,
-                "SERVICE__REDIS__URL": settings.redis.url,
-                "SERVICE__REDIS__QUEUE_NAME": settings.redis.queue_name,
-                "SERVICE__ARTIFACTS__HMAC_KEY": settings.artifacts.hmac_key,
-                "SERVICE__AUTH__MODE": "disabled",
-                "SERVICE__WORKER__METRICS_PORT": "0",
-                "SERVICE__WORKER__HEARTBEAT_SECONDS": "1",
-                "SERVICE__LOGGING__FORMAT": "text",
-                "SERVICE_WORKER_ID": self.worker_id,
-            }
-        )
+        env = worker_env(settings, self.worker_id, "text")
+        env["SERVICE__WORKER__HEARTBEAT_SECONDS"] = "1"
         env.update({f"SERVICE__WORKER__{k.upper()}": str(v) for k, v in worker.items()})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "service", "worker"],

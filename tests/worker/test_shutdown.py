@@ -15,6 +15,7 @@ import pytest
 from service.settings import Settings
 from tests.factories import ROOT
 from tests.process_logs import json_lines, repeated
+from tests.processes import worker_env
 
 HELPERS = {
     "forkserver": "multiprocessing.forkserver",
@@ -57,19 +58,7 @@ def _stop_worker_once_its_helpers_run(
     The log goes to a file, not a pipe: the helpers inherit it, and reading a pipe to its end
     would wait for them as well.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
-    env.update(
-        {
-            "SERVICE__DATABASE__URL": settings.database.url,
-            "SERVICE__REDIS__URL": settings.redis.url,
-            "SERVICE__REDIS__QUEUE_NAME": settings.redis.queue_name,
-            "SERVICE__ARTIFACTS__HMAC_KEY": settings.artifacts.hmac_key,
-            "SERVICE__AUTH__MODE": "disabled",
-            "SERVICE__WORKER__METRICS_PORT": "0",
-            "SERVICE__LOGGING__FORMAT": "json",
-            "SERVICE_WORKER_ID": f"test-{os.getpid()}-{time.monotonic_ns()}",
-        }
-    )
+    env = worker_env(settings, f"test-{os.getpid()}-{time.monotonic_ns()}", "json")
     with log.open("w") as stderr:
         worker = subprocess.Popen(
             [sys.executable, "-m", "service", "worker"],
