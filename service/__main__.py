@@ -129,7 +129,9 @@ def _run_migrate(settings: Settings) -> int:
     from service.repositories.migrator import MigrationError, migrate
 
     try:
-        applied = asyncio.run(migrate(settings.database.url))
+        applied = asyncio.run(
+            migrate(settings.database.url, default_tenant=settings.auth.default_tenant)
+        )
     except MigrationError as exc:
         print(f"migration error: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from service.domain.actors import TENANT_PATTERN
 from service.schemas.errors import split_validation_error
 
 ENV_PREFIX = "SERVICE__"
@@ -57,6 +58,9 @@ class DatabaseSettings(Section):
     connect_timeout: PositiveFloat = 2.0
     statement_timeout_ms: Positive = 30_000
     lock_timeout_ms: Positive = 5_000
+    # The role the service's statements run as (`SET ROLE` on each new connection): never a
+    # superuser, which would bypass row-level security. Empty when the login role is already it.
+    role: str = "models_service"
 
 
 class RedisSettings(Section):
@@ -81,6 +85,11 @@ class AuthSettings(Section):
     introspection_client_secret: str = ""
     token_cache_size: Positive = 10_000
     rejected_token_cache_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    # The claim that names the caller's tenant; a token without it belongs to `default_tenant`,
+    # or is refused with `require_tenant`.
+    tenant_claim: Annotated[str, msgspec.Meta(min_length=1)] = "tenant"
+    default_tenant: Annotated[str, msgspec.Meta(pattern=TENANT_PATTERN)] = "default"
+    require_tenant: bool = False
     # Development key pair used by `python -m service token` and `make run`.
     dev_key_file: str = "var/dev-jwk.json"
 

@@ -173,7 +173,9 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A plain connection, without the service's codecs: it sees stored JSON as text."""
+    """A plain connection, without the service's codecs: it sees stored JSON as text. It is
+    the database owner's, above row-level security; rows it inserts go to the default tenant."""
     conn = await asyncpg.connect(database_url)
+    await conn.execute("SET app.tenant = 'default'")
     yield conn
     await conn.close()

@@ -24,8 +24,6 @@ from typing import Any
 import joblib
 import msgspec
 
-# Every row belongs to this tenant until tenants arrive; the signing functions already take one.
-DEFAULT_TENANT = "default"
 # v2 tags are made with a key derived from the secret under this label, never with the secret
 # itself: a v2 tag is then no v1 tag (an HMAC over stored bytes with the secret) of anything, so
 # a row relabelled as v1 cannot pass with a v2 tag and bytes crafted to match it.

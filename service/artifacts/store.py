@@ -84,7 +84,7 @@ class ArtifactStore:
 
 
 def place_of(version: VersionRow) -> signing.Place:
-    return signing.Place(signing.DEFAULT_TENANT, version.model_id, version.version)
+    return signing.Place(version.tenant, version.model_id, version.version)
 
 
 def unpickle(data: bytes) -> Any:

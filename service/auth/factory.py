@@ -19,7 +19,7 @@ from service.auth.backend import BearerAuthenticator, TokenVerifier
 from service.auth.introspection import IntrospectionVerifier
 from service.auth.jwks import FileJwks, KeySource, RemoteJwks
 from service.auth.jwt_verifier import ASYMMETRIC_ALGORITHMS, JwtVerifier
-from service.auth.principal import ADMIN, Authenticator, Principal
+from service.auth.principal import ADMIN, Authenticator, Principal, TenantRule
 from service.auth.token_cache import RejectionCache, TokenCache
 from service.settings import AuthSettings, ConfigError
 
@@ -29,9 +29,10 @@ Clock = Callable[[], float]
 
 
 class NoAuthentication:
-    """`mode = "disabled"`: every caller is an anonymous administrator."""
+    """`mode = "disabled"`: every caller is an anonymous administrator of the default tenant."""
 
-    _anonymous = Principal(sub="anonymous", scopes=frozenset({ADMIN}))
+    def __init__(self, tenant: str) -> None:
+        self._anonymous = Principal(sub="anonymous", scopes=frozenset({ADMIN}), tenant=tenant)
 
     async def authenticate(self, conn: HTTPConnection) -> Principal:
         return self._anonymous
@@ -55,7 +56,7 @@ def build_authenticator(
     check_auth_settings(settings)
     if settings.mode == "disabled":
         log.warning("authentication is DISABLED: every request is treated as an administrator")
-        return NoAuthentication()
+        return NoAuthentication(settings.default_tenant)
     owned = None
     if http_client is None and (settings.mode == "introspection" or settings.jwks_url):
         http_client = owned = httpx2.AsyncClient(
@@ -63,6 +64,7 @@ def build_authenticator(
             follow_redirects=False,
             headers={"User-Agent": f"models-service/{__version__}"},
         )
+    tenants = TenantRule(settings.tenant_claim, settings.default_tenant, settings.require_tenant)
     verifier: TokenVerifier
     if settings.mode == "jwt":
         verifier = JwtVerifier(
@@ -72,6 +74,7 @@ def build_authenticator(
             algorithms=settings.algorithms,
             leeway=settings.leeway_seconds,
             trust_seconds=settings.jwks_cache_seconds,
+            tenants=tenants,
             clock=clock or time.time,
         )
     else:
@@ -85,6 +88,7 @@ def build_authenticator(
             audience=settings.audience,
             leeway=settings.leeway_seconds,
             timeout=settings.http_timeout,
+            tenants=tenants,
             clock=clock or time.time,
         )
     cache = TokenCache(settings.token_cache_size, clock or time.time)

@@ -19,7 +19,7 @@ import httpx2
 import msgspec
 
 from service.auth.errors import AuthError
-from service.auth.principal import Principal, scopes_from_claims
+from service.auth.principal import Principal, TenantRule, scopes_from_claims
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,11 @@ class IntrospectionVerifier:
         audience: str,
         leeway: int,
         timeout: float,
+        tenants: TenantRule | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        self.tenants = tenants or TenantRule()
         self.verifications = 0  # introspection requests made
         self._client = client
         self._auth = httpx2.BasicAuth(client_id, client_secret)
@@ -76,6 +78,7 @@ class IntrospectionVerifier:
         return Principal(
             sub=sub,
             scopes=scopes_from_claims(info),
+            tenant=self.tenants.tenant_of(info),
             expires_at=limit if exp is None else min(exp, limit),
         )
 

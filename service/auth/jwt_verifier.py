@@ -21,7 +21,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from service.auth.errors import AuthError
 from service.auth.jwks import KeySource
-from service.auth.principal import Principal, scopes_from_claims
+from service.auth.principal import Principal, TenantRule, scopes_from_claims
 
 # Signature algorithms that verify with a public key. HMAC ("HS*") would turn a published public
 # key into a shared secret (the classic key-confusion attack) and "none" verifies nothing.
@@ -65,9 +65,11 @@ class JwtVerifier:
         algorithms: Collection[str],
         leeway: int,
         trust_seconds: float,
+        tenants: TenantRule | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.keys = keys
+        self.tenants = tenants or TenantRule()
         self.verifications = 0  # signature checks done; the token cache exists to keep this low
         self._trust_seconds = trust_seconds
         self._clock = clock
@@ -97,7 +99,8 @@ class JwtVerifier:
         # (compared before any float() so an absurd integer `exp` cannot overflow)
         expires_at = float(min(claims["exp"], self._clock() + self._trust_seconds))
         scopes = scopes_from_claims(claims)
-        return Principal(sub=claims["sub"], scopes=scopes, expires_at=expires_at)
+        tenant = self.tenants.tenant_of(claims)
+        return Principal(sub=claims["sub"], scopes=scopes, tenant=tenant, expires_at=expires_at)
 
     def _parse(self, token: str) -> CompactSignature:
         try:

@@ -8,7 +8,8 @@ from typing import Any, Protocol
 import msgspec
 from starlette.requests import HTTPConnection
 
-from service.auth.errors import InsufficientScope
+from service.auth.errors import AuthError, InsufficientScope
+from service.domain.actors import is_tenant_name
 
 SCOPES = (
     "models:read",
@@ -22,10 +23,12 @@ ADMIN = "admin"
 
 
 class Principal(msgspec.Struct, frozen=True):
-    """The token's subject and its scopes; `expires_at` bounds how long it may be cached."""
+    """The token's subject, its tenant and its scopes (which hold within that tenant only);
+    `expires_at` bounds how long it may be cached."""
 
     sub: str
     scopes: frozenset[str]
+    tenant: str
     expires_at: float | None = None
 
     def allows(self, scope: str) -> bool:
@@ -52,6 +55,29 @@ def scopes_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
         elif isinstance(value, list):
             found.update(v for v in value if isinstance(v, str))
     return frozenset(found.intersection(SCOPES))
+
+
+class TenantRule(msgspec.Struct, frozen=True):
+    """Where a token names its tenant (`auth.tenant_claim`, `auth.default_tenant`,
+    `auth.require_tenant`)."""
+
+    claim: str = "tenant"
+    default: str = "default"
+    required: bool = False
+
+    def tenant_of(self, claims: Mapping[str, Any]) -> str:
+        value = claims.get(self.claim)
+        if value is None:
+            if self.required:
+                raise AuthError(f"the token has no `{self.claim}` claim", "no_tenant")
+            return self.default
+        if not isinstance(value, str) or not is_tenant_name(value):
+            raise AuthError(
+                f"the token's `{self.claim}` claim is not a tenant name"
+                " (letters, digits, '.', '_' and '-', at most 63)",
+                "bad_tenant",
+            )
+        return value
 
 
 def authorize(principal: Principal, *scopes: str) -> None:

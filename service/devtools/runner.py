@@ -74,7 +74,7 @@ def _prepare(settings: Settings, servers: list[EmbeddedServer]) -> dict[str, str
         env["SERVICE__ARTIFACTS__HMAC_KEY"] = _local_secret(VAR / "artifact-hmac.key")
     token = _configure_dev_auth(settings, env)
 
-    applied = asyncio.run(migrate(database_url))
+    applied = asyncio.run(migrate(database_url, default_tenant=settings.auth.default_tenant))
     _say(f"database ready ({len(applied)} migration(s) applied)")
     base = f"http://{settings.http.host or '127.0.0.1'}:{settings.http.port}"
     _say(f"API docs: {base}/docs   readiness: {base}/readyz")

@@ -32,7 +32,8 @@ from service.estimators.predicting import Prediction, predict
 from service.estimators.table import Table
 from service.query import Compiled
 from service.repositories.database import Connection, Database, refused_queries
-from service.repositories.datasets import DatasetRepository, DatasetTable
+from service.repositories.dataset_tables import DatasetTable
+from service.repositories.datasets import DatasetRepository
 from service.repositories.jobs import JobRepository
 from service.schemas.datasets import ColumnSpec, ColumnTypeName, DatasetCreate
 

@@ -25,15 +25,8 @@ from service.estimators.paths import item, member
 from service.query import Condition, Query, compile_where
 from service.query.limits import show
 from service.repositories.database import Connection, Database
-from service.repositories.datasets import (
-    CATALOGUE,
-    FORMULA_STARTS,
-    CopyRejected,
-    DatasetRepository,
-    DatasetRow,
-    DatasetTable,
-    rows_source,
-)
+from service.repositories.dataset_tables import FORMULA_STARTS, CopyRejected, DatasetTable
+from service.repositories.datasets import CATALOGUE, DatasetRepository, DatasetRow, rows_source
 from service.repositories.listing import list_page
 from service.schemas.base import NAME_PATTERN, Page
 from service.schemas.datasets import ColumnSpec, DatasetCreate, DatasetOut, RowsAppend

@@ -128,7 +128,7 @@ class Fits:
             versions = VersionRepository(conn)
             version = await versions.next_number(job.model_id)
             # Sealed for its place, which is known only now: a copy elsewhere does not verify.
-            place = signing.Place(signing.DEFAULT_TENANT, job.model_id, version)
+            place = signing.Place(job.tenant, job.model_id, version)
             seal = self.artifacts.seal(digest, place)
             await versions.insert(new, version, fitted.artifact, seal)
             await make_current(conn, job.model_id, job.model_name, version)

@@ -23,12 +23,8 @@ from service.domain.job_errors import GiveUp
 from service.domain.job_specs import ClaimedJob, DatasetSource, FitSpec
 from service.query import ColumnType, Compiled
 from service.repositories.database import Connection, Database, refused_queries
-from service.repositories.datasets import (
-    DatasetRepository,
-    DatasetRow,
-    DatasetTable,
-    plain_value,
-)
+from service.repositories.dataset_tables import DatasetTable, plain_value
+from service.repositories.datasets import DatasetRepository, DatasetRow
 from service.repositories.versions import BatchRepository, StoredBatch
 from service.schemas.training import DatasetQuery, DatasetSelection
 

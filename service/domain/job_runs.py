@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+from service.domain.actors import Actor
 from service.domain.job_specs import ClaimedJob
 from service.repositories.database import Database
 from service.repositories.jobs import JobRepository
@@ -16,6 +17,12 @@ from service.repositories.jobs import JobRepository
 class JobRuns:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def actor_of(self, job_id: uuid.UUID) -> Actor | None:
+        """Read across tenants (the queue names only the job): the actor the worker then
+        runs the job as, and None when the job is gone."""
+        async with self.db.maintenance() as conn:
+            return await JobRepository(conn).actor_of(job_id)
 
     async def claim(self, job_id: uuid.UUID, worker: str) -> ClaimedJob | None:
         """`queued → running` for this worker; None when the job is no longer queued."""

@@ -83,6 +83,7 @@ class ClaimedJob(msgspec.Struct, frozen=True, kw_only=True):
     status: JobStatus
     spec: JobSpec
     created_by: str
+    tenant: str
     attempts: int
     dispatches: int
 

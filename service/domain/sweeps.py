@@ -29,7 +29,7 @@ class Sweeps:
     async def recover_abandoned(self, stale_after_seconds: float, max_tries: int) -> Abandoned:
         """Running jobs whose heartbeat stopped: queued again while they have tries left,
         else failed. Rows another sweeper holds are skipped."""
-        async with self.db.transaction() as conn:
+        async with self.db.maintenance() as conn:
             jobs = JobRepository(conn)
             abandoned = await jobs.lock_abandoned(stale_after_seconds)
             failed = [j for j in abandoned if j.attempts >= max_tries]
@@ -41,11 +41,11 @@ class Sweeps:
         return Abandoned(requeue, failed)
 
     async def queued_before(self, seconds: float) -> list[Dispatch]:
-        async with self.db.connection() as conn:
+        async with self.db.maintenance() as conn:
             return await JobRepository(conn).queued_before(seconds)
 
     async def purge(self, batch_grace_seconds: float, idempotency_ttl_seconds: float) -> None:
         """Rows of failed or cancelled jobs, and idempotency keys past their time."""
-        async with self.db.connection() as conn:
+        async with self.db.maintenance() as conn:
             await BatchRepository(conn).purge_unused(batch_grace_seconds)
             await IdempotencyRepository(conn).purge_older_than(idempotency_ttl_seconds)

@@ -16,10 +16,12 @@ from starlette.routing import BaseRoute, Route
 
 from service.auth.errors import AuthError
 from service.auth.principal import Principal, authorize
+from service.domain.actors import Actor, act_as
 from service.http.bodies import read_body
 from service.http.operation import Endpoint, Operation
 from service.http.state import services
 from service.logs import principal as principal_var
+from service.logs import request_id as request_id_var
 
 
 def principal_of(request: Request) -> Principal:
@@ -51,6 +53,9 @@ def _dispatcher(methods: dict[str, Operation]) -> Endpoint:
     async def dispatch(request: Request) -> Response:
         op = methods["GET" if request.method == "HEAD" else request.method]
         who = None if op.scope is None else await _authenticate(request, op.scopes)
+        # Everything this request reads or writes, response body included, is the caller's
+        # tenant's; an operation without a scope sees no tenant's rows at all.
+        act_as(None if who is None else Actor(who.tenant, who.sub, request_id_var.get() or ""))
         if op.body is None:
             return await op.endpoint(request)
         limit = services(request).settings.http.max_body_bytes

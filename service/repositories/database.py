@@ -2,17 +2,23 @@
 
 The pool starts with no connections, so the api starts (and `/livez` answers) while PostgreSQL
 is down, and the first request after it returns simply connects.
+
+Every connection runs as `database.role` (never a superuser: they bypass row-level security),
+and every transaction opened for an actor (see `domain/actors.py`) first sets `app.tenant`,
+`app.actor` and `app.request_id` for itself alone (`set_config(..., true)`, i.e. `SET LOCAL`):
+the tables' policies show it that tenant's rows only, and what it writes is that tenant's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import asyncpg
 import msgspec
 
+from service.domain.actors import Actor, current_actor
 from service.domain.errors import Conflict, QueryTimeout, Unavailable
 from service.domain.job_errors import GiveUp
 from service.settings import DatabaseSettings
@@ -33,12 +39,35 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+MAINTENANCE_ROLE = "models_maintenance"
+_ACT_AS = (
+    "SELECT set_config('app.tenant', $1, true), set_config('app.actor', $2, true),"
+    " set_config('app.request_id', $3, true)"
+)
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     """JSON columns decode with msgspec, to plain Python values."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
             name, encoder=_json_encode, decoder=msgspec.json.decode, schema="pg_catalog"
         )
+
+
+def connection_setup(role: str) -> Callable[[asyncpg.Connection], Awaitable[None]]:
+    """`init_connection`, then `SET ROLE`: a session-level setting that outlives the pool's
+    `RESET ALL` between uses (PostgreSQL leaves `role` out of it)."""
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        if role:
+            await conn.execute(f"SET ROLE {quote_ident(role)}")
+
+    return init
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _json_encode(value: object) -> str:
@@ -72,7 +101,7 @@ class Database:
                 "statement_timeout": str(self.settings.statement_timeout_ms),
                 "lock_timeout": str(self.settings.lock_timeout_ms),
             },
-            init=init_connection,
+            init=connection_setup(self.settings.role),
         )
 
     async def close(self) -> None:
@@ -82,6 +111,46 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """For the current actor: a transaction that sees its tenant. With no actor, a plain
+        connection that sees no tenant's rows (the type catalogue, readiness)."""
+        actor = current_actor()
+        if actor is None:
+            async with self._acquired() as conn:
+                yield conn
+        else:
+            async with self._acquired() as conn, conn.transaction():
+                await _act_as(conn, actor)
+                yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._acquired() as conn, conn.transaction():
+            if (actor := current_actor()) is not None:
+                await _act_as(conn, actor)
+            yield conn
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[asyncpg.Connection]:
+        """A read-only transaction whose statements all see one snapshot (a count and the rows
+        it counts agree; a job reads a dataset as it was at one instant)."""
+        async with (
+            self._acquired() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            if (actor := current_actor()) is not None:
+                await _act_as(conn, actor)
+            yield conn
+
+    @asynccontextmanager
+    async def maintenance(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction as `models_maintenance`: the sweeper's and retention's view across
+        tenants, limited by its grants to the job bookkeeping they do."""
+        async with self._acquired() as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL ROLE {MAINTENANCE_ROLE}")
+            yield conn
+
+    @asynccontextmanager
+    async def _acquired(self) -> AsyncIterator[asyncpg.Connection]:
         if self._pool is None:
             raise Unavailable("postgres")
         try:
@@ -94,17 +163,6 @@ class Database:
         except OUTAGE_ERRORS as exc:
             raise Unavailable("postgres") from exc
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self.connection() as conn, conn.transaction():
-            yield conn
 
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[asyncpg.Connection]:
-        """A read-only transaction whose statements all see one snapshot (a count and the rows
-        it counts agree; a job reads a dataset as it was at one instant)."""
-        async with (
-            self.connection() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            yield conn
+async def _act_as(conn: asyncpg.Connection, actor: Actor) -> None:
+    await conn.execute(_ACT_AS, actor.tenant, actor.sub, actor.request_id)

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from service.domain.actors import Actor
 from service.domain.errors import Conflict
 from service.domain.job_specs import ClaimedJob, JobResult, JobSpec
 from service.query import Column, ColumnType, Compiled, Query, Source, compile_query
@@ -24,7 +25,7 @@ from service.schemas.jobs import JobError, JobKind, JobOut, JobStatus
 ACTIVE: tuple[JobStatus, ...] = ("queued", "running")
 
 _OUT = """
-    id, model_name AS model, kind, status, created_by, created_at, started_at, finished_at,
+    id, model_name AS model, kind, status, created_by, tenant, created_at, started_at, finished_at,
     attempts, progress, error, result
 """
 
@@ -36,6 +37,7 @@ SOURCE = Source(
         Column("kind", ColumnType.TEXT),
         Column("status", ColumnType.TEXT),
         Column("created_by", ColumnType.TEXT),
+        Column("tenant", ColumnType.TEXT),
         Column("created_at", ColumnType.TIMESTAMP),
         Column("started_at", ColumnType.TIMESTAMP),
         Column("finished_at", ColumnType.TIMESTAMP),
@@ -49,7 +51,9 @@ SOURCE = Source(
 
 
 _SPEC = "spec || jsonb_build_object('kind', kind) AS spec"
-_CLAIMED = f"id, model_id, model_name, kind, status, {_SPEC}, created_by, attempts, dispatches"
+_CLAIMED = (
+    f"id, model_id, model_name, kind, status, {_SPEC}, created_by, tenant, attempts, dispatches"
+)
 
 
 class JobFilters(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,6 +131,13 @@ class JobRepository:
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"model '{model_name}' already has an active job") from exc
         return to_out(row)
+
+    async def actor_of(self, job_id: uuid.UUID) -> Actor | None:
+        """Whom the job acts for: its tenant, the `sub` and the request that submitted it."""
+        row = await self.conn.fetchrow(
+            "SELECT tenant, created_by, coalesce(request_id, '') FROM jobs WHERE id = $1", job_id
+        )
+        return None if row is None else Actor(*row)
 
     async def get(self, job_id: uuid.UUID) -> JobOut | None:
         row = await self.conn.fetchrow(f"SELECT {_OUT} FROM jobs WHERE id = $1", job_id)

@@ -57,11 +57,15 @@ def discover(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-async def migrate(url: str, folder: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply pending migrations; returns the versions applied by this call."""
+async def migrate(
+    url: str, folder: Path = MIGRATIONS_DIR, *, default_tenant: str = "default"
+) -> list[str]:
+    """Apply pending migrations; returns the versions applied by this call. Rows stored before
+    tenants existed move to `default_tenant` (`auth.default_tenant`)."""
     migrations = discover(folder)
     conn = await asyncpg.connect(url, timeout=10)
     try:
+        await conn.execute("SELECT set_config('app.default_tenant', $1, false)", default_tenant)
         await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
         try:
             return await _apply_pending(conn, migrations)

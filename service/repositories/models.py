@@ -28,6 +28,7 @@ class ModelRow(msgspec.Struct, kw_only=True):
     can_output: bool
     can_update: bool
     created_by: str
+    tenant: str
     created_at: Any
     updated_at: Any
     current_version: int | None
@@ -53,6 +54,7 @@ SOURCE = Source(
         Column("can_output", ColumnType.BOOLEAN),
         Column("can_update", ColumnType.BOOLEAN),
         Column("created_by", ColumnType.TEXT),
+        Column("tenant", ColumnType.TEXT),
         Column("created_at", ColumnType.TIMESTAMP),
         Column("updated_at", ColumnType.TIMESTAMP),
         Column("current_version", ColumnType.INTEGER),
@@ -153,5 +155,16 @@ class ModelRepository:
         await self.conn.execute("DELETE FROM models WHERE id = $1", model_id)
 
     async def notify_changed(self, name: str) -> None:
-        """Tells every api process, at commit, to drop what it cached about this model."""
-        await self.conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, name)
+        """Tells every api process, at commit, to drop what it cached about this model of the
+        transaction's tenant (payload `tenant/name`; neither part can hold a '/')."""
+        await self.conn.execute(
+            "SELECT pg_notify($1, current_setting('app.tenant') || '/' || $2)",
+            NOTIFY_CHANNEL,
+            name,
+        )
+
+
+def changed_model(payload: str) -> tuple[str, str]:
+    """The (tenant, name) a `model_changed` notification is about."""
+    tenant, _, name = payload.partition("/")
+    return tenant, name

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import asyncpg
 
 from service.repositories.database import OUTAGE_ERRORS
-from service.repositories.models import NOTIFY_CHANNEL
+from service.repositories.models import NOTIFY_CHANNEL, changed_model
 from service.settings import DatabaseSettings
 
 # What ends a listening session: the server went away or stopped answering the keepalive.
@@ -27,15 +27,16 @@ class ModelChanges:
 
     @classmethod
     async def listen(
-        cls, settings: DatabaseSettings, on_change: Callable[[str], None]
+        cls, settings: DatabaseSettings, on_change: Callable[[str, str], None]
     ) -> ModelChanges:
-        """Calls `on_change(model name)` for every notification; raises OUTAGE_ERRORS."""
+        """Calls `on_change(tenant, model name)` for every notification; raises OUTAGE_ERRORS."""
         conn = await asyncpg.connect(settings.url, timeout=settings.connect_timeout)
         session = cls(conn)
         try:
             conn.add_termination_listener(functools.partial(_set_event, session.lost))
             await conn.add_listener(
-                NOTIFY_CHANNEL, lambda _conn, _pid, _channel, payload: on_change(payload)
+                NOTIFY_CHANNEL,
+                lambda _conn, _pid, _channel, payload: on_change(*changed_model(payload)),
             )
         except BaseException:
             await session.close()

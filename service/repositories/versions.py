@@ -14,7 +14,8 @@ from service.schemas.jobs import FitKind
 from service.schemas.training import VersionOut
 
 _OUT = """
-    v.version, v.created_at, v.created_by, v.job_id, v.kind, v.parent_version, v.rows, v.source,
+    v.version, v.created_at, v.created_by, v.tenant, v.job_id, v.kind, v.parent_version, v.rows,
+    v.source,
     v.metrics, v.features, v.target, v.classes, v.outputs, v.artifact_sha256, v.artifact_bytes,
     v.library_versions, v.settings, v.warnings,
     (m.current_version IS NOT DISTINCT FROM v.version) AS current
@@ -24,6 +25,7 @@ _OUT = """
 class VersionRow(msgspec.Struct, kw_only=True):
     """What loading or extending a version needs beyond its public fields."""
 
+    tenant: str
     model_id: int
     version: int
     rows: int
@@ -86,8 +88,8 @@ class VersionRepository:
 
     async def get_row(self, model_id: int, version: int) -> VersionRow | None:
         row = await self.conn.fetchrow(
-            "SELECT model_id, version, rows, features, feature_kinds, target, classes, outputs,"
-            " batch_ids, artifact_sha256, artifact_hmac, artifact_key_id"
+            "SELECT tenant, model_id, version, rows, features, feature_kinds, target, classes,"
+            " outputs, batch_ids, artifact_sha256, artifact_hmac, artifact_key_id"
             " FROM model_versions WHERE model_id = $1 AND version = $2",
             model_id,
             version,

@@ -45,6 +45,7 @@ class DatasetOut(MetadataOut, kw_only=True):
     columns: list[ColumnSpec]
     rows: int
     created_by: str
+    tenant: str
     created_at: datetime
     updated_at: datetime
 

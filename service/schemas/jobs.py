@@ -25,6 +25,7 @@ class JobOut(ApiStruct):
     kind: JobKind
     status: JobStatus
     created_by: str
+    tenant: str
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -32,6 +32,7 @@ class ModelOut(MetadataOut, kw_only=True):
     can_output: bool
     can_update: bool
     created_by: str
+    tenant: str
     created_at: datetime
     updated_at: datetime
     current_version: int | None

@@ -81,6 +81,7 @@ class VersionOut(ApiStruct):
     version: int
     created_at: datetime
     created_by: str
+    tenant: str
     job_id: uuid.UUID | None
     kind: Literal["train", "update"]
     parent_version: int | None

@@ -49,9 +49,9 @@ class Predictor:
         self.max_rows_by_type = settings.models.batch_max_rows_by_type
         self.waiting = 0
 
-    async def predict(self, name: str, body: PredictRequest) -> PredictResponse:
+    async def predict(self, tenant: str, name: str, body: PredictRequest) -> PredictResponse:
         size = _size_of(body)
-        model = await self.registry.resolve(name, body.version)
+        model = await self.registry.resolve(tenant, name, body.version)
         output = body.output or model.default_output
         values = await self._run(model, body, size, output) if size else []
         return PredictResponse(model=name, version=model.version, predictions=values)

@@ -1,11 +1,11 @@
 """Which version of which model to serve, and the loaded estimators, with no database round
 trip per request.
 
-`current` maps a model name to its id and current version; `models` caches loaded estimators
-by (model id, version): versions are immutable, so the pair names one artifact, whose sha256
-and HMAC tag are checked when it is loaded. Both are dropped for a model when PostgreSQL says it
-changed (`NOTIFY model_changed`), and entirely after the listening connection was lost, since
-notifications may have been missed meanwhile.
+`current` maps a (tenant, model name) to its id and current version; `models` caches loaded
+estimators by (model id, version): versions are immutable, so the pair names one artifact, whose
+sha256 and HMAC tag are checked when it is loaded. Both are dropped for a model when PostgreSQL
+says it changed (`NOTIFY model_changed`), and entirely after the listening connection was lost,
+since notifications may have been missed meanwhile.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class ModelRegistry:
         self.db = db
         self.artifacts = ArtifactStore(db, keys)
         self.models: ByteBudgetCache[LoadedModel] = ByteBudgetCache(cache_bytes)
-        self.current: dict[str, Current] = {}
+        self.current: dict[tuple[str, str], Current] = {}
         # Bumped by every invalidation: a read that started before one must not be cached,
         # or a notification that arrived mid-read would be undone.
         self.generation = 0
@@ -59,10 +59,11 @@ class ModelRegistry:
 
     # -- lookups on the hot path ---------------------------------------------------------------
 
-    async def resolve(self, name: str, version: int | None) -> LoadedModel:
-        current = self.current.get(name)
+    async def resolve(self, tenant: str, name: str, version: int | None) -> LoadedModel:
+        """The caller's tenant's model `name`: the same name in two tenants is two models."""
+        current = self.current.get((tenant, name))
         if current is None:
-            current = await self._read_current(name)
+            current = await self._read_current(tenant, name)
         if not current.can_output:
             raise Conflict(f"model '{name}' does not produce outputs")
         wanted = version if version is not None else current.version
@@ -74,7 +75,7 @@ class ModelRegistry:
             return found
         return await self.models.get_or_load(key, lambda: self._load(name, current, wanted))
 
-    async def _read_current(self, name: str) -> Current:
+    async def _read_current(self, tenant: str, name: str) -> Current:
         generation = self.generation
         async with self.db.connection() as conn:
             current = await ModelRepository(conn).current(name)
@@ -82,7 +83,7 @@ class ModelRegistry:
             raise NotFound(f"model '{name}' does not exist")
         # Only cache what a notification would correct, and nothing read before one.
         if self.listening.is_set() and generation == self.generation:
-            self.current[name] = current
+            self.current[tenant, name] = current
         return current
 
     async def _load(self, name: str, current: Current, version: int) -> tuple[LoadedModel, int]:
@@ -112,9 +113,9 @@ class ModelRegistry:
 
     # -- invalidation -------------------------------------------------------------------------
 
-    def forget(self, name: str) -> None:
+    def forget(self, tenant: str, name: str) -> None:
         self.generation += 1
-        current = self.current.pop(name, None)
+        current = self.current.pop((tenant, name), None)
         if current is not None:
             model_id = current.model_id
             self.models.discard(lambda key: _model_of(key) == model_id)

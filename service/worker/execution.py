@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 import msgspec
 
 from service.artifacts import signing
+from service.domain.actors import acting_as
 from service.domain.errors import Unavailable
 from service.domain.job_errors import GiveUp, JobLost
 from service.domain.job_services import JobServices
@@ -41,7 +42,15 @@ class JobRunner:
         self.worker = worker
 
     async def run(self, job_id: uuid.UUID) -> str:
-        """Runs the job if it is still queued; returns its final status for the logs."""
+        """Runs the job if it is still queued, as its tenant and submitter; returns its final
+        status for the logs."""
+        actor = await self.runs.actor_of(job_id)
+        if actor is None:
+            return "skipped"
+        with acting_as(actor):
+            return await self._run(job_id)
+
+    async def _run(self, job_id: uuid.UUID) -> str:
         job = await self.runs.claim(job_id, self.worker)
         if job is None:
             return "skipped"

@@ -24,7 +24,7 @@ def test_the_current_key_signs_and_every_configured_key_verifies() -> None:
     keys = artifact_keys(key_id="k2", hmac_keys={"k1": OLD_KEY})
     assert keys.current_id == "k2"
     assert keys.secrets == {"k1": OLD_KEY.encode(), "k2": HMAC_KEY.encode()}
-    place = signing.Place(signing.DEFAULT_TENANT, 7, 3)
+    place = signing.Place("default", 7, 3)
     data = b"artifact bytes"
     seal = keys.seal(signing.sha256(data), place)
     assert seal.key_id == "k2"

@@ -87,7 +87,7 @@ async def test_tampered_bytes_are_refused_before_they_are_unpickled(
 
 async def test_a_seal_verifies_only_under_its_own_key(db: Database) -> None:
     data = signing.dumps({"weights": [1, 2, 3]})
-    place = signing.Place(signing.DEFAULT_TENANT, 1, 1)
+    place = signing.Place("default", 1, 1)
     seal = ArtifactStore(db, artifact_keys()).seal(signing.sha256(data), place)
     assert seal.sha256 == hashlib.sha256(data).hexdigest()
     assert seal.key_id == "k1"
@@ -134,7 +134,7 @@ async def test_bytes_signed_for_another_place_are_refused_before_they_are_unpick
         await ArtifactStore(db, keys).load(model_id, 1)
     assert not marker.exists()
 
-    here = signing.Place(signing.DEFAULT_TENANT, model_id, 1)
+    here = signing.Place("default", model_id, 1)
     await store_as(raw, model_id, payload, keys.seal(signing.sha256(payload), here))
     await ArtifactStore(db, keys).load(model_id, 1)  # the same bytes, sealed for this row
     assert marker.exists()
@@ -209,7 +209,7 @@ async def test_a_v2_tag_relabelled_as_v1_does_not_verify(
     its v2 tag must not pass (v2 tags use a key of their own)."""
     model_id = await trained_model_id(client, run_worker, raw)
     row = await raw.fetchrow("SELECT * FROM model_versions WHERE model_id = $1", model_id)
-    place = signing.Place(signing.DEFAULT_TENANT, model_id, 1)
+    place = signing.Place("default", model_id, 1)
     message = signing.v2_message(place, row["artifact_sha256"])
     relabelled = signing.Seal(signing.sha256(message), row["artifact_hmac"], None)
     await store_as(raw, model_id, message, relabelled)

@@ -72,7 +72,7 @@ def test_keys_are_digests_not_tokens() -> None:
     clock = Clock()
     cache = TokenCache(10, clock)
     token = "header.payload.signature"
-    cache.put(TokenCache.key(token), Principal("alice", frozenset(), clock.now + 10))
+    cache.put(TokenCache.key(token), Principal("alice", frozenset(), "default", clock.now + 10))
     assert len(TokenCache.key(token)) == 32
     assert token.encode() not in repr(cache._entries).encode()
     assert cache.get(TokenCache.key(token)) is not None
@@ -81,8 +81,8 @@ def test_keys_are_digests_not_tokens() -> None:
 def test_principals_without_expiry_or_already_expired_are_not_cached() -> None:
     clock = Clock()
     cache = TokenCache(10, clock)
-    cache.put(b"k1", Principal("alice", frozenset(), None))
-    cache.put(b"k2", Principal("alice", frozenset(), clock.now))
+    cache.put(b"k1", Principal("alice", frozenset(), "default", None))
+    cache.put(b"k2", Principal("alice", frozenset(), "default", clock.now))
     assert len(cache) == 0
 
 

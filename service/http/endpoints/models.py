@@ -38,7 +38,8 @@ async def delete_model(request: Request) -> Response:
     svc = services(request)
     name = path_str(request, "name")
     await svc.jobs.delete_model(name)
-    svc.registry.forget(name)  # not waiting for this process's own NOTIFY
+    # Not waiting for this process's own NOTIFY.
+    svc.registry.forget(principal_of(request).tenant, name)
     return Response(status_code=204)
 
 

@@ -9,12 +9,15 @@ from service.http import examples
 from service.http.operation import Operation
 from service.http.params import MODEL_NAME, path_str
 from service.http.responses import json_response
+from service.http.routes import principal_of
 from service.http.state import services
 from service.schemas.predictions import PredictRequest, PredictResponse
 
 
 async def predict(request: Request, body: PredictRequest) -> Response:
-    return json_response(await services(request).predictor.predict(path_str(request, "name"), body))
+    tenant = principal_of(request).tenant
+    name = path_str(request, "name")
+    return json_response(await services(request).predictor.predict(tenant, name, body))
 
 
 OPERATIONS = [

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from service.http.operation import Operation, Param
 from service.http.params import MODEL_NAME, PAGING, multi_params, paging, path_int, path_str
 from service.http.responses import json_response
+from service.http.routes import principal_of
 from service.http.state import services
 from service.schemas.models import ModelOut
 from service.schemas.pages import VersionPage
@@ -37,7 +38,7 @@ async def activate_version(request: Request) -> Response:
     name = path_str(request, "name")
     await svc.versions.activate(name, path_int(request, "version", "version"))
     # This process's next predict must see the change without waiting for its own NOTIFY.
-    svc.registry.forget(name)
+    svc.registry.forget(principal_of(request).tenant, name)
     return json_response(await svc.models.get(name))
 
 
