@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--sub", default="developer")
     token.add_argument("--scopes", default="admin", help="space-separated scopes")
     token.add_argument("--ttl", type=int, default=12 * 3600, help="lifetime in seconds")
+    token.add_argument("--tenant", default=None, help="the tenant claim (default: none)")
     args = parser.parse_args(argv)
 
     try:
@@ -54,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "token":
         from service.devtools.keys import mint_token
 
-        print(mint_token(settings.auth, args.sub, args.scopes.split(), args.ttl))
+        print(
+            mint_token(settings.auth, args.sub, args.scopes.split(), args.ttl, tenant=args.tenant)
+        )
         return 0
     logs.configure(settings.logging.level, settings.logging.format)
     if args.command == "api":

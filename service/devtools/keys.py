@@ -75,8 +75,16 @@ def write_dev_jwks(path: str | Path, target: str | Path | None = None) -> Path:
     return target
 
 
-def mint_token(settings: AuthSettings, sub: str, scopes: Iterable[str], ttl: int) -> str:
-    """A development access token for `sub` with `scopes`, valid for `ttl` seconds.
+def mint_token(
+    settings: AuthSettings,
+    sub: str,
+    scopes: Iterable[str],
+    ttl: int,
+    *,
+    tenant: str | None = None,
+) -> str:
+    """A development access token for `sub` with `scopes`, valid for `ttl` seconds, naming
+    `tenant` in the `auth.tenant_claim` claim when given (else the token has no tenant claim).
 
     `iss`/`aud` come from the settings when set, so the token fits the configured service; else
     the `DEV_` constants that `make run` configures.
@@ -96,5 +104,7 @@ def mint_token(settings: AuthSettings, sub: str, scopes: Iterable[str], ttl: int
         "jti": uuid.uuid4().hex,
         "client_id": "models-service-dev",
     }
+    if tenant is not None:
+        claims[settings.tenant_claim] = tenant
     header = {"alg": DEV_ALGORITHM, "kid": key.kid, "typ": "at+jwt"}
     return jwt.encode(header, claims, key, algorithms=[DEV_ALGORITHM])
