@@ -12,6 +12,7 @@ the tables' policies show it that tenant's rows only, and what it writes is that
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -22,6 +23,8 @@ from service.domain.actors import Actor, current_actor
 from service.domain.errors import Conflict, QueryTimeout, Unavailable
 from service.domain.job_errors import GiveUp
 from service.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
 
 Connection = asyncpg.Connection  # re-exported so callers need not import the driver
 Record = asyncpg.Record
@@ -54,16 +57,35 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+class RowSecurityBypassed(PermissionError):
+    """The service's role is a superuser or has BYPASSRLS: tenants would not be kept apart, so
+    the connection is refused (an outage to callers, a log line to operators)."""
+
+
 def connection_setup(role: str) -> Callable[[asyncpg.Connection], Awaitable[None]]:
     """`init_connection`, then `SET ROLE`: a session-level setting that outlives the pool's
-    `RESET ALL` between uses (PostgreSQL leaves `role` out of it)."""
+    `RESET ALL` between uses (PostgreSQL leaves `role` out of it). A role above row-level
+    security is refused."""
 
     async def init(conn: asyncpg.Connection) -> None:
         await init_connection(conn)
         if role:
             await conn.execute(f"SET ROLE {quote_ident(role)}")
+        above, name = await conn.fetchrow(_ABOVE_ROW_SECURITY)
+        if above:
+            log.error(
+                "refusing to serve as a role that bypasses row-level security; set"
+                " database.role to a role without SUPERUSER and BYPASSRLS",
+                extra={"role": name},
+            )
+            raise RowSecurityBypassed(f"database role {name!r} bypasses row-level security")
 
     return init
+
+
+_ABOVE_ROW_SECURITY = (
+    "SELECT rolsuper OR rolbypassrls, rolname FROM pg_roles WHERE rolname = current_user"
+)
 
 
 def quote_ident(name: str) -> str:
