@@ -1,4 +1,5 @@
-"""JSON logs that carry the request id and principal of the request being served."""
+"""JSON logs that carry the request id, principal and tenant of the request being served (in
+the worker: the tenant and request id of the job being run)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 from typing import Any
 
 import msgspec
+
+from service.domain.actors import current_actor
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 principal: contextvars.ContextVar[str | None] = contextvars.ContextVar("principal", default=None)
@@ -30,6 +33,10 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = rid
         if (sub := principal.get()) is not None:
             entry["sub"] = sub
+        if (actor := current_actor()) is not None:
+            entry["tenant"] = actor.tenant
+            if "request_id" not in entry and actor.request_id:  # a job's, in the worker
+                entry["request_id"] = actor.request_id
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
+import msgspec
+
+from service.domain.actors import Actor, acting_as
+from service.logs import JsonFormatter
 from tests.factories import ROOT
 from tests.process_logs import json_lines
 
@@ -29,3 +34,12 @@ def test_library_logs_and_warnings_become_json_lines() -> None:
     entries = json_lines(done.stderr)
     assert [entry["logger"] for entry in entries] == ["hypercorn.error", "py.warnings"]
     assert "from a library's warning" in entries[1]["msg"]
+
+
+def test_a_line_logged_while_acting_for_a_tenant_names_the_tenant_and_request() -> None:
+    record = logging.makeLogRecord({"msg": "fitting", "levelno": logging.INFO})
+    with acting_as(Actor("acme", "alice", "req-7")):
+        inside = msgspec.json.decode(JsonFormatter().format(record))
+    outside = msgspec.json.decode(JsonFormatter().format(record))
+    assert (inside["tenant"], inside["request_id"]) == ("acme", "req-7")
+    assert "tenant" not in outside and "request_id" not in outside
