@@ -134,6 +134,18 @@ class ModelSettings(Section):
     batch_max_rows_by_type: dict[str, Positive] = msgspec.field(default_factory=dict)
 
 
+class LimitsSettings(Section):
+    """Fair use: a request rate per caller (tenant + `sub`), active jobs per tenant, rows per
+    online prediction."""
+
+    rate_per_second: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # 0: no rate limit
+    burst: Positive = 20
+    # Longest wait for Redis's answer before a request goes on unchecked (fail open).
+    rate_check_timeout_ms: Positive = 250
+    active_jobs_per_tenant: Positive = 16
+    max_predict_rows: Positive = 10_000
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -147,6 +159,7 @@ class Settings(Section):
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     artifacts: ArtifactSettings = msgspec.field(default_factory=ArtifactSettings)
     models: ModelSettings = msgspec.field(default_factory=ModelSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
 

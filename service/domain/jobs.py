@@ -27,6 +27,7 @@ from service.domain.job_specs import (
     TrainSpec,
     UpdateSpec,
 )
+from service.domain.limits import too_many_active_jobs
 from service.domain.models import load_row
 from service.jobs.queue import JobQueue
 from service.query import Query
@@ -35,6 +36,7 @@ from service.repositories.idempotency import IdempotencyRepository, StoredRespon
 from service.repositories.jobs import JobFilters, JobRepository
 from service.repositories.model_types import ModelTypeRepository
 from service.repositories.models import ModelRepository, ModelRow
+from service.repositories.quotas import lock_and_count_active_jobs
 from service.repositories.versions import BatchRepository, VersionRepository, VersionRow
 from service.schemas.base import Page
 from service.schemas.jobs import FitKind, JobKind, JobOut, ModelStatus
@@ -78,10 +80,17 @@ _job_decoder = msgspec.json.Decoder(JobOut)
 
 
 class Jobs:
-    def __init__(self, db: Database, queue: JobQueue, settings: WorkerSettings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queue: JobQueue,
+        settings: WorkerSettings,
+        max_active_jobs: int | None = None,
+    ) -> None:
         self.db = db
         self.queue = queue
         self.settings = settings
+        self.max_active_jobs = max_active_jobs  # per tenant (`limits.active_jobs_per_tenant`)
 
     # -- submission ---------------------------------------------------------------------------
 
@@ -102,7 +111,8 @@ class Jobs:
     ) -> Submitted:
         """The one submission transaction of every job kind: replay a keyed request, lock the
         model, plan the job (raising on anything invalid), insert it with its rows, remember
-        the response for its key; then, after the commit, enqueue it."""
+        the response for its key; then, after the commit, enqueue it. A job beyond the tenant's
+        active-jobs quota is refused; a replay is not a new job and is never refused."""
         async with self.db.transaction() as conn:
             if idem is not None:
                 stored = await IdempotencyRepository(conn).lock_and_get(
@@ -115,6 +125,11 @@ class Jobs:
             job = await JobRepository(conn).insert(
                 uuid.uuid4(), model.id, name, kind, planned.spec, who
             )
+            # Counted after the insert, so a second active job of one model is still the
+            # repository's 409, and the count includes this job.
+            limit = self.max_active_jobs
+            if limit is not None and await lock_and_count_active_jobs(conn) > limit:
+                raise too_many_active_jobs(limit)
             if planned.rows is not None:
                 await _store_rows(conn, model, job, planned)
             if idem is not None:

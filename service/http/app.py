@@ -31,6 +31,7 @@ from service.http.endpoints import OPERATIONS
 from service.http.metrics import ApiMetrics, MetricsMiddleware
 from service.http.openapi import build_openapi
 from service.http.problems import UnhandledErrorMiddleware, exception_handlers
+from service.http.rate_limits import RateLimits
 from service.http.request_id import RequestIdMiddleware
 from service.http.routes import build_routes
 from service.http.state import Services
@@ -63,7 +64,7 @@ def create_app(settings: Settings) -> Starlette:
         registry = ModelRegistry(db, artifact_keys, settings.models.cache_bytes)
         await registry.start()
         predictor = Predictor(registry, settings)
-        jobs = Jobs(db, queue, settings.worker)
+        jobs = Jobs(db, queue, settings.worker, settings.limits.active_jobs_per_tenant)
         svc = Services(
             settings=settings,
             db=db,
@@ -80,6 +81,9 @@ def create_app(settings: Settings) -> Starlette:
             predictor=predictor,
             datasets=Datasets(db),
             batch_predictions=BatchPredictions(jobs),
+            rate_limits=RateLimits.from_settings(
+                redis, settings.limits, settings.redis.queue_name, metrics
+            ),
         )
         sync: asyncio.Task[None] | None = None
         try:

@@ -55,6 +55,18 @@ class ApiMetrics:
             ["dependency"],
             registry=self.registry,
         )
+        self.limit_refusals = Counter(
+            "limit_refusals_total",
+            "Requests refused by a fair-use limit (rate, active_jobs, predict_rows).",
+            ["limit"],
+            registry=self.registry,
+        )
+        self.rate_limiter_failures = Counter(
+            "rate_limiter_failures_total",
+            "Requests let through unchecked because Redis did not answer the rate limiter.",
+            ["reason"],
+            registry=self.registry,
+        )
 
 
 class MetricsMiddleware:

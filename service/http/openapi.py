@@ -13,7 +13,7 @@ from service.http.operation import Operation, Param
 from service.http.problems import Problem
 
 _COMMON_ERRORS = (400, 500)
-_SCOPED_ERRORS = (401, 403, 503)
+_SCOPED_ERRORS = (401, 403, 429, 503)  # 429: `limits.rate_per_second`
 _BODY_ERRORS = (413, 415, 422)
 
 

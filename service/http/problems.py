@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, 
 from service.artifacts.signing import TamperedArtifact
 from service.auth.errors import AuthError, InsufficientScope
 from service.domain import errors as domain
+from service.domain.limits import OverLimit, TooBusy, TooLarge
 from service.logs import request_id
 from service.serving.predictor import Overloaded, PredictionTimeout
 
@@ -71,6 +72,8 @@ _DOMAIN_STATUS: dict[type[BaseException], int] = {
     domain.InvalidInput: 422,
     domain.Unavailable: 503,
     domain.QueryTimeout: 504,
+    TooBusy: 429,
+    TooLarge: 413,
 }
 
 
@@ -111,6 +114,12 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
         svc = getattr(request.state, "services", None)
         if svc is not None:
             svc.metrics.dependency_errors.labels(exc.dependency).inc()
+    if isinstance(exc, OverLimit):
+        if isinstance(exc, TooBusy):
+            headers["Retry-After"] = str(exc.retry_after)
+        svc = getattr(request.state, "services", None)
+        if svc is not None:
+            svc.metrics.limit_refusals.labels(exc.limit).inc()
     return problem(request, status, exc.detail, exc.errors, headers)
 
 

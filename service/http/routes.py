@@ -1,8 +1,9 @@
 """Routing from the declared operations: one Starlette route per path, a dispatcher per route.
 
-The dispatcher authorizes from the operation's scopes, then decodes the declared body and
-authorizes the scopes its fields need, then calls the endpoint with it; the endpoint never
-reads the body or checks a scope itself, so a refused request stores nothing.
+The dispatcher authorizes from the operation's scopes, takes a token from the caller's rate
+limit (`rate_limits.py`), then decodes the declared body and authorizes the scopes its fields
+need, then calls the endpoint with it; the endpoint never reads the body or checks a scope
+itself, so a refused request stores nothing.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from collections.abc import Sequence
 from starlette.authentication import AuthCredentials, SimpleUser
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, request_response
 
 from service.auth.errors import AuthError
 from service.auth.principal import Principal, authorize
 from service.domain.actors import Actor, act_as
 from service.http.bodies import read_body
 from service.http.operation import Endpoint, Operation
+from service.http.rate_limits import RateLimitFields
 from service.http.state import services
 from service.logs import principal as principal_var
 from service.logs import request_id as request_id_var
@@ -44,7 +46,12 @@ def build_routes(operations: Sequence[Operation]) -> list[BaseRoute]:
         methods[op.method] = op
         ids.add(op.operation_id)
     return [
-        Route(path, _dispatcher(methods), methods=list(methods), name=path)
+        Route(
+            path,
+            RateLimitFields(request_response(_dispatcher(methods))),
+            methods=list(methods),
+            name=path,
+        )
         for path, methods in by_path.items()
     ]
 
@@ -56,9 +63,13 @@ def _dispatcher(methods: dict[str, Operation]) -> Endpoint:
         # Everything this request reads or writes, response body included, is the caller's
         # tenant's; an operation without a scope sees no tenant's rows at all.
         act_as(None if who is None else Actor(who.tenant, who.sub, request_id_var.get() or ""))
+        svc = services(request)
+        # Before the body is read: a caller over its rate costs no upload.
+        if who is not None and svc.rate_limits is not None:
+            await svc.rate_limits.check(request.scope, who)
         if op.body is None:
             return await op.endpoint(request)
-        limit = services(request).settings.http.max_body_bytes
+        limit = svc.settings.http.max_body_bytes
         body = await read_body(request, op.body, limit, csv=op.accepts_csv)
         if who is not None and (more := op.body_scopes_of(body)):
             _authorize(request, who, (*op.scopes, *more))

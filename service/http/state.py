@@ -16,6 +16,7 @@ from service.domain.models import Models
 from service.domain.versions import Versions
 from service.estimators.catalogue import Catalogue
 from service.http.metrics import ApiMetrics
+from service.http.rate_limits import RateLimits
 from service.repositories.database import Database
 from service.serving.predictor import Predictor
 from service.serving.registry import ModelRegistry
@@ -39,6 +40,7 @@ class Services:
     predictor: Predictor
     datasets: Datasets
     batch_predictions: BatchPredictions
+    rate_limits: RateLimits | None = None  # None: `limits.rate_per_second` is 0
 
 
 def services(request: Request) -> Services:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from service.domain.errors import FieldError, InvalidInput
+from service.domain.limits import too_many_rows
 from service.estimators.predicting import apply_output, check_output, prepare_input
 from service.estimators.table import Table
 from service.schemas.predictions import PredictRequest, PredictResponse
@@ -47,10 +48,14 @@ class Predictor:
             max_wait=settings.models.batch_max_wait_ms / 1000,
         )
         self.max_rows_by_type = settings.models.batch_max_rows_by_type
+        self.max_rows = settings.limits.max_predict_rows
         self.waiting = 0
 
     async def predict(self, tenant: str, name: str, body: PredictRequest) -> PredictResponse:
         size = _size_of(body)
+        if size > self.max_rows:  # before any work: no model load, no thread
+            field = "$.data" if body.data is not None else "$.rows"
+            raise too_many_rows(field, size, self.max_rows)
         model = await self.registry.resolve(tenant, name, body.version)
         output = body.output or model.default_output
         values = await self._run(model, body, size, output) if size else []
