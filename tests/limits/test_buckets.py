@@ -1,0 +1,101 @@
+"""The token bucket script on a real Redis: a burst, then refusals with the wait until the next
+token; a refill after that wait; one atomic decision per take however many run at once; and no
+key left behind once a bucket is full again."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.limits.buckets import TokenBuckets
+from tests.factories import Servers
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def redis(
+    servers: Servers, queue_name: str, redis_cleanup: None
+) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(servers.redis)
+    yield client
+    await client.aclose()
+
+
+def key(queue_name: str) -> str:
+    return f"{queue_name}:rate:{uuid.uuid4().hex}"
+
+
+async def test_a_burst_is_served_then_refused_with_the_wait_for_the_next_token(
+    redis: aioredis.Redis, queue_name: str
+) -> None:
+    buckets = TokenBuckets(redis, rate_per_second=0.5, burst=3)
+    bucket = key(queue_name)
+    taken = [await buckets.take(bucket) for _ in range(4)]
+    assert [d.allowed for d in taken] == [True, True, True, False]
+    assert [d.remaining for d in taken] == [2, 1, 0, 0]
+    # One token comes back every 2 s: the refusal says so, rounded up to whole seconds.
+    refused = taken[-1]
+    assert 0 < refused.wait_seconds <= 2.0
+    assert refused.wait_whole_seconds in (1, 2)
+    assert all(0 < d.wait_seconds <= 2.0 for d in taken)
+
+
+async def test_a_refused_caller_is_served_again_after_the_wait(
+    redis: aioredis.Redis, queue_name: str
+) -> None:
+    buckets = TokenBuckets(redis, rate_per_second=5, burst=1)
+    bucket = key(queue_name)
+    assert (await buckets.take(bucket)).allowed
+    refused = await buckets.take(bucket)
+    assert not refused.allowed
+    await asyncio.sleep(refused.wait_seconds + 0.01)
+    assert (await buckets.take(bucket)).allowed
+
+
+async def test_concurrent_takes_never_hand_out_more_than_the_burst(
+    redis: aioredis.Redis, queue_name: str
+) -> None:
+    buckets = TokenBuckets(redis, rate_per_second=0.001, burst=7)
+    bucket = key(queue_name)
+    decisions = await asyncio.gather(*(buckets.take(bucket) for _ in range(40)))
+    assert sum(d.allowed for d in decisions) == 7
+    assert sorted(d.remaining for d in decisions if d.allowed) == list(range(7))
+
+
+async def test_callers_have_separate_buckets(redis: aioredis.Redis, queue_name: str) -> None:
+    buckets = TokenBuckets(redis, rate_per_second=0.001, burst=1)
+    first, second = key(queue_name), key(queue_name)
+    assert (await buckets.take(first)).allowed
+    assert not (await buckets.take(first)).allowed
+    assert (await buckets.take(second)).allowed
+
+
+async def test_the_key_expires_when_the_bucket_is_full_again(
+    redis: aioredis.Redis, queue_name: str
+) -> None:
+    buckets = TokenBuckets(redis, rate_per_second=10, burst=5)
+    bucket = key(queue_name)
+    for _ in range(3):
+        await buckets.take(bucket)
+    # Three tokens are missing, and come back in 0.3 s: then the key is gone.
+    ttl = await redis.pttl(bucket)
+    assert 0 < ttl <= 300
+    # A refusal writes nothing, so it cannot extend the key's life.
+    drained = TokenBuckets(redis, rate_per_second=0.001, burst=1)
+    other = key(queue_name)
+    await drained.take(other)
+    before = await redis.get(other)
+    assert not (await drained.take(other)).allowed
+    assert await redis.get(other) == before
+
+
+def test_a_bucket_needs_a_rate_and_a_burst() -> None:
+    with pytest.raises(ValueError):
+        TokenBuckets(object(), rate_per_second=0, burst=1)
+    with pytest.raises(ValueError):
+        TokenBuckets(object(), rate_per_second=1, burst=0)
