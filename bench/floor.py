@@ -28,7 +28,7 @@ async def load_estimator(svc: Service, name: str) -> Any:
     try:
         row = await conn.fetchrow(
             """SELECT a.data, v.artifact_hmac, v.artifact_sha256, v.artifact_key_id,
-                      v.model_id, v.version
+                      v.model_id, v.version, m.tenant
                FROM models m
                JOIN model_versions v ON v.model_id = m.id AND v.version = m.current_version
                JOIN artifacts a ON a.model_id = v.model_id AND a.version = v.version
@@ -41,7 +41,7 @@ async def load_estimator(svc: Service, name: str) -> Any:
         raise RuntimeError(f"no artifact for model {name!r}")
     key = svc.env["SERVICE__ARTIFACTS__HMAC_KEY"]
     keys = Keyring.from_settings(ArtifactSettings(hmac_key=key))
-    place = signing.Place(signing.DEFAULT_TENANT, row["model_id"], row["version"])
+    place = signing.Place(row["tenant"], row["model_id"], row["version"])
     seal = signing.Seal(row["artifact_sha256"], row["artifact_hmac"], row["artifact_key_id"])
     keys.verify(row["data"], place, seal)
     return unpickle(row["data"])

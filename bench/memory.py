@@ -67,7 +67,12 @@ async def _predict(client: httpx2.AsyncClient, name: str, body: bytes) -> float:
 async def run(config: Config) -> Section:
     count = 60 if config.quick else 200
     section = Section("Memory: many models, bounded cache (issue 7)")
-    async with running_service(models__cache_bytes=CACHE_BYTES) as svc, svc.client() as client:
+    # Every model's training is submitted at once: the tenant's active-jobs quota must fit.
+    quota = {"limits__active_jobs_per_tenant": count}
+    async with (
+        running_service(models__cache_bytes=CACHE_BYTES, **quota) as svc,
+        svc.client() as client,
+    ):
         started = time.perf_counter()
         await _train_all(client, count)
         trained_in = time.perf_counter() - started

@@ -212,3 +212,37 @@ async def test_limits_resume_when_redis_comes_back(
         assert fields(back)[1][0] == 0
     finally:
         await proxy.stop()
+
+
+async def test_a_redis_that_never_answers_costs_one_timeout_then_is_skipped(
+    app_with: Limited, jwt: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rate_limits, "PAUSE_AFTER_FAILURE", 60.0)
+    stalled: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stalled.append(writer)  # accepts the connection, reads the command, never answers
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = await app_with(
+            f"redis://127.0.0.1:{port}/0",
+            rate_per_second=1,
+            burst=1,
+            rate_check_timeout_ms=200,
+        )
+        headers = bearer(jwt)
+        served = [await client.get("/models", headers=headers) for _ in range(3)]
+        assert [r.status_code for r in served] == [200, 200, 200]
+        assert all("ratelimit" not in r.headers for r in served)
+        assert stalled, "the limiter never reached the stalled server"
+        assert failures(client, "timeout") == 1.0
+        assert failures(client, "skipped") == 2.0
+    finally:
+        for writer in stalled:
+            writer.close()
+        server.close()
+        await server.wait_closed()
