@@ -103,7 +103,7 @@ class RateLimits:
 
 
 class RateLimitFields:
-    """Wraps a route so that every response to a checked request, whether from the endpoint
+    """Route middleware: every response to a checked request, whether from the endpoint
     or from an exception handler (a 404, the 429 itself), carries the rate-limit fields."""
 
     def __init__(self, app: ASGIApp) -> None:

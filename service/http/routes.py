@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from starlette.authentication import AuthCredentials, SimpleUser
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, request_response
+from starlette.routing import BaseRoute, Route
 
 from service.auth.errors import AuthError
 from service.auth.principal import Principal, authorize
@@ -48,9 +49,10 @@ def build_routes(operations: Sequence[Operation]) -> list[BaseRoute]:
     return [
         Route(
             path,
-            RateLimitFields(request_response(_dispatcher(methods))),
+            _dispatcher(methods),
             methods=list(methods),
             name=path,
+            middleware=[Middleware(RateLimitFields)],
         )
         for path, methods in by_path.items()
     ]
