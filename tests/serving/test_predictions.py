@@ -132,6 +132,7 @@ async def test_timeout_is_504_and_full_queue_is_503(
         settings,
         http=msgspec.structs.replace(settings.http, predict_timeout=0.05),
         models=msgspec.structs.replace(settings.models, predict_queue=2, predict_threads=1),
+        limits=msgspec.structs.replace(settings.limits, max_predict_rows=20_000),
     )
     client = await client_factory(limited)
     await make_model(

@@ -102,8 +102,8 @@ async def test_batch_matches_online_predictions_row_for_row(
     assert [int(r[0]) for r in batch[1:]] == list(range(100_000))
 
     online: list[Any] = []
-    for start in range(0, len(rows), 20_000):
-        chunk = [row[1:] for row in rows[start : start + 20_000]]
+    for start in range(0, len(rows), 10_000):  # `limits.max_predict_rows`
+        chunk = [row[1:] for row in rows[start : start + 10_000]]
         answer = await client.post(
             "/models/iris/predict", json={"columns": IRIS_FEATURES, "rows": chunk}
         )
