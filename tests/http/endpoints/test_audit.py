@@ -167,6 +167,31 @@ async def test_a_job_and_the_version_it_makes_are_audited_as_its_submitter(
     )
 
 
+async def test_a_batch_predictions_output_dataset_is_audited_as_its_submitter(
+    app: tuple[httpx2.AsyncClient, Bearer], run_worker: Worker
+) -> None:
+    client, bearer = app
+    owner = bearer("alice", "models:write", "datasets:write")
+    await send(client, "POST", "/models", owner, 201, json=IRIS)
+    await send(client, "POST", "/datasets", owner, 201, json={"name": "inputs", "data": RECORDS})
+    await send(client, "POST", "/models/iris/train", owner, 202, json={"data": RECORDS})
+    await run_worker()
+    scopes = ("models:write", "datasets:read", "datasets:write")
+    body = {"dataset": {"name": "inputs"}, "output_dataset": "scored"}
+    path = "/models/iris/batch-predictions"
+    job = await send(client, "POST", path, bearer("carol", *scopes, rid="b-1"), 202, json=body)
+    await run_worker()
+
+    entries = await trail(client, bearer, where="request_id = b-1")
+    assert brief(entries) == [
+        ("job.created", f"jobs/{job['id']}", "carol", "b-1"),
+        ("dataset.created", "datasets/scored", "carol", "b-1"),
+    ]
+    assert entries[0]["after"]["kind"] == "batch_predict"
+    assert entries[1]["after"]["row_count"] == len(RECORDS)
+    assert entries[1]["after"]["source"] == "/models/iris/versions/1"
+
+
 async def test_cancels_are_audited_including_those_of_a_model_delete(
     app: tuple[httpx2.AsyncClient, Bearer],
 ) -> None:
