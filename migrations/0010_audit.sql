@@ -14,7 +14,8 @@
 -- What is recorded, with a small summary of named fields (never settings, features, artifacts,
 -- metrics or data; for changes, only the fields that changed):
 --   models             model.created, model.updated (metadata), version.activated
---                      (current_version moved), model.deleted
+--                      (current_version moved; the resource is the version now current),
+--                      model.deleted
 --   model_versions     version.created
 --   jobs               job.created, job.cancelled. The jobs a model's delete cancels are
 --                      recorded too: they are real cancels, and each names its job.
