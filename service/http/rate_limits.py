@@ -9,6 +9,9 @@ checked response, the 429 included, carries the IETF `RateLimit-Policy` and `Rat
     RateLimit-Policy: "default";q=<burst>;w=<seconds to refill an empty bucket>
     RateLimit: "default";r=<tokens left>;t=<seconds until the next token>
 
+except one whose `Retry-After` has another cause (the active-jobs quota, an outage): the draft
+wants `t` and `Retry-After` to name the same moment, and a client must follow `Retry-After`.
+
 Redis down or slow fails open: the limit protects fairness, not data, and Redis holds nothing
 of record (PostgreSQL does; the active-jobs quota, which guards the expensive work, is counted
 there). A request whose check fails or takes longer than `limits.rate_check_timeout_ms` goes on
@@ -72,10 +75,13 @@ class RateLimits:
         if decision is None:
             return
         wait = decision.wait_whole_seconds
-        scope[SCOPE_KEY] = [
-            (b"ratelimit-policy", self.policy),
-            (b"ratelimit", f'"default";r={decision.remaining};t={wait}'.encode()),
-        ]
+        scope[SCOPE_KEY] = (
+            str(wait).encode(),
+            [
+                (b"ratelimit-policy", self.policy),
+                (b"ratelimit", f'"default";r={decision.remaining};t={wait}'.encode()),
+            ],
+        )
         if not decision.allowed:
             self.metrics.limit_refusals.labels("rate").inc()
             raise HttpProblem(
@@ -111,8 +117,12 @@ class RateLimitFields:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_fields(message: Message) -> None:
-            if message["type"] == "http.response.start" and (fields := scope.get(SCOPE_KEY)):
-                message = {**message, "headers": [*message.get("headers", ()), *fields]}
+            if message["type"] == "http.response.start" and (checked := scope.get(SCOPE_KEY)):
+                wait, fields = checked
+                headers = message.get("headers", ())
+                retry_after = next((v for k, v in headers if k.lower() == b"retry-after"), wait)
+                if retry_after == wait:
+                    message = {**message, "headers": [*headers, *fields]}
             await send(message)
 
         await self.app(scope, receive, send_with_fields)

@@ -246,3 +246,20 @@ async def test_a_redis_that_never_answers_costs_one_timeout_then_is_skipped(
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_retry_after_of_another_cause_comes_without_the_fields(
+    app_with: Limited, jwt: AuthSettings
+) -> None:
+    client = await app_with(rate_per_second=1, burst=50, active_jobs_per_tenant=1)
+    token = mint_token(jwt, "alice", ["admin"], 600, tenant="acme")
+    headers = {"Authorization": f"Bearer {token}"}
+    rows = [{"x": i, "y": i % 2} for i in range(20)]
+    for name in ("a", "b"):
+        model = {"name": name, "model_type": "sklearn.dummy.DummyClassifier", "target": "y"}
+        assert (await client.post("/models", json=model, headers=headers)).status_code == 201
+    queued = await client.post("/models/a/train", json={"data": rows}, headers=headers)
+    assert queued.status_code == 202 and "ratelimit" in queued.headers
+    refused = await client.post("/models/b/train", json={"data": rows}, headers=headers)
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "10"
+    assert "ratelimit" not in refused.headers and "ratelimit-policy" not in refused.headers
