@@ -51,9 +51,11 @@ class RateLimits:
     def __init__(
         self, redis: Any, settings: LimitsSettings, key_prefix: str, metrics: ApiMetrics
     ) -> None:
-        self.buckets = TokenBuckets(redis, settings.rate_per_second, settings.burst)
-        self.key_prefix = key_prefix
         self.timeout = settings.rate_check_timeout_ms / 1000
+        self.buckets = TokenBuckets(
+            redis, settings.rate_per_second, settings.burst, timeout=self.timeout
+        )
+        self.key_prefix = key_prefix
         self.metrics = metrics
         window = max(1, math.ceil(settings.burst / settings.rate_per_second))
         self.policy = f'"default";q={settings.burst};w={window}'.encode()

@@ -99,3 +99,55 @@ def test_a_bucket_needs_a_rate_and_a_burst() -> None:
         TokenBuckets(object(), rate_per_second=0, burst=1)
     with pytest.raises(ValueError):
         TokenBuckets(object(), rate_per_second=1, burst=0)
+
+
+async def test_concurrent_takes_share_one_connection(
+    redis: aioredis.Redis, queue_name: str
+) -> None:
+    buckets = TokenBuckets(redis, rate_per_second=1000, burst=1000)
+    keys = [key(queue_name) for _ in range(8)]
+    decisions = await asyncio.gather(*(buckets.take(keys[i % 8]) for i in range(64)))
+    assert all(d.allowed for d in decisions)
+    assert sorted(d.remaining for d in decisions) == sorted(list(range(992, 1000)) * 8)
+    pool = redis.connection_pool
+    # Batched round trips: not one connection per take in flight.
+    assert len(pool._available_connections) + len(pool._in_use_connections) <= 2
+
+
+async def test_a_redis_that_forgot_the_script_is_taught_it_again(
+    redis: aioredis.Redis, queue_name: str
+) -> None:
+    """As after a Redis restart: a NOSCRIPT take did not run, so it is sent again."""
+    buckets = TokenBuckets(redis, rate_per_second=0.001, burst=5)
+    bucket = key(queue_name)
+    assert (await buckets.take(bucket)).remaining == 4
+    await redis.script_flush()
+    decisions = await asyncio.gather(*(buckets.take(bucket) for _ in range(3)))
+    assert sorted(d.remaining for d in decisions) == [1, 2, 3]
+    await redis.script_flush()
+    assert (await buckets.take(bucket)).remaining == 0
+    assert not (await buckets.take(bucket)).allowed
+
+
+async def test_a_stalled_round_trip_fails_its_takes_with_a_timeout(queue_name: str) -> None:
+    stalled: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stalled.append(writer)
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    try:
+        buckets = TokenBuckets(client, rate_per_second=1, burst=1, timeout=0.1)
+        outcomes = await asyncio.gather(
+            *(buckets.take(key(queue_name)) for _ in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
+    finally:
+        for writer in stalled:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        await client.aclose()
