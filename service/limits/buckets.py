@@ -125,6 +125,10 @@ class TokenBuckets:
                 if not future.done():
                     future.set_exception(exc)
             return
+        except BaseException:  # the api is stopping: nobody is left waiting forever
+            for _, future in batch:
+                future.cancel()
+            raise
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
