@@ -24,10 +24,12 @@ from service.domain.job_errors import GiveUp, JobLost
 from service.domain.job_services import JobServices
 from service.domain.job_specs import BatchPredictSpec, ClaimedJob, FitSpec
 from service.estimators.phases import PROGRESS, Phase
-from service.settings import Settings
+from service.settings import Settings, WorkerSettings
+from service.worker import limits
 from service.worker.child import ChildDied, run_in_child
 from service.worker.errors import RetryLater
 from service.worker.fitting import FitOutcome, FitRequest
+from service.worker.limits import ChildLimits
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +134,25 @@ class JobRunner:
             eval_min_rows=worker.eval_min_rows,
             eval_max_rows=worker.eval_max_rows or None,
             plugins=self.settings.models.plugins,
+            threads=worker.fit_threads,
+            limits=msgspec.structs.asdict(self.settings.models.limits),
         )
-        reply = await run_in_child(
-            FIT_TARGET,
-            msgspec.msgpack.encode(request),
-            lambda pid: self.runs.record_child(job.id, pid),
-            lambda note: self._enter(job, Phase(note.decode())),
-        )
+        try:
+            reply = await run_in_child(
+                FIT_TARGET,
+                msgspec.msgpack.encode(request),
+                lambda pid: self.runs.record_child(job.id, pid),
+                lambda note: self._enter(job, Phase(note.decode())),
+                limits=ChildLimits.of(worker),
+            )
+        except ChildDied as exc:
+            message = limits.exit_message(exc.exitcode, worker)
+            if message is None:
+                raise
+            raise GiveUp(limits.RESOURCE_LIMIT, message) from exc
         outcome = msgspec.msgpack.decode(reply, type=FitOutcome)
+        if outcome.error_type == limits.RESOURCE_LIMIT:
+            raise GiveUp(limits.RESOURCE_LIMIT, _limit_message(outcome.limit, worker))
         if not outcome.ok:
             raise GiveUp(outcome.error_type, outcome.message)
         await self._enter(job, Phase.STORING)
@@ -164,6 +177,12 @@ class JobRunner:
         with contextlib.suppress(Unavailable):
             await self.runs.release(job.id)
         raise RetryLater(job.attempts)
+
+
+def _limit_message(limit: str, worker: WorkerSettings) -> str:
+    if limit == "memory":
+        return limits.memory_message(worker)
+    return limits.process_message(worker)
 
 
 def _public_type(exc: Exception) -> str:
