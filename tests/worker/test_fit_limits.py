@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +15,17 @@ import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.factories import LOGREG, burst_worker, job_of, json_of, make_model, run_job, submit
+from tests.factories import (
+    LOGREG,
+    ClientFactory,
+    burst_worker,
+    job_of,
+    json_of,
+    make_model,
+    run_job,
+    submit,
+    wait_until,
+)
 from tests.iris import iris_records
 from tests.worker.test_recovery import slow_data
 
@@ -115,3 +128,55 @@ async def test_a_model_beyond_the_model_limits_is_a_422_naming_the_setting(
         assert field in [error["loc"] for error in json_of(response)["errors"]]
     shown = json_of(await client.get(f"/model-types/{FOREST}"))
     assert shown["hyperparameters"]["properties"]["n_estimators"]["maximum"] == 2000
+
+
+async def test_a_refit_beyond_the_row_limit_in_total_fails_naming_it(
+    client_factory: ClientFactory, settings: Settings
+) -> None:
+    capped = with_worker(settings, max_train_rows=200)
+    client = await client_factory(capped)
+    run = burst_worker(capped)
+    await make_model(client, "growing", LOGREG, target="species", settings={"max_iter": 500})
+    await run_job(client, run, "growing", "train", {"data": iris_records()})
+    job = await submit(client, "growing", "update", {"data": iris_records()[:100]})
+    await run()
+    done = await job_of(client, job["id"])
+    assert done["status"] == "failed" and done["error"]["type"] == "TooManyRows", done
+    assert "250 rows" in done["error"]["message"]
+    assert "worker.max_train_rows (200)" in done["error"]["message"]
+
+
+async def test_a_child_killed_like_the_out_of_memory_killer_does_fails_without_retry(
+    client: httpx2.AsyncClient, database_url: str, run_worker: Worker
+) -> None:
+    slow = {"n_estimators": 2000, "max_depth": 12}
+    await make_model(client, "slow", FOREST, target="species", settings=slow)
+    job = await submit(client, "slow", "train", {"data": slow_data(20_000)})
+    worker = asyncio.ensure_future(run_worker())
+
+    async def child_pid() -> int | None:
+        return await pid_of_child(database_url, job["id"])
+
+    await wait_until(child_pid, 60, "the fit to start")
+    pid = await child_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.wait_for(worker, 60)
+    done = await job_of(client, job["id"])
+    assert done["status"] == "failed" and done["error"]["type"] == "resource_limit", done
+    assert "SIGKILL" in done["error"]["message"] and "memory" in done["error"]["message"]
+    assert await attempts(database_url, job["id"]) == 1
+
+    await make_model(client, "fine", LOGREG, target="species", settings={"max_iter": 500})
+    await run_job(client, run_worker, "fine", "train", {"data": iris_records()})
+
+
+async def pid_of_child(database_url: str, job_id: str) -> int | None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        pid = await conn.fetchval(
+            "SELECT child_pid FROM jobs WHERE id = $1::uuid AND status = 'running'", job_id
+        )
+        return pid if isinstance(pid, int) else None
+    finally:
+        await conn.close()
