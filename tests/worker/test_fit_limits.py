@@ -27,7 +27,6 @@ from tests.factories import (
     wait_until,
 )
 from tests.iris import iris_records
-from tests.worker.test_recovery import slow_data
 
 pytestmark = pytest.mark.anyio
 
@@ -87,7 +86,9 @@ async def test_a_fit_beyond_the_cpu_time_limit_is_stopped_and_the_next_job_succe
     run = burst_worker(with_worker(settings, fit_cpu_seconds=1))
     slow = {"n_estimators": 2000, "max_depth": 12}
     await make_model(client, "slow", FOREST, target="species", settings=slow)
-    error = await fails_for_a_limit(client, run, database_url, "slow", {"data": slow_data(20_000)})
+    error = await fails_for_a_limit(
+        client, run, database_url, "slow", {"data": iris_records() * 100}
+    )
     assert error["message"] == "the fit exceeded worker.fit_cpu_seconds (1 s of CPU time)"
 
     await make_model(client, "fine", LOGREG, target="species", settings={"max_iter": 500})
@@ -151,7 +152,7 @@ async def test_a_child_killed_like_the_out_of_memory_killer_does_fails_without_r
 ) -> None:
     slow = {"n_estimators": 2000, "max_depth": 12}
     await make_model(client, "slow", FOREST, target="species", settings=slow)
-    job = await submit(client, "slow", "train", {"data": slow_data(20_000)})
+    job = await submit(client, "slow", "train", {"data": iris_records() * 100})
     worker = asyncio.ensure_future(run_worker())
 
     async def child_pid() -> int | None:
