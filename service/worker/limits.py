@@ -92,37 +92,39 @@ def tasks_of_user(uid: int) -> int:
     return count
 
 
-def memory_message(worker: WorkerSettings) -> str:
-    if not worker.fit_memory_bytes:
-        return "the fit ran out of memory"
-    return f"the fit exceeded worker.fit_memory_bytes ({size(worker.fit_memory_bytes)})"
-
-
-def cpu_message(worker: WorkerSettings) -> str:
-    return f"the fit exceeded worker.fit_cpu_seconds ({worker.fit_cpu_seconds} s of CPU time)"
-
-
-def process_message(worker: WorkerSettings) -> str:
-    cap = f" (worker.fit_processes = {worker.fit_processes})" if worker.fit_processes else ""
-    return f"the fit was refused a new thread or process{cap}; worker.fit_threads is " + str(
-        worker.fit_threads
-    )
-
-
-def exit_message(exitcode: int | None, worker: WorkerSettings) -> str | None:
-    """Why a child that died without replying hit a limit, or None when it was not a limit
-    (then the death is an infrastructure failure, retried)."""
+def exit_kind(exitcode: int | None) -> str | None:
+    """Which limit a child that died without replying hit, or None when it was not a limit
+    (then its death is an infrastructure failure, retried)."""
     if exitcode == -signal.SIGXCPU:
-        return cpu_message(worker)
+        return "cpu"
     if exitcode == -signal.SIGKILL:
         # Not by us (a cancel kills the child only once nobody waits for its reply): the
         # kernel's out-of-memory killer, a container's memory limit, or the CPU hard limit.
-        return (
-            "the fit was killed (SIGKILL), most likely for memory: it exceeded the memory the "
-            f"worker's machine or container allows (worker.fit_memory_bytes is "
-            f"{size(worker.fit_memory_bytes) if worker.fit_memory_bytes else 'off'})"
-        )
+        return "killed"
     return None
+
+
+def message(kind: str, worker: WorkerSettings) -> str:
+    """The job's error message for a limit of kind `memory`, `cpu`, `processes` or `killed`."""
+    memory = size(worker.fit_memory_bytes) if worker.fit_memory_bytes else "off"
+    if kind == "memory":
+        if not worker.fit_memory_bytes:
+            return "the fit ran out of memory"
+        return f"the fit exceeded worker.fit_memory_bytes ({memory})"
+    if kind == "cpu":
+        return f"the fit exceeded worker.fit_cpu_seconds ({worker.fit_cpu_seconds} s of CPU time)"
+    if kind == "processes":
+        cap = (
+            f"worker.fit_processes ({worker.fit_processes})" if worker.fit_processes else "a limit"
+        )
+        return (
+            f"the fit was refused a new thread or process by {cap}; n_jobs and the BLAS/OpenMP"
+            f" threads are capped at worker.fit_threads ({worker.fit_threads})"
+        )
+    return (
+        "the fit was killed (SIGKILL), most likely for memory: it exceeded the memory the "
+        f"worker's machine or container allows (worker.fit_memory_bytes is {memory})"
+    )
 
 
 def size(n: int) -> str:
