@@ -16,10 +16,12 @@ from service.worker.limits import ChildLimits, apply
 if os.getuid() == 0:
     os.setgid(65534)
     os.setuid(65534)
-apply(ChildLimits(processes=3, memory_bytes=3 * 1024**3, cpu_seconds=50, threads=2))
+apply(ChildLimits(processes=3, memory_bytes=3 * 1024**3, cpu_seconds=50, threads=1))
 print(resource.getrlimit(resource.RLIMIT_AS)[0])
 print(resource.getrlimit(resource.RLIMIT_CPU))
 print(os.environ["OPENBLAS_NUM_THREADS"], os.environ["LOKY_MAX_CPU_COUNT"])
+import gc
+gc.collect()
 from threadpoolctl import threadpool_info
 print(sorted({pool["num_threads"] for pool in threadpool_info()}))
 started = 0
@@ -44,8 +46,8 @@ def test_a_child_gets_its_memory_cpu_and_thread_limits_and_a_process_cap() -> No
     memory, cpu, variables, pools, refused = done.stdout.splitlines()
     assert memory == str(3 * 1024**3)
     assert cpu == "(50, 55)"
-    assert variables == "2 2"
-    assert pools == "[2]"
+    assert variables == "1 1"
+    assert pools == "[1]"  # after the limiter itself was garbage: it stays in force
     started, message = refused.split(" ", 1)
     assert int(started) <= 3 and message == "can't start new thread"
 
