@@ -21,6 +21,7 @@ from tests.factories import (
     burst_worker,
     job_of,
     json_of,
+    make_dataset,
     make_model,
     run_job,
     submit,
@@ -131,7 +132,7 @@ async def test_a_model_beyond_the_model_limits_is_a_422_naming_the_setting(
     assert shown["hyperparameters"]["properties"]["n_estimators"]["maximum"] == 2000
 
 
-async def test_a_refit_beyond_the_row_limit_in_total_fails_naming_it(
+async def test_a_refit_beyond_the_row_limit_in_total_is_refused_naming_it(
     client_factory: ClientFactory, settings: Settings
 ) -> None:
     capped = with_worker(settings, max_train_rows=200)
@@ -139,7 +140,13 @@ async def test_a_refit_beyond_the_row_limit_in_total_fails_naming_it(
     run = burst_worker(capped)
     await make_model(client, "growing", LOGREG, target="species", settings={"max_iter": 500})
     await run_job(client, run, "growing", "train", {"data": iris_records()})
-    job = await submit(client, "growing", "update", {"data": iris_records()[:100]})
+    # Inline rows are counted at submission...
+    response = await client.post("/models/growing/update", json={"data": iris_records()[:100]})
+    assert response.status_code == 422, response.text
+    assert "250 rows, more than 200" in json_of(response)["detail"]
+    # ... a dataset's by the worker, which reads them.
+    await make_dataset(client, "more", iris_records()[:100])
+    job = await submit(client, "growing", "update", {"dataset": {"name": "more"}})
     await run()
     done = await job_of(client, job["id"])
     assert done["status"] == "failed" and done["error"]["type"] == "TooManyRows", done
