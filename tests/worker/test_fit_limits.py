@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from service.settings import Settings
+from service.worker.app import build_worker
 from tests.factories import (
     LOGREG,
     ClientFactory,
@@ -84,13 +85,30 @@ async def test_a_fit_beyond_the_memory_limit_fails_and_the_next_job_succeeds(
 async def test_a_fit_beyond_the_cpu_time_limit_is_stopped_and_the_next_job_succeeds(
     client: httpx2.AsyncClient, settings: Settings, database_url: str
 ) -> None:
-    run = burst_worker(with_worker(settings, fit_cpu_seconds=1))
+    counted: list[float | None] = []
+
+    async def run() -> None:
+        worker = build_worker(
+            with_worker(settings, fit_cpu_seconds=1),
+            burst=True,
+            handle_signals=False,
+            serve_metrics=False,
+            poll_delay=0.01,
+        )
+        try:
+            await worker.main()
+            registry = worker.ctx["app"].metrics.registry
+            counted.append(registry.get_sample_value("worker_fit_limits_total", {"limit": "cpu"}))
+        finally:
+            await worker.close()
+
     slow = {"n_estimators": 2000, "max_depth": 12}
     await make_model(client, "slow", FOREST, target="species", settings=slow)
     error = await fails_for_a_limit(
         client, run, database_url, "slow", {"data": iris_records() * 100}
     )
     assert error["message"] == "the fit exceeded worker.fit_cpu_seconds (1 s of CPU time)"
+    assert counted == [1.0]
 
     await make_model(client, "fine", LOGREG, target="species", settings={"max_iter": 500})
     await run_job(client, run, "fine", "train", {"data": iris_records()})
