@@ -220,6 +220,13 @@ class BatchRepository:
         )
         return int(result.split()[-1])
 
+    async def row_total(self, batch_ids: list[int]) -> int:
+        total = await self.conn.fetchval(
+            "SELECT coalesce(sum(row_count), 0) FROM training_batches WHERE id = any($1::bigint[])",
+            batch_ids,
+        )
+        return int(total)
+
     async def data(self, batch_ids: list[int]) -> list[bytes]:
         rows = await self.conn.fetch(
             "SELECT id, data FROM training_batches WHERE id = any($1::bigint[])", batch_ids
