@@ -1,4 +1,9 @@
-"""Request bodies: content type, the one size limit (enforced while reading), msgspec decoding."""
+"""Request bodies: content type, size limits (enforced while reading), msgspec decoding.
+
+CSV streams into PostgreSQL in constant memory, so it gets the large `http.max_body_bytes`.
+JSON is decoded into Python objects at once, some 30 times its size in memory, so it gets the
+far smaller `http.max_json_bytes` as well.
+"""
 
 from __future__ import annotations
 
@@ -48,26 +53,32 @@ def content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def limited_stream(
+    request: Request, limit: int, what: str = "the body"
+) -> AsyncIterator[bytes]:
     """The body as it arrives; 413 as soon as it passes `limit` (or says it will)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)  # before a byte of the body is read
+        raise _too_large(limit, what)  # before a byte of the body is read
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, what)
         if chunk:
             yield chunk
 
 
-def _too_large(limit: int) -> HttpProblem:
-    return HttpProblem(413, f"the body is larger than the limit of {limit} bytes")
+def _too_large(limit: int, what: str) -> HttpProblem:
+    return HttpProblem(413, f"{what} is larger than the limit of {limit} bytes")
 
 
-async def read_body(request: Request, type_: Any, limit: int, csv: bool = False) -> Any:
-    """The declared body decoded from JSON, or (when the operation takes CSV) a `CsvBody`."""
+async def read_body(
+    request: Request, type_: Any, limit: int, csv: bool = False, json_limit: int | None = None
+) -> Any:
+    """The declared body decoded from JSON, or (when the operation takes CSV) a `CsvBody`.
+
+    `limit` bounds every body; `json_limit`, when smaller, bounds a JSON one."""
     if csv and _is_csv(request):
         return CsvBody(request, limit)
     if not is_json(request):
@@ -75,7 +86,13 @@ async def read_body(request: Request, type_: Any, limit: int, csv: bool = False)
         raise HttpProblem(
             415, f"expected Content-Type {expected}, got '{content_type(request) or 'nothing'}'"
         )
-    raw = b"".join([chunk async for chunk in limited_stream(request, limit)])
+    what = "the body"
+    if json_limit is not None and json_limit < limit:
+        limit = json_limit
+        what = "the JSON body (http.max_json_bytes)"
+        if csv:
+            what = "the JSON body (http.max_json_bytes; send large data as text/csv)"
+    raw = b"".join([chunk async for chunk in limited_stream(request, limit, what)])
     request.scope[_RAW_BODY] = raw
     return decode_json(raw, type_)
 
