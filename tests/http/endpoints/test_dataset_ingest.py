@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.factories import CSV, ClientFactory, json_of, wait_until
+from tests.factories import CSV, ClientFactory, json_of
 
 pytestmark = pytest.mark.anyio
 
