@@ -59,9 +59,7 @@ def _dispatcher(methods: dict[str, Operation]) -> Endpoint:
         if op.body is None:
             return await op.endpoint(request)
         http = services(request).settings.http
-        body = await read_body(
-            request, op.body, http.max_body_bytes, op.accepts_csv, http.max_json_bytes
-        )
+        body = await read_body(request, op.body, http, op.accepts_csv)
         if who is not None and (more := op.body_scopes_of(body)):
             _authorize(request, who, (*op.scopes, *more))
         return await op.endpoint(request, body)

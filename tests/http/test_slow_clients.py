@@ -1,5 +1,6 @@
 """Slow and stalled clients against `python -m service api` (a real Hypercorn on a real socket):
-a client that stops sending mid-upload is cut after `http.read_timeout` and stores nothing; a
+a client that stops sending mid-upload gets a 408 after `http.read_timeout` and stores nothing;
+one that trickles its headers is cut after `http.keep_alive_timeout`; a
 client that stops reading an export is cut after `http.send_timeout`, which ends the export's
 transaction. The timeouts are set small; the tests wait for the outcome with generous bounds
 and never measure how long it took."""
@@ -50,6 +51,7 @@ def api(settings: Settings) -> Iterator[int]:
             "SERVICE__HTTP__BIND": f"127.0.0.1:{port}",
             "SERVICE__HTTP__READ_TIMEOUT": str(STALL),
             "SERVICE__HTTP__SEND_TIMEOUT": str(STALL),
+            "SERVICE__HTTP__KEEP_ALIVE_TIMEOUT": str(STALL),
         }
     )
     process = subprocess.Popen(
@@ -114,8 +116,10 @@ async def test_a_client_that_stalls_mid_upload_is_cut_and_nothing_is_stored(
             b"Content-Type: text/csv\r\nContent-Length: %d\r\n\r\n" % (len(body) * 2) + body
         )
         # The rest of the body never comes.
-        _, closed = await asyncio.to_thread(read_until_closed, sock)
+        data, closed = await asyncio.to_thread(read_until_closed, sock)
         assert closed, "the server kept a stalled upload open"
+        assert data.startswith(b"HTTP/1.1 408"), data[:200]
+        assert b"http.read_timeout" in data
         assert await open_transactions(watcher) == 0
         tables = await watcher.fetchval(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'datasets'"
