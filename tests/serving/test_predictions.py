@@ -14,6 +14,7 @@ from tests.factories import (
     AppClient,
     ClientFactory,
     Worker,
+    burst_worker,
     json_of,
     make_model,
     run_job,
@@ -21,6 +22,7 @@ from tests.factories import (
     wait_until,
 )
 from tests.iris import IRIS_FEATURES, iris_records
+from tests.serving import plugin_held
 
 pytestmark = pytest.mark.anyio
 
@@ -125,40 +127,53 @@ async def test_a_bad_request_in_a_batch_fails_alone(
     assert "x" in json_of(responses[30])["errors"][0]["loc"]
 
 
-async def test_timeout_is_504_and_full_queue_is_503(
-    client_factory: ClientFactory, settings: Settings, run_worker: Worker
-) -> None:
-    limited = msgspec.structs.replace(
+def with_held_plugin(settings: Settings, **models: Any) -> Settings:
+    return msgspec.structs.replace(
         settings,
-        http=msgspec.structs.replace(settings.http, predict_timeout=0.05),
-        models=msgspec.structs.replace(settings.models, predict_queue=2, predict_threads=1),
+        http=msgspec.structs.replace(settings.http, predict_timeout=2.0),
+        models=msgspec.structs.replace(settings.models, plugins=[plugin_held.__name__], **models),
     )
-    client = await client_factory(limited)
-    await make_model(
-        client,
-        "forest",
-        "sklearn.ensemble.RandomForestRegressor",
-        target="y",
-        settings={"n_estimators": 300},
-    )
-    await submit(
-        client,
-        "forest",
-        "train",
-        {"data": [{"x": float(i), "y": float(i % 7)} for i in range(300)]},
-    )
-    await run_worker()
-    big = {"data": [{"x": float(i)} for i in range(20_000)]}
-    responses = await asyncio.gather(
-        *(client.post("/models/forest/predict", json=big) for _ in range(6))
-    )
-    statuses = sorted(r.status_code for r in responses)
-    assert 504 in statuses and 503 in statuses, statuses
-    overloaded = next(r for r in responses if r.status_code == 503)
-    assert overloaded.headers["retry-after"]
-    assert (
-        json_of(next(r for r in responses if r.status_code == 504))["type"] == "/problems/timeout"
-    )
+
+
+async def test_a_timed_out_prediction_keeps_its_thread_busy_until_it_really_returns(
+    client_factory: ClientFactory, settings: Settings
+) -> None:
+    """One thread, one waiting place. A held prediction times out (504) but its thread stays
+    counted busy: a request for another model waits instead of being queued behind it on the
+    pool, the next is refused at once (503), and nothing runs until the thread returns."""
+    held = with_held_plugin(settings, predict_threads=1, predict_queue=1)
+    client = await client_factory(held)
+    batcher = client.services.predictor.batcher
+    rows = {"data": [{"x": float(x), "y": 1.0} for x in range(30)]}
+    for name in ("a", "b"):
+        await make_model(client, name, plugin_held.NAME, target="y")
+        await submit(client, name, "train", rows)
+    await burst_worker(held)()
+    one = {"data": [{"x": 1.0}]}
+    plugin_held.HOLD.set()
+    try:
+        timed_out = await client.post("/models/a/predict", json=one)
+        assert timed_out.status_code == 504
+        assert json_of(timed_out)["type"] == "/problems/timeout"
+        assert plugin_held.running == 1 and batcher.busy == 1  # answered, still running
+        waiting = asyncio.ensure_future(client.post("/models/b/predict", json=one))
+        await wait_until(lambda: batcher.waiting == 1, 10, "the request for b to wait")
+        assert batcher.calls == 1  # b waits for the thread, not in the pool's queue
+        refused = await client.post("/models/a/predict", json=one)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"]
+        assert (await waiting).status_code == 504
+        assert batcher.waiting == 0 and batcher.busy == 1 and batcher.calls == 1
+        plugin_held.RELEASE.set()
+        await wait_until(lambda: batcher.busy == 0, 30, "the held call to return")
+        plugin_held.HOLD.clear()
+        for name in ("a", "b"):
+            answered = await client.post(f"/models/{name}/predict", json=one)
+            assert answered.status_code == 200, answered.text
+    finally:
+        plugin_held.RELEASE.set()
+        plugin_held.HOLD.clear()
+    plugin_held.RELEASE.clear()
 
 
 async def test_every_output_kind(client: httpx2.AsyncClient, run_worker: Worker) -> None:
