@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import httpx2
 import msgspec
 import pytest
@@ -242,3 +243,24 @@ async def test_missing_columns_and_both_forms(
         "/models/lin/predict", json={"data": [{"x": 1.0}], "version": 7}
     )
     assert unknown_version.status_code == 404
+
+
+async def test_a_version_larger_than_the_cache_is_a_409_without_reading_it_again(
+    client_factory: ClientFactory, settings: Settings, raw: asyncpg.Connection
+) -> None:
+    tiny = msgspec.structs.replace(
+        settings, models=msgspec.structs.replace(settings.models, cache_bytes=100)
+    )
+    client = await client_factory(tiny)
+    await train_line(client, burst_worker(tiny), "lin", 2.0)
+    responses = await asyncio.gather(
+        *(client.post("/models/lin/predict", json={"data": [{"x": 1.0}]}) for _ in range(20))
+    )
+    assert {r.status_code for r in responses} == {409}
+    detail = json_of(responses[0])["detail"]
+    assert "models.cache_bytes = 100" in detail and "version 1" in detail
+    assert client.services.registry.models.loads == 0
+    # Gone from the database, the artifact would now be a 404: the answer proves it is not read.
+    await raw.execute("DELETE FROM artifacts")
+    again = await client.post("/models/lin/predict", json={"data": [{"x": 1.0}]})
+    assert again.status_code == 409, again.text
