@@ -10,10 +10,15 @@ thread, in large pieces, so the event loop never waits on the disk.
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import IO
+
+from service.domain.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 MEMORY_BYTES = 256 * 1024
 PIECE_BYTES = 256 * 1024
@@ -42,9 +47,13 @@ class Spool:
     async def _flush(self) -> None:
         data = b"".join(self._memory)
         self._memory, self._pending = [], 0
-        if self._file is None:
-            self._file = await asyncio.to_thread(_temporary_file, self._directory)
-        await asyncio.to_thread(self._file.write, data)
+        try:
+            if self._file is None:
+                self._file = await asyncio.to_thread(_temporary_file, self._directory)
+            await asyncio.to_thread(self._file.write, data)
+        except OSError as exc:  # full, or not writable: the deployment's problem, not a bug
+            log.warning("cannot spool an upload", extra={"error": str(exc)})
+            raise Unavailable("the upload spool (http.spool_dir)", retry_after=10) from None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         if self._file is None:

@@ -174,3 +174,28 @@ async def test_the_body_is_received_in_full_before_a_transaction_opens(
     assert json_of(response)["rows"] == 1000 * blocks
     assert seen_busy == [0], "a transaction was open while the body was still arriving"
     assert peak < len(block) * blocks / 4, f"peak {peak} bytes for a {len(block) * blocks} body"
+
+
+async def test_an_upload_that_cannot_be_spooled_is_a_503_and_stores_nothing(
+    client_factory: ClientFactory, settings: Settings, database_url: str
+) -> None:
+    nowhere = msgspec.structs.replace(
+        settings, http=msgspec.structs.replace(settings.http, spool_dir="/nonexistent/spool")
+    )
+    client = await client_factory(nowhere)
+    body = rows_csv(30_000)
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for i in range(0, len(body), 16_384):
+            yield body[i : i + 16_384]
+
+    response = await client.post(
+        "/datasets", params={"name": "big"}, content=streamed(), headers=CSV
+    )
+    assert response.status_code == 503, response.text
+    assert "http.spool_dir" in json_of(response)["detail"]
+    assert await tables_in_schema(database_url) == 0
+    small = await client.post(
+        "/datasets", params={"name": "small"}, content=rows_csv(10), headers=CSV
+    )
+    assert small.status_code == 201  # small uploads stay in memory
