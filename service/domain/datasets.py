@@ -127,13 +127,20 @@ class Datasets:
         return Page(items=items, total=total, limit=query.limit, offset=query.offset)
 
     async def export_csv(
-        self, name: str, query: Query, *, formula_safe: bool = False
+        self,
+        name: str,
+        query: Query,
+        *,
+        formula_safe: bool = False,
+        idle_seconds: float | None = None,
     ) -> AsyncGenerator[bytes, None]:
         """The header line, then chunks of CSV lines, read through a cursor in one snapshot.
 
         Problems with the request (unknown dataset, bad query) are raised before the header is
         produced, so a caller that awaits the first chunk can still answer with an error.
-        `formula_safe` neutralises spreadsheet formulas in the header and in text cells."""
+        `formula_safe` neutralises spreadsheet formulas in the header and in text cells.
+        `idle_seconds`: PostgreSQL ends the transaction when the caller leaves it waiting that
+        long between two chunks (a backstop: the HTTP layer cuts a slow reader before)."""
         async with self.db.snapshot() as conn:
             dataset = await _load(conn, name)
             compiled = compile_rows(query, dataset)
@@ -143,7 +150,7 @@ class Datasets:
             yield csv_line(header)
             table = DatasetTable(conn, dataset.id)
             async for chunk in table.csv_chunks(
-                compiled, EXPORT_CHUNK_ROWS, formula_safe=formula_safe
+                compiled, EXPORT_CHUNK_ROWS, formula_safe=formula_safe, idle_seconds=idle_seconds
             ):
                 yield chunk
 

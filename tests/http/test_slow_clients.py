@@ -22,8 +22,12 @@ import asyncpg
 import httpx2
 import pytest
 
+from service.domain.actors import Actor, acting_as
+from service.domain.errors import Unavailable
+from service.query import parse_query
+from service.query.limits import INT64_MAX
 from service.settings import Settings
-from tests.factories import ROOT, wait_until
+from tests.factories import ROOT, AppClient, wait_until
 from tests.processes import worker_env
 from tests.tcpproxy import free_port
 
@@ -185,3 +189,35 @@ async def test_a_client_that_stops_reading_an_export_is_cut_and_its_snapshot_rel
     assert data.startswith(b"HTTP/1.1 200")
     assert not data.endswith(b"0\r\n\r\n"), "the cut export looks complete"
     assert data.count(b"\n") < rows  # a part of it, not all
+
+
+async def test_postgresql_ends_an_export_left_waiting_past_its_idle_bound(
+    client: AppClient, database_url: str
+) -> None:
+    """The backstop behind the response's own cut: were the api never to come back for the
+    next chunk, PostgreSQL itself ends the export's transaction."""
+    sent = await client.post(
+        "/datasets", params={"name": "big"}, content=csv_rows(20_000), headers=_CSV
+    )
+    assert sent.status_code == 201, sent.text
+    watcher = await asyncpg.connect(database_url)
+    try:
+        with acting_as(Actor("default", "test", "export")):
+            chunks = client.services.datasets.export_csv(
+                "big",
+                parse_query({}, default_limit=INT64_MAX, max_limit=INT64_MAX),
+                idle_seconds=STALL,
+            )
+            assert (await anext(chunks)).startswith(b"id,label")
+            await anext(chunks)  # rows: the cursor's transaction is open, then left waiting
+            assert await open_transactions(watcher) == 1
+
+            async def ended() -> bool:
+                return await open_transactions(watcher) == 0
+
+            await wait_until(ended, BOUND, "PostgreSQL to end the idle export")
+            with pytest.raises(Unavailable):  # the session is gone
+                await anext(chunks)
+            await chunks.aclose()
+    finally:
+        await watcher.close()

@@ -143,12 +143,15 @@ async def query_dataset_rows(request: Request) -> Response:
         max_limit=INT64_MAX,
         extra_allowed=(CSV_SAFE.name,),
     )
-    chunks = svc.datasets.export_csv(name, query, formula_safe=formula_safe)
+    http = svc.settings.http
+    # PostgreSQL's backstop comes well after the response's own cut (send_timeout).
+    idle = 2 * http.send_timeout + 5
+    chunks = svc.datasets.export_csv(name, query, formula_safe=formula_safe, idle_seconds=idle)
     first = await anext(chunks)  # unknown dataset or bad query: a problem, not a broken stream
     return BoundedStreamingResponse(
         then(first, chunks),
-        send_timeout=svc.settings.http.send_timeout,
-        deadline=svc.settings.http.export_timeout,
+        send_timeout=http.send_timeout,
+        deadline=http.export_timeout,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
