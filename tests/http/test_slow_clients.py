@@ -8,7 +8,6 @@ and never measure how long it took."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx2
@@ -46,8 +46,14 @@ def _ready(port: int) -> bool:
 
 
 @pytest.fixture
-def api(settings: Settings) -> Iterator[int]:
-    """The port of a running `python -m service api` on the test's database."""
+def api_log(tmp_path: Path) -> Path:
+    return tmp_path / "api.log"
+
+
+@pytest.fixture
+def api(settings: Settings, api_log: Path) -> Iterator[int]:
+    """The port of a running `python -m service api` on the test's database; its log lines
+    go to `api_log`."""
     port = free_port()
     env = worker_env(settings, "api", "text")
     env.update(
@@ -58,12 +64,13 @@ def api(settings: Settings) -> Iterator[int]:
             "SERVICE__HTTP__KEEP_ALIVE_TIMEOUT": str(STALL),
         }
     )
+    log = api_log.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "api"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=None if os.environ.get("TEST_WORKER_LOGS") else subprocess.DEVNULL,
+        stderr=log,
     )
     try:
         deadline = time.monotonic() + 60
@@ -79,6 +86,7 @@ def api(settings: Settings) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+        log.close()
 
 
 async def open_transactions(watcher: asyncpg.Connection) -> int:
@@ -139,6 +147,26 @@ async def test_a_client_that_stalls_mid_upload_is_cut_and_nothing_is_stored(
             "/datasets", params={"name": "stalled"}, content=csv_rows(10), headers=_CSV
         )
         assert sent.status_code == 201, sent.text
+
+
+async def test_a_client_that_leaves_mid_upload_is_no_error_and_stores_nothing(
+    api: int, api_log: Path, database_url: str
+) -> None:
+    body = csv_rows(3000)
+    with socket.create_connection(("127.0.0.1", api)) as sock:
+        sock.sendall(
+            b"POST /datasets?name=gone HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: text/csv\r\nContent-Length: %d\r\n\r\n" % (len(body) * 2) + body
+        )
+    async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{api}") as client:
+
+        def logged() -> bool:
+            return "went away" in api_log.read_text()
+
+        await wait_until(logged, BOUND, "the api to notice the client left")
+        assert (await client.get("/datasets/gone")).status_code == 404
+    text = await asyncio.to_thread(api_log.read_text)
+    assert "unhandled error" not in text and "Traceback" not in text, text
 
 
 async def test_a_client_that_trickles_its_headers_is_cut(api: int) -> None:
