@@ -4,8 +4,8 @@ trip per request.
 `current` maps a (tenant, model name) to its id and current version; `models` caches loaded
 estimators by (model id, version): versions are immutable, so the pair names one artifact, whose
 sha256 and HMAC tag are checked when it is loaded. An artifact larger than the whole cache is
-never unpickled (unpickled it would take more still): the version is refused with a 409, and
-its size remembered, so later requests are refused at once without reading it again.
+never read nor unpickled (its size is known from the database first): the version is refused
+with a 409, and its size remembered, so later requests are refused at once.
 
 Both caches are dropped for a model when PostgreSQL says it changed (`NOTIFY model_changed`), and
 entirely after the listening connection was lost, since notifications may have been missed
@@ -107,6 +107,12 @@ class ModelRegistry:
         return current
 
     async def _load(self, name: str, current: Current, version: int) -> tuple[LoadedModel, int]:
+        # Sized before it is read: an artifact too large for the cache could be too large for
+        # the api's memory too.
+        stored_size = await self.artifacts.size(current.model_id, version)
+        if stored_size is not None and stored_size > self.models.max_bytes:
+            self._remember_too_large((current.model_id, version), stored_size)
+            raise ModelTooLarge(name, version, stored_size, self.models.max_bytes)
         try:
             found = await self.artifacts.fetch(current.model_id, version)  # verified bytes
         except signing.TamperedArtifact:

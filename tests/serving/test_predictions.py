@@ -245,7 +245,7 @@ async def test_missing_columns_and_both_forms(
     assert unknown_version.status_code == 404
 
 
-async def test_a_version_larger_than_the_cache_is_a_409_without_reading_it_again(
+async def test_a_version_larger_than_the_cache_is_a_409_without_reading_it(
     client_factory: ClientFactory, settings: Settings, raw: asyncpg.Connection
 ) -> None:
     tiny = msgspec.structs.replace(
@@ -253,6 +253,8 @@ async def test_a_version_larger_than_the_cache_is_a_409_without_reading_it_again
     )
     client = await client_factory(tiny)
     await train_line(client, burst_worker(tiny), "lin", 2.0)
+    # Tampered bytes would be a 500 if they were read (verified); sized only, they are not.
+    await raw.execute("UPDATE artifacts SET data = data || '\\x00'::bytea")
     responses = await asyncio.gather(
         *(client.post("/models/lin/predict", json={"data": [{"x": 1.0}]}) for _ in range(20))
     )
