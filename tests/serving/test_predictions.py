@@ -156,7 +156,8 @@ async def test_a_timed_out_prediction_keeps_its_thread_busy_until_it_really_retu
         timed_out = await client.post("/models/a/predict", json=one)
         assert timed_out.status_code == 504
         assert json_of(timed_out)["type"] == "/problems/timeout"
-        assert plugin_held.running == 1 and batcher.busy == 1  # answered, still running
+        assert batcher.busy == 1  # answered, and its thread still counted busy
+        await wait_until(lambda: plugin_held.running == 1, 10, "the held call to be running")
         waiting = asyncio.ensure_future(client.post("/models/b/predict", json=one))
         await wait_until(lambda: batcher.waiting == 1, 10, "the request for b to wait")
         assert batcher.calls == 1  # b waits for the thread, not in the pool's queue
