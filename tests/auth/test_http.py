@@ -70,6 +70,7 @@ API_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/datasets/{name}/rows"): "datasets:read",
     ("POST", "/datasets/{name}/rows"): "datasets:write",
     ("DELETE", "/datasets/{name}/rows"): "datasets:write",
+    ("GET", "/audit"): "admin",
 }
 # The scopes API.md's paragraphs add to the table's: on every call, and when a body field is given.
 API_FURTHER_SCOPES: dict[tuple[str, str], tuple[str, ...]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from service.http.endpoints import (
+    audit,
     batch_predictions,
     datasets,
     jobs,
@@ -23,4 +24,5 @@ OPERATIONS: list[Operation] = [
     *versions.OPERATIONS,
     *datasets.OPERATIONS,
     *batch_predictions.OPERATIONS,
+    *audit.OPERATIONS,
 ]
