@@ -38,8 +38,14 @@ class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class HttpSettings(Section):
     bind: Annotated[str, msgspec.Meta(pattern=r"^[^:\s]*:\d{1,5}$")] = "127.0.0.1:8000"
     max_body_bytes: Positive = 32 * 1024 * 1024
+    # JSON becomes Python objects (~30x its size), CSV streams: JSON gets a far smaller limit.
+    max_json_bytes: Positive = 4 * 1024 * 1024
     graceful_timeout: PositiveFloat = 10.0
     keep_alive_timeout: PositiveFloat = 5.0
+    read_timeout: PositiveFloat = 30.0
+    spool_dir: str = ""
+    send_timeout: PositiveFloat = 30.0
+    export_timeout: PositiveFloat = 900.0
     predict_timeout: PositiveFloat = 30.0
     access_log: bool = False
 

@@ -80,7 +80,7 @@ def create_app(settings: Settings) -> Starlette:
             versions=Versions(db),
             registry=registry,
             predictor=predictor,
-            datasets=Datasets(db),
+            datasets=Datasets(db, settings.http.spool_dir),
             batch_predictions=BatchPredictions(jobs),
         )
         sync: asyncio.Task[None] | None = None

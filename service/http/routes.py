@@ -58,8 +58,8 @@ def _dispatcher(methods: dict[str, Operation]) -> Endpoint:
         act_as(None if who is None else Actor(who.tenant, who.sub, request_id_var.get() or ""))
         if op.body is None:
             return await op.endpoint(request)
-        limit = services(request).settings.http.max_body_bytes
-        body = await read_body(request, op.body, limit, csv=op.accepts_csv)
+        http = services(request).settings.http
+        body = await read_body(request, op.body, http, op.accepts_csv)
         if who is not None and (more := op.body_scopes_of(body)):
             _authorize(request, who, (*op.scopes, *more))
         return await op.endpoint(request, body)

@@ -153,14 +153,20 @@ class DatasetTable:
             yield [tuple(r.values()) for r in rows]
 
     async def csv_chunks(
-        self, compiled: Compiled, size: int, *, formula_safe: bool = False
+        self,
+        compiled: Compiled,
+        size: int,
+        *,
+        formula_safe: bool = False,
+        idle_seconds: float | None = None,
     ) -> AsyncIterator[bytes]:
         """The query's rows as CSV lines, formatted by PostgreSQL, through a cursor.
 
         Text is always quoted (so an empty string is `""`), null is an empty field, booleans
         are `true`/`false`, timestamps RFC 3339 in UTC. `formula_safe` puts `'` before text
         that a spreadsheet would run as a formula (`FORMULA_STARTS`); numbers are left alone,
-        so -5 in an integer column stays -5.
+        so -5 in an integer column stays -5. `idle_seconds` ends the session (PostgreSQL's
+        `idle_in_transaction_session_timeout`) when no fetch comes for that long.
         """
         aliases = [f"c{i}" for i in range(len(compiled.columns))]
         fields = [
@@ -169,6 +175,11 @@ class DatasetTable:
         ]
         line = " || ',' || ".join(fields)
         sql = f"SELECT {line} FROM ({compiled.sql}) AS q({', '.join(aliases)})"
+        if idle_seconds is not None:
+            # PostgreSQL's own bound on the time the reader may keep the transaction waiting
+            # between two fetches, should the api never come back to it.
+            ms = max(1, round(idle_seconds * 1000))
+            await self.conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {ms}")
         cursor = await self.conn.cursor(sql, *compiled.args)
         while rows := await cursor.fetch(size):
             yield ("\n".join([r[0] for r in rows]) + "\n").encode()

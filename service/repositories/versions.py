@@ -96,6 +96,16 @@ class VersionRepository:
         )
         return None if row is None else msgspec.convert(dict(row), VersionRow)
 
+    async def artifact_size(self, model_id: int, version: int) -> int | None:
+        """The artifact's size in bytes, read from its TOAST pointer (storage EXTERNAL, so
+        uncompressed): the bytes themselves are not read."""
+        size: int | None = await self.conn.fetchval(
+            "SELECT octet_length(data) FROM artifacts WHERE model_id = $1 AND version = $2",
+            model_id,
+            version,
+        )
+        return size
+
     async def artifact(self, model_id: int, version: int) -> bytes | None:
         data: bytes | None = await self.conn.fetchval(
             "SELECT data FROM artifacts WHERE model_id = $1 AND version = $2", model_id, version
