@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.settings import Settings
+from service.settings import Settings, load_settings
 from tests.compose import COMPOSE_FILE, compose, compose_service, volume_mounts
 from tests.factories import ROOT
 
@@ -125,12 +125,15 @@ def test_every_service_has_memory_cpu_and_process_limits() -> None:
 
 
 def test_the_worker_container_holds_its_fits_and_the_api_its_model_cache() -> None:
-    settings = Settings()
     worker, api = compose_service("worker"), compose_service("api")
-    # Present once fits are bounded; a fit must hit its own limit before the container's.
-    fit = getattr(settings.worker, "fit_memory_bytes", 0)
+    environ = {key: str(value) for key, value in worker["environment"].items()}
+    worker_settings = load_settings(ROOT / "config.toml", environ=environ).worker
+    settings = Settings()
+    # A fit must hit its own limit (a `resource_limit` failure) before the container's.
     overhead = 512 * 1024**2
-    assert settings.worker.max_jobs * fit + overhead < _bytes(worker["mem_limit"])
+    assert worker_settings.max_jobs * worker_settings.fit_memory_bytes + overhead < _bytes(
+        worker["mem_limit"]
+    )
     spool = next(t for t in api["tmpfs"] if t.startswith("/tmp:"))
     spool_bytes = _bytes(spool.partition("size=")[2])
     assert settings.models.cache_bytes + spool_bytes + overhead <= _bytes(api["mem_limit"])
