@@ -17,13 +17,11 @@ from typing import Any
 
 import asyncpg
 import httpx2
-import msgspec
 import pytest
 
-from service.devtools.keys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
 from service.http.endpoints import OPERATIONS
 from service.settings import Settings
-from tests.factories import LOGREG, ClientFactory, Worker, auth_settings, json_of
+from tests.factories import LOGREG, ClientFactory, Worker, json_of, tenant_app
 from tests.iris import IRIS_FEATURES, iris_records
 
 pytestmark = pytest.mark.anyio
@@ -133,19 +131,8 @@ async def world(
     raw: asyncpg.Connection,
     run_worker: Worker,
 ) -> World:
-    key_file = tmp_path / "dev-jwk.json"
-    auth = auth_settings(
-        issuer=DEV_ISSUER,
-        audience=DEV_AUDIENCE,
-        jwks_url="",
-        jwks_file=str(write_dev_jwks(key_file)),
-        dev_key_file=str(key_file),
-    )
-    client = await client_factory(msgspec.structs.replace(settings, auth=auth))
-    headers = {
-        tenant: {"Authorization": f"Bearer {mint_token(auth, sub, ['admin'], 600, tenant=tenant)}"}
-        for tenant, sub in ((A, "alice"), (B, "bob"))
-    }
+    client, tenant_headers = await tenant_app(client_factory, settings, tmp_path)
+    headers = {A: tenant_headers(A, "alice"), B: tenant_headers(B, "bob")}
     return await build_world(client, raw, headers, run_worker)
 
 
