@@ -30,7 +30,8 @@ _current: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("actor",
 
 
 def is_tenant_name(value: str) -> bool:
-    return _TENANT.match(value) is not None
+    # fullmatch: with `match`, `$` also matches before a final newline, so "acme\n" would pass.
+    return _TENANT.fullmatch(value) is not None
 
 
 def current_actor() -> Actor | None:
