@@ -202,9 +202,10 @@ TenantHeaders = Callable[..., dict[str, str]]
 
 
 async def tenant_app(
-    client_factory: ClientFactory, settings: Settings, tmp_path: Path
+    client_factory: ClientFactory, settings: Settings, tmp_path: Path, **auth_overrides: Any
 ) -> tuple[AppClient, TenantHeaders]:
-    """The app in jwt mode trusting the development key, and a maker of tenants' tokens."""
+    """The app in jwt mode trusting the development key (with `[auth]` overrides), and a maker
+    of tenants' tokens (`tenant=None`: a token without the claim)."""
     key_file = tmp_path / "dev-jwk.json"
     auth = auth_settings(
         issuer=DEV_ISSUER,
@@ -212,11 +213,12 @@ async def tenant_app(
         jwks_url="",
         jwks_file=str(write_dev_jwks(key_file)),
         dev_key_file=str(key_file),
+        **auth_overrides,
     )
     client = await client_factory(msgspec.structs.replace(settings, auth=auth))
 
     def headers(
-        tenant: str, sub: str = "alice", scopes: tuple[str, ...] = ("admin",)
+        tenant: str | None, sub: str = "alice", scopes: tuple[str, ...] = ("admin",)
     ) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint_token(auth, sub, scopes, 600, tenant=tenant)}"}
 
