@@ -423,6 +423,33 @@ async def test_one_model_name_predicts_with_each_tenants_own_model(world: World)
     assert (answers[0]["version"], answers[1]["version"]) == (1, 2)
     assert answers[0]["predictions"] == ["setosa", "virginica"]
     assert answers[1]["predictions"] == ["globex-setosa", "globex-virginica"]
+    # globex's changes to its `iris` reach globex's cached model only.
+    await world.b("POST", "/models/iris/versions/1/activate")
+    again = json_of(await world.b("POST", "/models/iris/predict", json=rows))
+    assert again["version"] == 1 and all(p.startswith(B) for p in again["predictions"])
+    await world.b("DELETE", "/models/iris")
+    gone = await world.client.post("/models/iris/predict", json=rows, headers=world.headers[B])
+    assert gone.status_code == 404
+    assert json_of(await world.a("POST", "/models/iris/predict", json=rows)) == answers[0]
+
+
+async def test_one_caller_name_and_idempotency_key_in_two_tenants_are_two_requests(
+    client_factory: ClientFactory, settings: Settings, tmp_path: Path
+) -> None:
+    client, tenant_headers = await tenant_app(client_factory, settings, tmp_path)
+    body = {"data": records(A)}
+    jobs = {}
+    for tenant in (B, A):
+        headers = tenant_headers(tenant, "carol")
+        model = {"name": "iris", "model_type": LOGREG, "target": "species"}
+        assert (await client.post("/models", json=model, headers=headers)).status_code == 201
+        response = await client.post(
+            "/models/iris/train", json=body, headers={**headers, "Idempotency-Key": "nightly"}
+        )
+        assert response.status_code == 202, response.text
+        assert "idempotent-replayed" not in response.headers
+        jobs[tenant] = json_of(response)
+    assert jobs[A]["id"] != jobs[B]["id"] and jobs[A]["tenant"] == A
 
 
 async def test_a_batch_output_name_another_tenant_has_taken_is_free(
