@@ -186,7 +186,7 @@ async def test_every_table_with_a_tenant_column_forces_row_security(
     assert all("security_invoker=true" in r["options"] for r in views.values())
 
 
-async def test_dataset_tables_are_owned_by_the_service_and_held_to_their_policy(
+async def test_dataset_tables_are_held_to_their_policy_by_an_owner_nobody_acts_as(
     raw: asyncpg.Connection, dataset_ids: dict[str, int]
 ) -> None:
     rows = await raw.fetch(
@@ -199,8 +199,40 @@ async def test_dataset_tables_are_owned_by_the_service_and_held_to_their_policy(
     )
     assert {r["relname"] for r in rows} == {f"d_{i}" for i in dataset_ids.values()}
     assert {(r["owner"], r["relrowsecurity"], r["relforcerowsecurity"]) for r in rows} == {
-        ("models_service", True, True)
+        ("models_datasets", True, True)
     }
+    members = await raw.fetch(
+        "SELECT member::regrole::text AS member FROM pg_auth_members"
+        " WHERE roleid = 'models_datasets'::regrole"
+    )
+    assert [r["member"] for r in members] == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY catalogue_row ON {table}",
+        "DROP TABLE {table}",
+        "TRUNCATE {table}",
+        "SELECT drop_dataset_table({id})",
+        "SELECT guard_dataset_table({id})",
+        "ALTER TABLE {table} OWNER TO models_service",
+    ],
+)
+async def test_a_statement_of_the_service_cannot_lift_a_dataset_tables_guard(
+    db: Database, dataset_ids: dict[str, int], statement: str
+) -> None:
+    """Not even one that sets out to: the service's role does not own the tables."""
+    theirs = dataset_ids[B]
+    table = f'datasets."d_{theirs}"'
+    with acting_as(Actor(A, "x")), pytest.raises(asyncpg.InsufficientPrivilegeError):
+        async with db.transaction() as conn:
+            await conn.execute(statement.format(table=table, id=theirs))
+    with acting_as(Actor(B, "x")):
+        async with db.transaction() as conn:
+            assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 5
 
 
 async def test_maintenance_sees_every_tenants_jobs_but_no_models_or_datasets(

@@ -1,6 +1,6 @@
 """Upgrading a database from before tenants: every row it held belongs to the configured default
-tenant, its dataset tables are handed to the service's role under their guard, and that tenant
-(only) sees and predicts its old model, whose artifact still verifies."""
+tenant, its dataset tables are guarded and owned by a role the service cannot act as, and that
+tenant (only) sees and predicts its old model, whose artifact still verifies."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ async def test_an_upgraded_database_belongs_to_the_default_tenant(
         )
         assert [dict(r) for r in guarded] == [
             {
-                "owner": "models_service",
+                "owner": "models_datasets",
                 "relrowsecurity": True,
                 "relforcerowsecurity": True,
                 "policies": ["catalogue_row"],

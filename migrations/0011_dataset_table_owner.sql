@@ -1,0 +1,77 @@
+-- Per-dataset tables belong to `models_datasets`, a role nobody logs in as and no other role is a
+-- member of. Their owner could lift their row-level security (`NO FORCE`, `DISABLE`, `DROP
+-- POLICY`) or drop them, so the role that runs the service's statements must not own them: a
+-- statement of one tenant's request could otherwise read or drop another tenant's dataset.
+--
+-- The service still creates a new table and fills it (COPY refuses a table under row-level
+-- security); `guard_dataset_table` then guards it and hands it over, leaving the service
+-- reads and row changes only (no TRUNCATE: it ignores row-level security). Dropping one goes
+-- through `drop_dataset_table`. Both run with their definer's rights (the role that migrates,
+-- a superuser, as 0009 already needs) and act only on a dataset of the caller's tenant.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'models_datasets') THEN
+        CREATE ROLE models_datasets NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION guard_dataset_table(dataset_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl regclass := format('datasets.%I', 'd_' || dataset_id)::regclass;
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM public.dataset_catalogue c
+        WHERE c.id = dataset_id AND c.tenant = current_setting('app.tenant', true)
+    ) OR (SELECT relowner FROM pg_class WHERE oid = tbl) <> 'models_service'::regrole THEN
+        RAISE EXCEPTION 'not a new dataset table of this tenant: %', tbl
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+    EXECUTE format(
+        'CREATE POLICY catalogue_row ON %s '
+        'USING (EXISTS (SELECT FROM public.dataset_catalogue c WHERE c.id = %s))',
+        tbl, dataset_id);
+    EXECUTE format('ALTER TABLE %s OWNER TO models_datasets', tbl);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO models_service', tbl);
+END
+$$;
+REVOKE ALL ON FUNCTION guard_dataset_table(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION guard_dataset_table(bigint) TO models_service;
+
+CREATE FUNCTION drop_dataset_table(dataset_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl text := format('datasets.%I', 'd_' || dataset_id);
+BEGIN
+    -- The caller's tenant's dataset; or a table no catalogue row holds (one whose dataset is
+    -- already gone), which no tenant can see.
+    IF EXISTS (
+        SELECT FROM public.dataset_catalogue c
+        WHERE c.id = dataset_id AND c.tenant IS DISTINCT FROM current_setting('app.tenant', true)
+    ) THEN
+        RAISE EXCEPTION 'not a dataset of this tenant: %', tbl
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE format('DROP TABLE IF EXISTS %s', tbl);
+END
+$$;
+REVOKE ALL ON FUNCTION drop_dataset_table(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION drop_dataset_table(bigint) TO models_service;
+
+DO $$
+DECLARE
+    tbl regclass;
+BEGIN
+    FOR tbl IN
+        SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'datasets' AND c.relkind = 'r'
+    LOOP
+        EXECUTE format('ALTER TABLE %s OWNER TO models_datasets', tbl);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO models_service', tbl);
+    END LOOP;
+END
+$$;
