@@ -27,7 +27,15 @@ from tests.iris import IRIS_FEATURES, iris_records
 pytestmark = pytest.mark.anyio
 
 A, B = "acme", "globex"
-OWNED = ["models", "model_versions", "artifacts", "jobs", "training_batches", "dataset_catalogue"]
+OWNED = [
+    "models",
+    "model_versions",
+    "artifacts",
+    "jobs",
+    "training_batches",
+    "dataset_catalogue",
+    "idempotency_keys",
+]
 SPECIES = {"setosa", "versicolor", "virginica"}
 
 
@@ -150,8 +158,8 @@ async def snapshot(raw: asyncpg.Connection, tenant: str) -> dict[str, Any]:
     """Every row the tenant owns, per-dataset tables included, as the database owner sees them."""
     rows: dict[str, Any] = {}
     for table in OWNED:
-        found = await raw.fetch(f"SELECT * FROM {table} WHERE tenant = $1 ORDER BY 1", tenant)
-        rows[table] = [dict(r) for r in found]
+        found = await raw.fetch(f"SELECT * FROM {table} WHERE tenant = $1", tenant)
+        rows[table] = sorted((dict(r) for r in found), key=repr)
     for dataset in rows["dataset_catalogue"]:
         table = f'datasets."d_{dataset["id"]}"'
         rows[table] = [dict(r) for r in await raw.fetch(f"SELECT * FROM {table} ORDER BY 1")]
