@@ -25,8 +25,8 @@ BEGIN
     IF NOT EXISTS (
         SELECT FROM public.dataset_catalogue c
         WHERE c.id = dataset_id AND c.tenant = current_setting('app.tenant', true)
-    ) OR (SELECT relowner FROM pg_class WHERE oid = tbl) <> 'models_service'::regrole THEN
-        RAISE EXCEPTION 'not a new dataset table of this tenant: %', tbl
+    ) THEN
+        RAISE EXCEPTION 'not a dataset of this tenant: %', tbl
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
