@@ -1,21 +1,35 @@
--- Per-dataset tables belong to `models_datasets`, a role nobody logs in as and no other role is a
--- member of. Their owner could lift their row-level security (`NO FORCE`, `DISABLE`, `DROP
+-- Per-dataset tables belong to `models_datasets`, a role nobody logs in as and the service's
+-- role is no member of. Their owner could lift their row-level security (`NO FORCE`, `DISABLE`, `DROP
 -- POLICY`) or drop them, so the role that runs the service's statements must not own them: a
 -- statement of one tenant's request could otherwise read or drop another tenant's dataset.
 --
 -- The service still creates a new table and fills it (COPY refuses a table under row-level
 -- security); `guard_dataset_table` then guards it and hands it over, leaving the service
 -- reads and row changes only (no TRUNCATE: it ignores row-level security). Dropping one goes
--- through `drop_dataset_table`. Both run with their definer's rights (the role that migrates,
--- a superuser, as 0009 already needs) and act only on a dataset of the caller's tenant.
+-- through `drop_dataset_table`. Both run with their definer's rights (the role that migrates)
+-- and act only on a dataset of the caller's tenant.
 
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'models_datasets') THEN
         CREATE ROLE models_datasets NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
     END IF;
+    -- Handing a table to a role takes membership in it, unless one is a superuser. A role that
+    -- migrates owns every other table already, so this gives it nothing it could not do; the
+    -- role the service logs in as must then be another one for the guard to hold against it.
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT models_datasets TO %I', current_user);
+        -- The functions below check the caller's catalogue row as this role; row-level
+        -- security, forced, would otherwise show it none (a superuser sees every row).
+        EXECUTE format(
+            'CREATE POLICY dataset_functions ON dataset_catalogue TO %I USING (tenant = %s)',
+            current_user, 'current_setting(''app.tenant'', true)');
+    END IF;
 END
 $$;
+
+-- An owner needs CREATE on its tables' schema (PostgreSQL checks it when handing one over).
+GRANT USAGE, CREATE ON SCHEMA datasets TO models_datasets;
 
 CREATE OR REPLACE FUNCTION guard_dataset_table(dataset_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -47,11 +61,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     tbl text := format('datasets.%I', 'd_' || dataset_id);
 BEGIN
-    -- The caller's tenant's dataset; or a table no catalogue row holds (one whose dataset is
-    -- already gone), which no tenant can see.
-    IF EXISTS (
+    IF NOT EXISTS (
         SELECT FROM public.dataset_catalogue c
-        WHERE c.id = dataset_id AND c.tenant IS DISTINCT FROM current_setting('app.tenant', true)
+        WHERE c.id = dataset_id AND c.tenant = current_setting('app.tenant', true)
     ) THEN
         RAISE EXCEPTION 'not a dataset of this tenant: %', tbl
             USING ERRCODE = 'insufficient_privilege';
