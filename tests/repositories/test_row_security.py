@@ -5,15 +5,30 @@ written for another tenant is refused, and with no actor every owned table is em
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import msgspec
 import pytest
 
 from service.domain.actors import Actor, acting_as
+from service.domain.datasets import Datasets
 from service.repositories.database import Database
+from service.repositories.migrator import migrate
+from service.schemas.datasets import DatasetCreate, RowsAppend
 from service.settings import Settings
-from tests.factories import LOGREG, ClientFactory, Worker, json_of, tenant_app
+from tests.factories import (
+    LOGREG,
+    ClientFactory,
+    Servers,
+    Worker,
+    json_of,
+    tenant_app,
+    with_database,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -253,3 +268,62 @@ async def test_maintenance_sees_every_tenants_jobs_but_no_models_or_datasets(
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         async with db.maintenance() as conn:
             await conn.execute("DELETE FROM jobs")
+
+
+@pytest.fixture
+async def owned_by_a_plain_role(servers: Servers, template_db: str) -> AsyncIterator[str]:
+    """A database that a role which is no superuser owns and migrates, and whose login is also
+    the service's (a member of its roles, as config.toml's `database.role` describes)."""
+    role, name = f"owner_{uuid.uuid4().hex[:12]}", f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(servers.postgres)
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN CREATEROLE')
+        await admin.execute(f'GRANT models_service, models_maintenance TO "{role}"')
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{role}"')
+        parts = urlsplit(with_database(servers.postgres, name))
+        url = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+        await migrate(url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()
+
+
+async def test_dataset_tables_are_guarded_when_the_role_that_migrates_is_no_superuser(
+    settings: Settings, owned_by_a_plain_role: str
+) -> None:
+    db = Database(msgspec.structs.replace(settings.database, url=owned_by_a_plain_role))
+    await db.start()
+    try:
+        datasets, ids = Datasets(db), {}
+        for tenant in (A, B):
+            with acting_as(Actor(tenant, "x")):
+                data = [{"id": i, "note": f"{tenant} {i}"} for i in range(3)]
+                await datasets.create(DatasetCreate(name="staff", data=data), "x")
+                await datasets.append("staff", RowsAppend(data=[{"id": 9, "note": "more"}]))
+                async with db.transaction() as conn:
+                    ids[tenant] = await conn.fetchval("SELECT id FROM dataset_catalogue")
+        theirs = ids[A]
+        with acting_as(Actor(B, "x")):
+            for statement in (
+                f"SELECT drop_dataset_table({theirs})",
+                f"SELECT guard_dataset_table({theirs})",
+                f'ALTER TABLE datasets."d_{theirs}" NO FORCE ROW LEVEL SECURITY',
+            ):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    async with db.transaction() as conn:
+                        await conn.execute(statement)
+            async with db.transaction() as conn:
+                assert await conn.fetchval(f'SELECT count(*) FROM datasets."d_{theirs}"') == 0
+        with acting_as(Actor(A, "x")):
+            async with db.transaction() as conn:
+                assert await conn.fetchval(f'SELECT count(*) FROM datasets."d_{theirs}"') == 4
+            await datasets.delete("staff")
+            async with db.transaction() as conn:
+                assert await conn.fetchval(f"SELECT to_regclass('datasets.\"d_{theirs}\"')") is None
+        with acting_as(Actor(B, "x")):
+            async with db.transaction() as conn:
+                assert await conn.fetchval(f'SELECT count(*) FROM datasets."d_{ids[B]}"') == 4
+    finally:
+        await db.close()
