@@ -89,7 +89,10 @@ class ArtifactStore:
 
 
 def place_of(version: VersionRow) -> signing.Place:
-    return signing.Place(version.tenant, version.model_id, version.version)
+    """Where the version's seal says it belongs: its tenant, unless it was sealed before tenants
+    existed (see migration 0010)."""
+    tenant = version.artifact_tenant or version.tenant
+    return signing.Place(tenant, version.model_id, version.version)
 
 
 def unpickle(data: bytes) -> Any:

@@ -43,13 +43,15 @@ class DatasetTable:
     """The rows of one dataset: `datasets."d_<id>"`.
 
     A table is filled by COPY while it is new (until `DatasetRepository.insert` guards it with
-    its catalogue row's policy, in the same transaction). PostgreSQL refuses COPY into a table
-    under row-level security, so later appends COPY into a temporary twin and move the rows
-    with one INSERT, which the policy checks.
+    its catalogue row's policy and hands it to the `models_datasets` role, in the same
+    transaction). PostgreSQL refuses COPY into a table under row-level security, so later
+    appends COPY into a temporary twin and move the rows with one INSERT, which the policy
+    checks.
     """
 
     def __init__(self, conn: Connection, dataset_id: int) -> None:
         self.conn = conn
+        self.dataset_id = dataset_id
         self.name = table_name(dataset_id)
         self.sql = qualified_name(dataset_id)
         self._new = False
@@ -80,7 +82,8 @@ class DatasetTable:
     async def drop(self) -> None:
         """Waits at most `database.lock_timeout_ms` for readers (an export, a job) to finish."""
         async with busy(self.conn, True):
-            await self.conn.execute(f"DROP TABLE IF EXISTS {self.sql}")
+            # Through the database's function: the service does not own guarded tables.
+            await self.conn.execute("SELECT drop_dataset_table($1)", self.dataset_id)
 
     async def copy_csv(
         self, columns: Sequence[ColumnSpec], source: AsyncIterable[bytes], *, header: bool = True

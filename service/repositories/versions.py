@@ -38,6 +38,7 @@ class VersionRow(msgspec.Struct, kw_only=True):
     artifact_sha256: str
     artifact_hmac: str
     artifact_key_id: str | None  # None: signed before key ids (the v1 scheme)
+    artifact_tenant: str | None = None  # the tenant a seal from before tenants names
 
 
 class NewVersion(msgspec.Struct, kw_only=True):
@@ -89,8 +90,8 @@ class VersionRepository:
     async def get_row(self, model_id: int, version: int) -> VersionRow | None:
         row = await self.conn.fetchrow(
             "SELECT tenant, model_id, version, rows, features, feature_kinds, target, classes,"
-            " outputs, batch_ids, artifact_sha256, artifact_hmac, artifact_key_id"
-            " FROM model_versions WHERE model_id = $1 AND version = $2",
+            " outputs, batch_ids, artifact_sha256, artifact_hmac, artifact_key_id,"
+            " artifact_tenant FROM model_versions WHERE model_id = $1 AND version = $2",
             model_id,
             version,
         )
