@@ -90,7 +90,7 @@ class ArtifactStore:
 
 def place_of(version: VersionRow) -> signing.Place:
     """Where the version's seal says it belongs: its tenant, unless it was sealed before tenants
-    existed (see migration 0010)."""
+    existed (see migration 0011)."""
     tenant = version.artifact_tenant or version.tenant
     return signing.Place(tenant, version.model_id, version.version)
 

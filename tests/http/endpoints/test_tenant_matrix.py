@@ -414,16 +414,13 @@ async def batch_predictions(w: World) -> None:
     assert response.status_code == 202, response.text
 
 
-# GET /audit (scope admin) goes here once it is in the route table: acme's trail lists only
-# acme's entries and its `total` counts only them; a `where` naming globex's actor or resources
-# finds nothing. Something like (field names as the route defines them):
-#
-# @recipe("GET /audit")
-# async def audit(w: World) -> None:
-#     page = json_of(await w.a("GET", "/audit", params={"limit": 1000}))
-#     assert page["items"] and {e["actor"] for e in page["items"]} == {"alice"}
-#     assert page["total"] == len(page["items"])
-#     await nothing_of_theirs(w, "/audit", "actor = 'bob'", "resource = '/models/gx-model'")
+@recipe("GET /audit")
+async def audit(w: World) -> None:
+    page = json_of(await w.a("GET", "/audit", params={"limit": 1000}))
+    mine = await w.raw.fetchval("SELECT count(*) FROM audit_log WHERE tenant = $1", A)
+    assert page["items"] and {e["tenant"] for e in page["items"]} == {A}
+    assert page["total"] == mine
+    await nothing_of_theirs(w, "/audit", "actor = 'bob'", "resource = 'models/gx-model'")
 
 
 def test_every_route_in_the_route_table_has_a_cross_tenant_recipe() -> None:
