@@ -81,22 +81,16 @@ def _write_dev_key(settings: Settings, jwks: str | None) -> int:
 
 def _run_api(settings: Settings) -> int:
     from hypercorn.asyncio import serve
-    from hypercorn.config import Config
 
     from service.http.app import create_app
+    from service.process import hypercorn_config
 
     try:
         app = create_app(settings)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    config = Config()
-    config.bind = [settings.http.bind]
-    config.graceful_timeout = settings.http.graceful_timeout
-    config.keep_alive_timeout = settings.http.keep_alive_timeout
-    config.accesslog = None  # the request-id middleware logs requests with their id
-    # Hypercorn's own handler for "-" would print its lines a second time, and as plain text.
-    config.errorlog = logging.getLogger("hypercorn.error")
+    config = hypercorn_config(settings.http)
 
     async def serve_until_signalled() -> None:
         stop = asyncio.Event()

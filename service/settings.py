@@ -38,8 +38,14 @@ class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class HttpSettings(Section):
     bind: Annotated[str, msgspec.Meta(pattern=r"^[^:\s]*:\d{1,5}$")] = "127.0.0.1:8000"
     max_body_bytes: Positive = 32 * 1024 * 1024
+    # JSON becomes Python objects (~30x its size), CSV streams: JSON gets a far smaller limit.
+    max_json_bytes: Positive = 4 * 1024 * 1024
     graceful_timeout: PositiveFloat = 10.0
     keep_alive_timeout: PositiveFloat = 5.0
+    read_timeout: PositiveFloat = 30.0
+    spool_dir: str = ""
+    send_timeout: PositiveFloat = 30.0
+    export_timeout: PositiveFloat = 900.0
     predict_timeout: PositiveFloat = 30.0
     access_log: bool = False
 
@@ -110,6 +116,11 @@ class WorkerSettings(Section):
     eval_min_rows: Positive = 20
     eval_max_rows: Annotated[int, msgspec.Meta(ge=0)] = 100_000
     shutdown_wait_seconds: Annotated[float, msgspec.Meta(ge=0)] = 20.0
+    # Limits of each fit's child process (0: none); see README "Limits of a fit".
+    fit_memory_bytes: Annotated[int, msgspec.Meta(ge=0)] = 4 * 1024**3
+    fit_cpu_seconds: Annotated[int, msgspec.Meta(ge=0)] = 3600
+    fit_threads: Positive = 1
+    fit_processes: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 KeyId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -124,6 +135,20 @@ class ArtifactSettings(Section):
     hmac_keys: dict[KeyId, str] = msgspec.field(default_factory=dict)
 
 
+class ModelLimits(Section):
+    """Largest values of the hyperparameters that size a fit's memory, for every model type
+    that has them; shown as `maximum` in the types' JSON Schemas and checked on model create."""
+
+    n_estimators: Positive = 2000
+    n_components: Positive = 10_000
+    n_clusters: Positive = 10_000
+    n_bins: Positive = 1000
+    degree: Positive = 5
+    max_iter: Positive = 1_000_000
+    hidden_layer_size: Positive = 4096
+    hidden_layers: Positive = 16
+
+
 class ModelSettings(Section):
     cache_bytes: Positive = 512 * 1024 * 1024
     plugins: list[str] = msgspec.field(default_factory=list)
@@ -132,6 +157,7 @@ class ModelSettings(Section):
     batch_max_rows: Positive = 256
     batch_max_wait_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     batch_max_rows_by_type: dict[str, Positive] = msgspec.field(default_factory=dict)
+    limits: ModelLimits = msgspec.field(default_factory=ModelLimits)
 
 
 class LimitsSettings(Section):

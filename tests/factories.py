@@ -18,6 +18,7 @@ import pytest
 
 from service.artifacts.keys import Keyring
 from service.auth.backend import BearerAuthenticator
+from service.devtools.keys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
 from service.domain.errors import InvalidInput
 from service.http.state import Services
 from service.settings import AuthSettings, Settings, convert_settings
@@ -192,3 +193,33 @@ async def run_job(
     done = await job_of(client, job["id"])
     assert done["status"] == "succeeded", done
     return done
+
+
+# -- tenants ------------------------------------------------------------------------------------
+
+TenantHeaders = Callable[..., dict[str, str]]
+"""`headers(tenant, sub="alice", scopes=("admin",))`: an Authorization header of that tenant."""
+
+
+async def tenant_app(
+    client_factory: ClientFactory, settings: Settings, tmp_path: Path, **auth_overrides: Any
+) -> tuple[AppClient, TenantHeaders]:
+    """The app in jwt mode trusting the development key (with `[auth]` overrides), and a maker
+    of tenants' tokens (`tenant=None`: a token without the claim)."""
+    key_file = tmp_path / "dev-jwk.json"
+    auth = auth_settings(
+        issuer=DEV_ISSUER,
+        audience=DEV_AUDIENCE,
+        jwks_url="",
+        jwks_file=str(write_dev_jwks(key_file)),
+        dev_key_file=str(key_file),
+        **auth_overrides,
+    )
+    client = await client_factory(msgspec.structs.replace(settings, auth=auth))
+
+    def headers(
+        tenant: str | None, sub: str = "alice", scopes: tuple[str, ...] = ("admin",)
+    ) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(auth, sub, scopes, 600, tenant=tenant)}"}
+
+    return client, headers

@@ -1,7 +1,8 @@
 """The container files, checked without a Docker engine: the compose file passes the Compose
 schema and the Dockerfile hadolint; compose runs the api with `jwt` auth trusting the public
 half of a key that a one-shot job creates first; the database password default is labelled
-as one; and the worker's metrics listen where Prometheus can reach them."""
+as one; the worker's metrics listen where Prometheus can reach them; and every container has
+memory, CPU and process limits that hold what its settings let it use."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from service.settings import Settings, load_settings
 from tests.compose import COMPOSE_FILE, compose, compose_service, volume_mounts
 from tests.factories import ROOT
 
@@ -108,3 +110,30 @@ def test_worker_metrics_listen_for_prometheus_on_the_compose_network_only() -> N
     assert env["SERVICE__WORKER__METRICS_ADDRESS"] == "0.0.0.0"
     assert str(env["SERVICE__WORKER__METRICS_PORT"]) in [str(p) for p in worker["expose"]]
     assert "ports" not in worker, "metrics are for the network's Prometheus, not the host"
+
+
+def _bytes(size: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kmg]?)b?", str(size).lower()).groups()  # type: ignore[union-attr]
+    return int(number) * 1024 ** " kmg".index(unit or " ")
+
+
+def test_every_service_has_memory_cpu_and_process_limits() -> None:
+    for name, service in compose()["services"].items():
+        assert _bytes(service["mem_limit"]) > 0, name
+        assert 0 < float(service["cpus"]) <= 2, name
+        assert int(service["pids_limit"]) > 0, name
+
+
+def test_the_worker_container_holds_its_fits_and_the_api_its_model_cache() -> None:
+    worker, api = compose_service("worker"), compose_service("api")
+    environ = {key: str(value) for key, value in worker["environment"].items()}
+    worker_settings = load_settings(ROOT / "config.toml", environ=environ).worker
+    settings = Settings()
+    # A fit must hit its own limit (a `resource_limit` failure) before the container's.
+    overhead = 512 * 1024**2
+    assert worker_settings.max_jobs * worker_settings.fit_memory_bytes + overhead < _bytes(
+        worker["mem_limit"]
+    )
+    spool = next(t for t in api["tmpfs"] if t.startswith("/tmp:"))
+    spool_bytes = _bytes(spool.partition("size=")[2])
+    assert settings.models.cache_bytes + spool_bytes + overhead <= _bytes(api["mem_limit"])

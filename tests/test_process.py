@@ -1,4 +1,5 @@
-"""A child asked to die with its parent does, even when the parent is SIGKILLed."""
+"""A child asked to die with its parent does, even when the parent is SIGKILLed; the api's
+Hypercorn configuration comes from its settings."""
 
 from __future__ import annotations
 
@@ -60,3 +61,16 @@ def test_child_whose_parent_is_already_gone_exits_at_once() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stdout) == (1, "")
+
+
+def test_hypercorn_takes_the_http_settings_and_never_cuts_a_response_before_the_service() -> None:
+    from service.process import hypercorn_config
+    from service.settings import HttpSettings
+
+    http = HttpSettings(bind="0.0.0.0:9000", keep_alive_timeout=3.0, graceful_timeout=7.0)
+    config = hypercorn_config(http)
+    assert config.bind == ["0.0.0.0:9000"]
+    assert config.keep_alive_timeout == 3.0 and config.graceful_timeout == 7.0
+    # Hypercorn's read timeout also runs while a response streams: past the export's deadline.
+    assert config.read_timeout >= http.export_timeout + http.send_timeout
+    assert config.accesslog is None

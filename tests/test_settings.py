@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import SECRETS, ConfigError, load_settings
+from service.settings import SECRETS, ConfigError, Section, load_settings
 from tests.factories import ROOT
 
 
@@ -21,7 +21,11 @@ def test_repository_config_is_valid_and_documents_every_key() -> None:
         assert f"[{section}]" in text
         struct = getattr(settings, section)
         for key in struct.__struct_fields__:
-            if (section, key) in SECRETS:
+            if isinstance(getattr(struct, key), Section):  # a table of its own: [models.limits]
+                assert f"[{section}.{key}]" in text
+                for inner in getattr(struct, key).__struct_fields__:
+                    assert f"\n{inner} = " in text, f"{section}.{key}.{inner} is not documented"
+            elif (section, key) in SECRETS:
                 assert f"SERVICE__{section.upper()}__{key.upper()}" in text
             else:
                 assert f"\n{key} = " in text, f"{section}.{key} is not documented in config.toml"

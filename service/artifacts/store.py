@@ -53,6 +53,11 @@ class ArtifactStore:
         )
         self.keys.verify(data, place_of(version), stored)
 
+    async def size(self, model_id: int, version: int) -> int | None:
+        """The size of the version's artifact, without reading it; None when it is gone."""
+        async with self.db.connection() as conn:
+            return await VersionRepository(conn).artifact_size(model_id, version)
+
     async def fetch(self, model_id: int, version: int) -> StoredArtifact | None:
         """The version's verified bytes, still pickled; None when the version is gone."""
         found = await self._read(model_id, version)
@@ -84,7 +89,10 @@ class ArtifactStore:
 
 
 def place_of(version: VersionRow) -> signing.Place:
-    return signing.Place(version.tenant, version.model_id, version.version)
+    """Where the version's seal says it belongs: its tenant, unless it was sealed before tenants
+    existed (see migration 0011)."""
+    tenant = version.artifact_tenant or version.tenant
+    return signing.Place(tenant, version.model_id, version.version)
 
 
 def unpickle(data: bytes) -> Any:

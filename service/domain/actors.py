@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}(?!\n)$"  # `(?!\n)`: see NAME_PATTERN
 _TENANT = re.compile(TENANT_PATTERN)
 
 
@@ -30,7 +30,8 @@ _current: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("actor",
 
 
 def is_tenant_name(value: str) -> bool:
-    return _TENANT.match(value) is not None
+    # fullmatch: with `match`, `$` also matches before a final newline, so "acme\n" would pass.
+    return _TENANT.fullmatch(value) is not None
 
 
 def current_actor() -> Actor | None:

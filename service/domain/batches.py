@@ -90,3 +90,36 @@ def concat(batches: Sequence[Batch]) -> Batch:
             index = [batch.columns.index(c) if c in batch.columns else -1 for c in names]
             rows.extend([[row[i] if i >= 0 else None for i in index] for row in batch.rows])
     return Batch(columns=names, rows=rows)
+
+
+class BatchWriter:
+    """Encodes a batch chunk by chunk, as `encode` would encode it whole, so that a large read
+    is held as compact msgpack bytes rather than as every row's Python list at once."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        self.rows = 0
+        self._parts: list[bytes] = []
+        self._columns = _encoder.encode(columns)
+
+    def add(self, rows: list[list[Scalar]]) -> None:
+        if not rows:
+            return
+        encoded = encode(Batch(columns=self.columns, rows=rows))
+        # A batch is [columns, rows]: keep only the items of the rows array.
+        prefix = 1 + len(self._columns) + len(_array_header(len(rows)))
+        self._parts.append(encoded[prefix:])
+        self.rows += len(rows)
+
+    def finish(self) -> bytes:
+        parts, self._parts = self._parts, []
+        return b"".join([b"\x92", self._columns, _array_header(self.rows), *parts])
+
+
+def _array_header(length: int) -> bytes:
+    """msgpack's header of an array of `length` items."""
+    if length < 16:
+        return bytes([0x90 | length])
+    if length < 2**16:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")

@@ -2,7 +2,9 @@
 rows, change metadata, drop. (The dataset queries of jobs are in `dataset_queries.py`.)
 
 Every write is one transaction: a dataset's table, its rows and its catalogue row appear
-together or not at all, and an append adds all its rows (and the row count) or none. The
+together or not at all, and an append adds all its rows (and the row count) or none. A CSV body
+is received in full (spooled, see `spool.py`) before that transaction opens, its header checked
+first, so a client that stalls mid-upload never holds a connection or a lock. The
 catalogue row of a new dataset is inserted last, so a long upload does not hold its name: of
 two concurrent uploads of one name, the second to finish gets a 409 and stores nothing.
 """
@@ -21,6 +23,7 @@ from service.domain.csv_stream import CsvHead, LineTracker, header_error, read_h
 from service.domain.dataset_columns import check_names, infer, json_kind, text_kind, to_rows
 from service.domain.dataset_queries import compile_rows, refuse_hidden
 from service.domain.errors import BadRequest, Conflict, FieldError, InvalidInput, NotFound
+from service.domain.spool import spooled
 from service.estimators.paths import item, member
 from service.query import Condition, Query, compile_where
 from service.query.limits import show
@@ -37,8 +40,9 @@ NAME = re.compile(NAME_PATTERN)
 
 
 class Datasets:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, spool_dir: str = "") -> None:
         self.db = db
+        self.spool_dir = spool_dir
 
     # -- creating and appending ---------------------------------------------------------------
 
@@ -69,12 +73,12 @@ class Datasets:
         declared = {c.name: c.type for c in meta.columns or []}
         in_csv = infer(head.header, head.sample, text_kind, declared)
         extra = [c for c in meta.columns or [] if c.name not in set(head.header)]
-        async with self.db.transaction() as conn:
+        async with spooled(stream, self.spool_dir) as rest, self.db.transaction() as conn:
             repo = DatasetRepository(conn)
             dataset_id = await repo.next_id()
             table = DatasetTable(conn, dataset_id)
             await table.create([*in_csv, *extra])
-            copied = await _copy_csv(table, in_csv, head, stream)
+            copied = await _copy_csv(table, in_csv, head, rest.chunks())
             await repo.insert(dataset_id, meta, [*in_csv, *extra], copied, created_by)
             return await _out_by_id(conn, dataset_id)
 
@@ -99,10 +103,10 @@ class Datasets:
             if column in seen:
                 raise header_error(i, f"{show(column)} appears twice")
             seen.add(column)
-        async with self.db.transaction() as conn:
+        async with spooled(stream, self.spool_dir) as rest, self.db.transaction() as conn:
             await _lock(conn, dataset)
             columns = [by_name[c] for c in head.header]
-            copied = await _copy_csv(DatasetTable(conn, dataset.id), columns, head, stream)
+            copied = await _copy_csv(DatasetTable(conn, dataset.id), columns, head, rest.chunks())
             await DatasetRepository(conn).add_rows(dataset.id, copied)
         return copied
 
@@ -123,13 +127,20 @@ class Datasets:
         return Page(items=items, total=total, limit=query.limit, offset=query.offset)
 
     async def export_csv(
-        self, name: str, query: Query, *, formula_safe: bool = False
+        self,
+        name: str,
+        query: Query,
+        *,
+        formula_safe: bool = False,
+        idle_seconds: float | None = None,
     ) -> AsyncGenerator[bytes, None]:
         """The header line, then chunks of CSV lines, read through a cursor in one snapshot.
 
         Problems with the request (unknown dataset, bad query) are raised before the header is
         produced, so a caller that awaits the first chunk can still answer with an error.
-        `formula_safe` neutralises spreadsheet formulas in the header and in text cells."""
+        `formula_safe` neutralises spreadsheet formulas in the header and in text cells.
+        `idle_seconds`: PostgreSQL ends the transaction when the caller leaves it waiting that
+        long between two chunks (a backstop: the HTTP layer cuts a slow reader before)."""
         async with self.db.snapshot() as conn:
             dataset = await _load(conn, name)
             compiled = compile_rows(query, dataset)
@@ -139,7 +150,7 @@ class Datasets:
             yield csv_line(header)
             table = DatasetTable(conn, dataset.id)
             async for chunk in table.csv_chunks(
-                compiled, EXPORT_CHUNK_ROWS, formula_safe=formula_safe
+                compiled, EXPORT_CHUNK_ROWS, formula_safe=formula_safe, idle_seconds=idle_seconds
             ):
                 yield chunk
 

@@ -16,7 +16,7 @@ import msgspec
 
 from service.artifacts import signing
 from service.artifacts.store import ArtifactStore
-from service.domain.job_errors import JobLost
+from service.domain.job_errors import GiveUp, JobLost
 from service.domain.job_rows import read_training_rows
 from service.domain.job_specs import (
     ClaimedJob,
@@ -84,6 +84,15 @@ class Fits:
         incremental = isinstance(spec, UpdateSpec) and spec.incremental
         read = new_batches if incremental else [*base_batches, *new_batches]
         async with self.db.connection() as conn:
+            # A refit trains on every batch since the first training: their sum is capped too.
+            total = await BatchRepository(conn).row_total(read)
+            if total > self.max_train_rows:
+                raise GiveUp(
+                    "TooManyRows",
+                    f"this refit would train on {total} rows, the current version's and the new"
+                    f" ones, more than worker.max_train_rows ({self.max_train_rows}); train the"
+                    " model afresh on fewer rows",
+                )
             data = await BatchRepository(conn).data(read)
         return FitInputs(
             batches=data,

@@ -38,7 +38,6 @@ async def read_training_rows(
     assert isinstance(spec.source, DatasetSource) and spec.dataset_id is not None
     query = spec.source.query
     read = [*spec.features, *([spec.target] if spec.target else [])]
-    rows: list[list[Any]] = []
     async with db.snapshot() as conn:
         with refused_queries():
             dataset = await dataset_of(conn, spec.dataset_id, query.name)
@@ -48,22 +47,24 @@ async def read_training_rows(
                 i for i, t in enumerate(compiled.column_types) if t is ColumnType.TIMESTAMP
             ]
             exact = exact_positions(query, compiled)
+            # Encoded chunk by chunk: the worker holds the rows as msgpack, never as lists.
+            batch = batches.BatchWriter(list(compiled.columns))
             async for chunk in DatasetTable(conn, dataset.id).chunks(compiled, FETCH_ROWS):
-                rows.extend(exact_as_numbers(plain_rows(chunk, timestamps), exact))
-                if len(rows) > max_rows:
+                batch.add(exact_as_numbers(plain_rows(chunk, timestamps), exact))
+                if batch.rows > max_rows:
                     raise GiveUp(
                         "TooManyRows",
                         f"the dataset query gives more than {max_rows} rows"
                         " (worker.max_train_rows); narrow it with `where` or `limit`",
                     )
-    if not rows:
+    if not batch.rows:
         raise GiveUp("NoRows", f"the query over dataset '{query.name}' matched no rows")
-    batch = batches.Batch(columns=list(compiled.columns), rows=rows)
+    rows = batch.rows
     async with db.transaction() as conn:
         batch_id = await BatchRepository(conn).insert(
-            job.model_id, job.id, batch.columns, len(rows), batches.encode(batch)
+            job.model_id, job.id, batch.columns, rows, batch.finish()
         )
-    return StoredBatch(batch_id, len(rows))
+    return StoredBatch(batch_id, rows)
 
 
 async def dataset_of(conn: Connection, dataset_id: int, name: str) -> DatasetRow:

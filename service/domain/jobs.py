@@ -101,7 +101,7 @@ class Jobs:
         batch = self._inline_batch(body)
 
         async def plan(conn: Connection, model: ModelRow) -> PlannedJob:
-            spec = await _plan(conn, model, kind, body, batch)
+            spec = await _plan(conn, model, kind, body, batch, self.settings.max_train_rows)
             return PlannedJob(spec, batch)
 
         return await self.submit_job(name, kind, who, idem, plan)
@@ -225,6 +225,7 @@ async def _plan(
     kind: FitKind,
     body: TrainRequest,
     batch: batches.Batch | None,
+    max_rows: int,
 ) -> FitSpec:
     """Checks the model can do `kind` with these columns; returns the job's spec."""
     model_type = await ModelTypeRepository(conn).capabilities(model.model_type)
@@ -269,6 +270,17 @@ async def _plan(
     if base is None:
         return train
     incremental = bool(model_type.incremental)
+    if not incremental and batch is not None and base.rows + len(batch) > max_rows:
+        # A refit trains on the rows of every version before it too (a dataset's are counted
+        # by the worker, which reads them).
+        raise InvalidInput(
+            f"this refit would train on {base.rows + len(batch)} rows, more than {max_rows}",
+            [
+                FieldError(
+                    "$.data", f"with the {base.rows} rows of version {base.version}, too many"
+                )
+            ],
+        )
     return UpdateSpec(
         **msgspec.structs.asdict(train), base_version=base.version, incremental=incremental
     )

@@ -36,12 +36,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sklearn.utils import all_estimators
 from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 
 from service.domain.errors import FieldError, InvalidInput
 from service.estimators.describe import describe_estimator, exclusion_reason, public_name
 from service.estimators.errors import PluginError
+from service.estimators.limits import SettingLimits, limit_errors, limited_schema
 from service.estimators.model_type import ModelType
 from service.estimators.paths import member
 from service.estimators.schema import coerce_settings, object_parameters
@@ -82,6 +84,16 @@ class Catalogue:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
         self.excluded: dict[str, str] = {}
+        self.limits = SettingLimits()
+
+    def limit(self, limits: SettingLimits) -> None:
+        """Caps the settings that size a fit (see `limits.py`) in every type's schema and in
+        `build`; call it once every type is in."""
+        self.limits = limits
+        for name, entry in self._entries.items():
+            schema = limited_schema(entry.model_type.hyperparameters, limits)
+            limited = msgspec.structs.replace(entry.model_type, hyperparameters=schema)
+            self._entries[name] = _Entry(limited, entry.factory, entry.object_parameters)
 
     def add(self, model_type: ModelType, factory: Factory) -> None:
         """Register a type; a name already taken raises ValueError."""
@@ -143,6 +155,7 @@ class Catalogue:
             )
         settings = dict(settings or {})
         errors = _key_errors(entry, settings)
+        errors += limit_errors(settings, entry.model_type.hyperparameters, self.limits)
         if errors:
             raise InvalidInput(f"invalid settings for {name}", errors)
         try:
@@ -182,12 +195,15 @@ def _discovered() -> tuple[tuple[_Entry, ...], dict[str, str]]:
     return tuple(scratch._entries.values()), excluded
 
 
-def load_catalogue(plugins: Sequence[str] = ()) -> Catalogue:
-    """The scikit-learn catalogue plus the types of each plugin module, in order."""
+def load_catalogue(plugins: Sequence[str] = (), limits: SettingLimits | None = None) -> Catalogue:
+    """The scikit-learn catalogue plus the types of each plugin module, in order, with the
+    settings `limits` applied."""
     catalogue = Catalogue()
     catalogue.discover()
     for module in plugins:
         load_plugin(catalogue, module)
+    if limits is not None:
+        catalogue.limit(limits)
     return catalogue
 
 

@@ -82,6 +82,8 @@ def holdout_metrics(
     try:
         pipeline = fit(X[train], None if y is None else y[train], subset(fit_params, train, n))
         scores = score(pipeline, task, X[test], None if y is None else y[test])
+    except MemoryError:  # a limit of the fit, not of the evaluation: the final fit would hit it
+        raise
     except Exception as exc:  # best effort: scikit-learn's reason becomes a warning
         return {}, f"held-out evaluation skipped: {type(exc).__name__}: {exc}"
     return {k: v for k, v in scores.items() if math.isfinite(v)}, None

@@ -77,7 +77,7 @@ def run(
         report(Phase.FITTING)
         try:
             pipeline = fit(X, y, params)
-        except DomainError:
+        except (DomainError, MemoryError):  # a MemoryError is the worker's limit, not the model's
             raise
         except Exception as exc:  # scikit-learn's failures have many classes; the text matters
             raise EstimatorError(model_type, str(exc) or type(exc).__name__) from exc
@@ -127,6 +127,19 @@ def class_labels(model: Any, task: str) -> list[Any] | None:
 def accepts_nan(model: Any) -> bool:
     """scikit-learn's `allow_nan` tag."""
     return bool(model.__sklearn_tags__().input_tags.allow_nan)
+
+
+def clamp_jobs(estimator: Any, threads: int | None) -> None:
+    """Every `n_jobs` of `estimator` at most `threads` (-1 and other negatives, "one per
+    core", become `threads`); None keeps joblib's default, one. Nothing when `threads` is None.
+
+    joblib starts a thread or a process per job whatever the BLAS/OpenMP caps say; the value
+    set here is the one the version's `settings` show."""
+    if threads is None or not hasattr(estimator, "get_params"):
+        return
+    jobs = estimator.get_params(deep=False).get("n_jobs")
+    if isinstance(jobs, int) and not isinstance(jobs, bool) and (jobs < 0 or jobs > threads):
+        estimator.set_params(n_jobs=threads)
 
 
 def settings_used(estimator: Any) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from service.estimators.fitting import (
     Evaluation,
     accepts_nan,
     checked_fit_params,
+    clamp_jobs,
     class_labels,
     frame_of,
     run,
@@ -93,10 +94,12 @@ def fit_model(
     extra evaluation fit costs a bounded fraction of the final fit. `feature_kinds` overrides
     the inferred kind of the features it names.
 
-    `threads` caps the OpenMP/BLAS threads of this call (None keeps the libraries' default,
-    one per core); on a loaded host a cap avoids heavy oversubscription slowdowns.
+    `threads` caps the OpenMP/BLAS threads of this call and the estimator's `n_jobs` (None
+    keeps the libraries' default, one per core); on a loaded host a cap avoids heavy
+    oversubscription slowdowns.
     """
     model = catalogue.build(model_type, settings)  # InvalidInput for an unknown type too
+    clamp_jobs(model, threads)
     kind = catalogue.get(model_type)
     assert kind is not None
     effective = _seed(model, dict(settings or {}), random_state)

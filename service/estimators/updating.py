@@ -28,6 +28,7 @@ from service.estimators.fitting import (
     Evaluation,
     accepts_nan,
     checked_fit_params,
+    clamp_jobs,
     class_labels,
     frame_of,
     run,
@@ -79,6 +80,7 @@ def update_model(
 
     def fit(X_part: Any, y_part: Any, params_part: Mapping[str, Any]) -> Pipeline:
         pipeline = copy.deepcopy(previous.estimator)
+        clamp_jobs(final_estimator(pipeline), threads)
         partial_fit_model(pipeline, X_part, y_part, params_part)
         return pipeline
 

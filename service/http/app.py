@@ -27,6 +27,7 @@ from service.domain.model_types import ModelTypes
 from service.domain.models import Models
 from service.domain.versions import Versions
 from service.estimators.catalogue import load_catalogue
+from service.estimators.limits import SettingLimits
 from service.http.endpoints import OPERATIONS
 from service.http.metrics import ApiMetrics, MetricsMiddleware
 from service.http.openapi import build_openapi
@@ -48,7 +49,8 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> Starlette:
     metrics = ApiMetrics()
-    catalogue = load_catalogue(settings.models.plugins)
+    limits = SettingLimits.of(msgspec.structs.asdict(settings.models.limits))
+    catalogue = load_catalogue(settings.models.plugins, limits)
     expected_migrations = [m.version for m in discover()]
     # Built here, not in the lifespan, so a bad [auth] or [artifacts] section is a ConfigError
     # before serving.
@@ -79,7 +81,7 @@ def create_app(settings: Settings) -> Starlette:
             versions=Versions(db),
             registry=registry,
             predictor=predictor,
-            datasets=Datasets(db),
+            datasets=Datasets(db, settings.http.spool_dir),
             batch_predictions=BatchPredictions(jobs),
             rate_limits=RateLimits.from_settings(
                 redis, settings.limits, settings.redis.queue_name, metrics

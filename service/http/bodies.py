@@ -1,7 +1,13 @@
-"""Request bodies: content type, the one size limit (enforced while reading), msgspec decoding."""
+"""Request bodies: content type, size limits (enforced while reading), msgspec decoding.
+
+CSV streams into PostgreSQL in constant memory, so it gets the large `http.max_body_bytes`.
+JSON is decoded into Python objects at once, some 30 times its size in memory, so it gets the
+far smaller `http.max_json_bytes` as well.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -12,6 +18,7 @@ from starlette.requests import Request
 from service.domain.errors import BadRequest, FieldError, InvalidInput
 from service.http.problems import HttpProblem
 from service.schemas.errors import split_validation_error
+from service.settings import HttpSettings
 
 T = TypeVar("T")
 
@@ -32,12 +39,13 @@ def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
 class CsvBody:
     """A `text/csv` body, handed to the endpoint unread: it streams into PostgreSQL."""
 
-    def __init__(self, request: Request, limit: int) -> None:
+    def __init__(self, request: Request, limit: int, read_timeout: float) -> None:
         self._request = request
         self._limit = limit
+        self._read_timeout = read_timeout
 
     def chunks(self) -> AsyncIterator[bytes]:
-        return limited_stream(self._request, self._limit)
+        return limited_stream(self._request, self._limit, read_timeout=self._read_timeout)
 
 
 def is_json(request: Request) -> bool:
@@ -48,34 +56,58 @@ def content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
-    """The body as it arrives; 413 as soon as it passes `limit` (or says it will)."""
+async def limited_stream(
+    request: Request, limit: int, what: str = "the body", read_timeout: float | None = None
+) -> AsyncIterator[bytes]:
+    """The body as it arrives; 413 as soon as it passes `limit` (or says it will), 408 when
+    the client sends nothing for `read_timeout` seconds (a stalled client is cut, not waited
+    for: see `service.process.hypercorn_config` for why Hypercorn's own timeout is not it)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)  # before a byte of the body is read
+        raise _too_large(limit, what)  # before a byte of the body is read
     size = 0
-    async for chunk in request.stream():
+    chunks = request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(read_timeout):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise HttpProblem(
+                408, f"the client sent nothing for {read_timeout:g} s (http.read_timeout)"
+            ) from None
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, what)
         if chunk:
             yield chunk
 
 
-def _too_large(limit: int) -> HttpProblem:
-    return HttpProblem(413, f"the body is larger than the limit of {limit} bytes")
+def _too_large(limit: int, what: str) -> HttpProblem:
+    return HttpProblem(413, f"{what} is larger than the limit of {limit} bytes")
 
 
-async def read_body(request: Request, type_: Any, limit: int, csv: bool = False) -> Any:
-    """The declared body decoded from JSON, or (when the operation takes CSV) a `CsvBody`."""
+async def read_body(request: Request, type_: Any, http: HttpSettings, csv: bool = False) -> Any:
+    """The declared body decoded from JSON, or (when the operation takes CSV) a `CsvBody`.
+
+    `http.max_body_bytes` bounds every body; `http.max_json_bytes`, when smaller, a JSON one."""
+    limit = http.max_body_bytes
     if csv and _is_csv(request):
-        return CsvBody(request, limit)
+        return CsvBody(request, limit, http.read_timeout)
     if not is_json(request):
         expected = "application/json or text/csv" if csv else "application/json"
         raise HttpProblem(
             415, f"expected Content-Type {expected}, got '{content_type(request) or 'nothing'}'"
         )
-    raw = b"".join([chunk async for chunk in limited_stream(request, limit)])
+    what = "the body"
+    if http.max_json_bytes < limit:
+        limit = http.max_json_bytes
+        what = "the JSON body (http.max_json_bytes)"
+        if csv:
+            what = "the JSON body (http.max_json_bytes; send large data as text/csv)"
+    chunks = limited_stream(request, limit, what, http.read_timeout)
+    raw = b"".join([chunk async for chunk in chunks])
     request.scope[_RAW_BODY] = raw
     return decode_json(raw, type_)
 

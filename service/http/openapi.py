@@ -14,7 +14,7 @@ from service.http.problems import Problem
 
 _COMMON_ERRORS = (400, 500)
 _SCOPED_ERRORS = (401, 403, 429, 503)  # 429: `limits.rate_per_second`
-_BODY_ERRORS = (413, 415, 422)
+_BODY_ERRORS = (408, 413, 415, 422)
 
 
 def build_openapi(operations: Sequence[Operation], title: str, version: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from http import HTTPStatus
 
 import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
@@ -159,6 +159,13 @@ async def _prediction_timeout(request: Request, exc: Exception) -> Response:
     return problem(request, 504, "the prediction took longer than the configured timeout")
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # Nobody will read this answer: the client disconnected, or stalled past
+    # `http.read_timeout`, mid-body. Not a bug, so no traceback.
+    log.info("the client went away before sending its whole body")
+    return problem(request, 400, "the request body ended early: the client went away")
+
+
 async def _tampered(request: Request, exc: Exception) -> Response:
     svc = getattr(request.state, "services", None)
     if svc is not None:
@@ -175,6 +182,7 @@ def exception_handlers() -> dict[type[Exception] | int, ExceptionHandler]:
         Overloaded: _overloaded,
         PredictionTimeout: _prediction_timeout,
         TamperedArtifact: _tampered,
+        ClientDisconnect: _client_gone,
     }
 
 

@@ -71,8 +71,7 @@ def _dispatcher(methods: dict[str, Operation]) -> Endpoint:
             await svc.rate_limits.check(request.scope, who)
         if op.body is None:
             return await op.endpoint(request)
-        limit = svc.settings.http.max_body_bytes
-        body = await read_body(request, op.body, limit, csv=op.accepts_csv)
+        body = await read_body(request, op.body, svc.settings.http, op.accepts_csv)
         if who is not None and (more := op.body_scopes_of(body)):
             _authorize(request, who, (*op.scopes, *more))
         return await op.endpoint(request, body)

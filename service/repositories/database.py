@@ -71,7 +71,9 @@ def connection_setup(role: str) -> Callable[[asyncpg.Connection], Awaitable[None
         await init_connection(conn)
         if role:
             await conn.execute(f"SET ROLE {quote_ident(role)}")
-        above, name = await conn.fetchrow(_ABOVE_ROW_SECURITY)
+        above, name, login_above, login = await conn.fetchrow(_ABOVE_ROW_SECURITY)
+        if login_above and not _warned:
+            _warn_login(login)
         if above:
             log.error(
                 "refusing to serve as a role that bypasses row-level security; set"
@@ -83,9 +85,23 @@ def connection_setup(role: str) -> Callable[[asyncpg.Connection], Awaitable[None
     return init
 
 
-_ABOVE_ROW_SECURITY = (
-    "SELECT rolsuper OR rolbypassrls, rolname FROM pg_roles WHERE rolname = current_user"
-)
+_ABOVE_ROW_SECURITY = """
+    SELECT r.rolsuper OR r.rolbypassrls, r.rolname, l.rolsuper OR l.rolbypassrls, l.rolname
+    FROM pg_roles r, pg_roles l WHERE r.rolname = current_user AND l.rolname = session_user
+"""
+_warned = False
+
+
+def _warn_login(login: str) -> None:
+    """Fine for development; in production a statement that ran `RESET ROLE` would be back
+    above row-level security, so the login role should be a plain member of the service role."""
+    global _warned
+    _warned = True
+    log.warning(
+        "the database login role is above row-level security; every statement runs as"
+        " database.role, but log in as a plain member of it in production (see README)",
+        extra={"login_role": login},
+    )
 
 
 def quote_ident(name: str) -> str:

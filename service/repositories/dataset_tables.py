@@ -43,13 +43,15 @@ class DatasetTable:
     """The rows of one dataset: `datasets."d_<id>"`.
 
     A table is filled by COPY while it is new (until `DatasetRepository.insert` guards it with
-    its catalogue row's policy, in the same transaction). PostgreSQL refuses COPY into a table
-    under row-level security, so later appends COPY into a temporary twin and move the rows
-    with one INSERT, which the policy checks.
+    its catalogue row's policy and hands it to the `models_datasets` role, in the same
+    transaction). PostgreSQL refuses COPY into a table under row-level security, so later
+    appends COPY into a temporary twin and move the rows with one INSERT, which the policy
+    checks.
     """
 
     def __init__(self, conn: Connection, dataset_id: int) -> None:
         self.conn = conn
+        self.dataset_id = dataset_id
         self.name = table_name(dataset_id)
         self.sql = qualified_name(dataset_id)
         self._new = False
@@ -80,7 +82,8 @@ class DatasetTable:
     async def drop(self) -> None:
         """Waits at most `database.lock_timeout_ms` for readers (an export, a job) to finish."""
         async with busy(self.conn, True):
-            await self.conn.execute(f"DROP TABLE IF EXISTS {self.sql}")
+            # Through the database's function: the service does not own guarded tables.
+            await self.conn.execute("SELECT drop_dataset_table($1)", self.dataset_id)
 
     async def copy_csv(
         self, columns: Sequence[ColumnSpec], source: AsyncIterable[bytes], *, header: bool = True
@@ -153,14 +156,20 @@ class DatasetTable:
             yield [tuple(r.values()) for r in rows]
 
     async def csv_chunks(
-        self, compiled: Compiled, size: int, *, formula_safe: bool = False
+        self,
+        compiled: Compiled,
+        size: int,
+        *,
+        formula_safe: bool = False,
+        idle_seconds: float | None = None,
     ) -> AsyncIterator[bytes]:
         """The query's rows as CSV lines, formatted by PostgreSQL, through a cursor.
 
         Text is always quoted (so an empty string is `""`), null is an empty field, booleans
         are `true`/`false`, timestamps RFC 3339 in UTC. `formula_safe` puts `'` before text
         that a spreadsheet would run as a formula (`FORMULA_STARTS`); numbers are left alone,
-        so -5 in an integer column stays -5.
+        so -5 in an integer column stays -5. `idle_seconds` ends the session (PostgreSQL's
+        `idle_in_transaction_session_timeout`) when no fetch comes for that long.
         """
         aliases = [f"c{i}" for i in range(len(compiled.columns))]
         fields = [
@@ -169,6 +178,11 @@ class DatasetTable:
         ]
         line = " || ',' || ".join(fields)
         sql = f"SELECT {line} FROM ({compiled.sql}) AS q({', '.join(aliases)})"
+        if idle_seconds is not None:
+            # PostgreSQL's own bound on the time the reader may keep the transaction waiting
+            # between two fetches, should the api never come back to it.
+            ms = max(1, round(idle_seconds * 1000))
+            await self.conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {ms}")
         cursor = await self.conn.cursor(sql, *compiled.args)
         while rows := await cursor.fetch(size):
             yield ("\n".join([r[0] for r in rows]) + "\n").encode()

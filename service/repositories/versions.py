@@ -38,6 +38,7 @@ class VersionRow(msgspec.Struct, kw_only=True):
     artifact_sha256: str
     artifact_hmac: str
     artifact_key_id: str | None  # None: signed before key ids (the v1 scheme)
+    artifact_tenant: str | None = None  # the tenant a seal from before tenants names
 
 
 class NewVersion(msgspec.Struct, kw_only=True):
@@ -89,12 +90,22 @@ class VersionRepository:
     async def get_row(self, model_id: int, version: int) -> VersionRow | None:
         row = await self.conn.fetchrow(
             "SELECT tenant, model_id, version, rows, features, feature_kinds, target, classes,"
-            " outputs, batch_ids, artifact_sha256, artifact_hmac, artifact_key_id"
-            " FROM model_versions WHERE model_id = $1 AND version = $2",
+            " outputs, batch_ids, artifact_sha256, artifact_hmac, artifact_key_id,"
+            " artifact_tenant FROM model_versions WHERE model_id = $1 AND version = $2",
             model_id,
             version,
         )
         return None if row is None else msgspec.convert(dict(row), VersionRow)
+
+    async def artifact_size(self, model_id: int, version: int) -> int | None:
+        """The artifact's size in bytes, read from its TOAST pointer (storage EXTERNAL, so
+        uncompressed): the bytes themselves are not read."""
+        size: int | None = await self.conn.fetchval(
+            "SELECT octet_length(data) FROM artifacts WHERE model_id = $1 AND version = $2",
+            model_id,
+            version,
+        )
+        return size
 
     async def artifact(self, model_id: int, version: int) -> bytes | None:
         data: bytes | None = await self.conn.fetchval(
@@ -219,6 +230,13 @@ class BatchRepository:
             older_than_seconds,
         )
         return int(result.split()[-1])
+
+    async def row_total(self, batch_ids: list[int]) -> int:
+        total = await self.conn.fetchval(
+            "SELECT coalesce(sum(row_count), 0) FROM training_batches WHERE id = any($1::bigint[])",
+            batch_ids,
+        )
+        return int(total)
 
     async def data(self, batch_ids: list[int]) -> list[bytes]:
         rows = await self.conn.fetch(

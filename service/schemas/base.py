@@ -15,8 +15,10 @@ class ApiStruct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     """
 
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-"""Names of models and datasets (API.md): no `/`, no spaces, nothing a path could confuse."""
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}(?!\n)$"
+"""Names of models and datasets (API.md): no `/`, no spaces, nothing a path could confuse.
+`(?!\n)`: Python's `$` also matches before a final newline, and msgspec searches the pattern,
+so without it `"iris\n"` would be a name (one no path could reach)."""
 
 Name = Annotated[
     str,

@@ -1,9 +1,9 @@
 """Micro-batching: concurrent predictions for one (model, version, output) share estimator calls.
 
-Each lane (one per model, version and output) runs at most `concurrency` estimator calls at a
-time. A request that finds a free slot runs at once, alone, so a lone request never waits;
-requests that arrive while every slot is busy queue in the lane and leave together, as one
-stacked call of up to `max_rows` rows, as soon as a slot frees. Under load this turns many
+At most `concurrency` estimator calls run at a time, over all lanes (one lane per model, version
+and output). A request that finds a free thread runs at once, alone, so a lone request never
+waits; requests that arrive while every thread is busy queue in their lane and leave together,
+as one stacked call of up to `max_rows` rows, as soon as a thread frees. Under load this turns many
 small calls (whose cost is mostly per-call overhead: a forest walks every tree once per call)
 into few large ones. `max_wait` > 0 additionally holds a call that found a free slot for up to
 that long, hoping for company; it is 0 by default, because the measurements say the queueing
@@ -33,17 +33,26 @@ class _Request:
     rows: Any
     future: asyncio.Future[list[Any]]
     size: int
+    taken: bool = False  # in a call (on a thread), no longer waiting
 
 
 @dataclass
 class _Lane:
     max_rows: int
+    prepare: Prepare
+    apply: Apply
     active: int = 0
     pending: list[_Request] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
 
 
 class Batcher:
+    """`busy` counts estimator calls from launch until their thread returns, including calls
+    whose callers gave up (timed out): the thread is still working, so no new call is started
+    in its place. Calls are launched only onto a free thread, never queued in the pool, so the
+    pool's own queue stays empty and `waiting` (requests in lanes) is all the backlog there is.
+    """
+
     def __init__(
         self,
         pool: concurrent.futures.Executor,
@@ -58,6 +67,12 @@ class Batcher:
         self._lanes: dict[Hashable, _Lane] = {}
         self.calls = 0  # estimator calls made, for tests and metrics
         self.requests = 0
+        self.busy = 0  # threads running an estimator call, until the call really returns
+        self.waiting = 0  # requests queued in lanes, not yet in a call
+
+    @property
+    def saturated(self) -> bool:
+        return self.busy >= self.concurrency
 
     async def submit(
         self,
@@ -70,43 +85,55 @@ class Batcher:
     ) -> list[Any]:
         """`max_rows` overrides the batcher's limit for this lane (set per model type)."""
         loop = asyncio.get_running_loop()
-        lane = self._lanes.setdefault(key, _Lane(max_rows=max_rows or self.max_rows))
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane(max_rows or self.max_rows, prepare, apply)
         request = _Request(rows, loop.create_future(), size)
         lane.pending.append(request)
         self.requests += 1
-        if lane.active < self.concurrency:
+        self.waiting += 1
+        if not self.saturated:
             if self.max_wait > 0 and sum(r.size for r in lane.pending) < lane.max_rows:
                 if lane.timer is None:
-                    lane.timer = loop.call_later(
-                        self.max_wait, self._launch, key, lane, prepare, apply
-                    )
+                    lane.timer = loop.call_later(self.max_wait, self._launch, key, lane)
             else:
-                self._launch(key, lane, prepare, apply)
-        return await request.future
+                self._launch(key, lane)
+        try:
+            return await request.future
+        finally:
+            if not request.taken:  # its caller gave up while it waited: it waits no more
+                request.taken = True
+                lane.pending.remove(request)
+                self.waiting -= 1
+                self._drop_if_idle(key, lane)
 
-    def _launch(self, key: Hashable, lane: _Lane, prepare: Prepare, apply: Apply) -> None:
+    def _launch(self, key: Hashable, lane: _Lane) -> None:
         if lane.timer is not None:
             lane.timer.cancel()
             lane.timer = None
+        if self.saturated:
+            return  # launched when a thread frees (`_finished`)
         batch = self._take(lane)
         if not batch:
+            self._drop_if_idle(key, lane)
             return
         lane.active += 1
+        self.busy += 1
         self.calls += 1
+        if self._lanes.get(key) is lane:  # to the end: the order of last launch
+            self._lanes[key] = self._lanes.pop(key)
         future = asyncio.get_running_loop().run_in_executor(
-            self.pool, _run_batch, [r.rows for r in batch], prepare, apply
+            self.pool, _run_batch, [r.rows for r in batch], lane.prepare, lane.apply
         )
-        future.add_done_callback(
-            lambda done: self._finished(key, lane, batch, done, prepare, apply)
-        )
+        future.add_done_callback(lambda done: self._finished(key, lane, batch, done))
 
     def _take(self, lane: _Lane) -> list[_Request]:
         batch: list[_Request] = []
         rows = 0
         while lane.pending and (not batch or rows + lane.pending[0].size <= lane.max_rows):
             request = lane.pending.pop(0)
-            if request.future.done():  # its caller gave up (timeout)
-                continue
+            request.taken = True
+            self.waiting -= 1
             batch.append(request)
             rows += request.size
         return batch
@@ -117,14 +144,13 @@ class Batcher:
         lane: _Lane,
         batch: list[_Request],
         done: asyncio.Future[list[Any]],
-        prepare: Prepare,
-        apply: Apply,
     ) -> None:
         lane.active -= 1
+        self.busy -= 1
         error = done.exception()
         results = None if error is not None else done.result()
         for i, request in enumerate(batch):
-            if request.future.done():
+            if request.future.done():  # its caller gave up
                 continue
             if error is not None:
                 request.future.set_exception(error)
@@ -135,10 +161,18 @@ class Batcher:
                     request.future.set_exception(outcome)
                 else:
                     request.future.set_result(outcome)
-        if lane.pending:
-            self._launch(key, lane, prepare, apply)
-        elif lane.active == 0:
-            self._lanes.pop(key, None)
+        # The freed thread goes to the lane that has waited longest since its last call (lanes
+        # are kept in that order), so one busy model cannot starve the others.
+        self._drop_if_idle(key, lane)
+        for other_key, other in list(self._lanes.items()):
+            if other.pending and other.timer is None:
+                self._launch(other_key, other)
+                return
+
+    def _drop_if_idle(self, key: Hashable, lane: _Lane) -> None:
+        idle = not lane.pending and lane.active == 0 and lane.timer is None
+        if idle and self._lanes.get(key) is lane:
+            del self._lanes[key]
 
 
 def _run_batch(parts: list[Any], prepare: Prepare, apply: Apply) -> list[Any]:

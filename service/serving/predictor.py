@@ -1,9 +1,11 @@
 """Online predictions: decode rows, run the estimator off the event loop, encode the answer.
 
 Estimator calls run on a small thread pool (scikit-learn releases the GIL in its numeric
-kernels); at most `models.predict_queue` calls may wait for a thread, beyond which requests are
-refused with 503 rather than queued without bound, and a call that takes longer than
-`http.predict_timeout` is answered 504.
+kernels). A thread counts as busy until its call really returns, also after the caller was
+answered 504 for taking longer than `http.predict_timeout` (Python cannot stop a thread), so a
+slow model's abandoned calls keep their threads and newcomers wait instead of piling up behind
+them. While every thread is busy at most `models.predict_queue` requests wait; beyond that
+they are refused with 503 rather than queued without bound.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from service.settings import Settings
 
 
 class Overloaded(Exception):
-    """Too many predictions are waiting for a thread."""
+    """Every prediction thread is busy and `models.predict_queue` requests already wait."""
 
 
 class PredictionTimeout(Exception):
@@ -49,7 +51,6 @@ class Predictor:
         )
         self.max_rows_by_type = settings.models.batch_max_rows_by_type
         self.max_rows = settings.limits.max_predict_rows
-        self.waiting = 0
 
     async def predict(self, tenant: str, name: str, body: PredictRequest) -> PredictResponse:
         size = _size_of(body)
@@ -65,9 +66,8 @@ class Predictor:
         self, model: LoadedModel, body: PredictRequest, size: int, output: str
     ) -> list[Any]:
         check_output(model.estimator, output)
-        if self.waiting >= self.max_waiting:
+        if self.batcher.saturated and self.batcher.waiting >= self.max_waiting:
             raise Overloaded()
-        self.waiting += 1
         try:
             prepare = functools.partial(_prepare, model)
             apply = functools.partial(_apply_json, model.estimator, output)
@@ -77,8 +77,6 @@ class Predictor:
             return await asyncio.wait_for(call, self.timeout)
         except TimeoutError:
             raise PredictionTimeout() from None
-        finally:
-            self.waiting -= 1
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

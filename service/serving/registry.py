@@ -3,9 +3,13 @@ trip per request.
 
 `current` maps a (tenant, model name) to its id and current version; `models` caches loaded
 estimators by (model id, version): versions are immutable, so the pair names one artifact, whose
-sha256 and HMAC tag are checked when it is loaded. Both are dropped for a model when PostgreSQL
-says it changed (`NOTIFY model_changed`), and entirely after the listening connection was lost,
-since notifications may have been missed meanwhile.
+sha256 and HMAC tag are checked when it is loaded. An artifact larger than the whole cache is
+never read nor unpickled (its size is known from the database first): the version is refused
+with a 409, and its size remembered, so later requests are refused at once.
+
+Both caches are dropped for a model when PostgreSQL says it changed (`NOTIFY model_changed`), and
+entirely after the listening connection was lost, since notifications may have been missed
+meanwhile.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from service.artifacts import signing
 from service.artifacts.keys import Keyring
-from service.artifacts.store import ArtifactStore
+from service.artifacts.store import ArtifactStore, unpickle
 from service.domain.errors import Conflict, NotFound
 from service.estimators.model_type import default_output
 from service.repositories.database import OUTAGE_ERRORS, Database
@@ -30,6 +34,18 @@ from service.serving.cache import ByteBudgetCache
 log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 10.0
+TOO_LARGE_REMEMBERED = 1024  # versions whose size is remembered as too large, newest kept
+
+
+class ModelTooLarge(Conflict):
+    """A version's artifact is larger than the api's whole model cache (`models.cache_bytes`)."""
+
+    def __init__(self, name: str, version: int, size: int, budget: int) -> None:
+        super().__init__(
+            f"version {version} of model '{name}' is {size} bytes, more than the api's whole"
+            f" model cache (models.cache_bytes = {budget}), so it is not served online; use a"
+            " batch prediction job, or have the operator raise models.cache_bytes"
+        )
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,7 @@ class ModelRegistry:
         self.artifacts = ArtifactStore(db, keys)
         self.models: ByteBudgetCache[LoadedModel] = ByteBudgetCache(cache_bytes)
         self.current: dict[tuple[str, str], Current] = {}
+        self.too_large: dict[tuple[int, int], int] = {}  # (model id, version) -> bytes
         # Bumped by every invalidation: a read that started before one must not be cached,
         # or a notification that arrived mid-read would be undone.
         self.generation = 0
@@ -73,6 +90,9 @@ class ModelRegistry:
         found = self.models.get(key)
         if found is not None:
             return found
+        size = self.too_large.get(key)
+        if size is not None:
+            raise ModelTooLarge(name, wanted, size, self.models.max_bytes)
         return await self.models.get_or_load(key, lambda: self._load(name, current, wanted))
 
     async def _read_current(self, tenant: str, name: str) -> Current:
@@ -87,29 +107,45 @@ class ModelRegistry:
         return current
 
     async def _load(self, name: str, current: Current, version: int) -> tuple[LoadedModel, int]:
+        # Sized before it is read: an artifact too large for the cache could be too large for
+        # the api's memory too.
+        stored_size = await self.artifacts.size(current.model_id, version)
+        if stored_size is not None and stored_size > self.models.max_bytes:
+            self._remember_too_large((current.model_id, version), stored_size)
+            raise ModelTooLarge(name, version, stored_size, self.models.max_bytes)
         try:
-            loaded = await self.artifacts.load(current.model_id, version)
+            found = await self.artifacts.fetch(current.model_id, version)  # verified bytes
         except signing.TamperedArtifact:
             log.error(
                 "artifact failed verification; refusing to load it",
                 extra={"model": name, "version": version},
             )
             raise
-        if loaded is None:
+        if found is None:
             raise NotFound(f"model '{name}' has no version {version}")
-        row = loaded.version
+        size = len(found.data)
+        if size > self.models.max_bytes:
+            self._remember_too_large((current.model_id, version), size)
+            raise ModelTooLarge(name, version, size, self.models.max_bytes)
+        estimator = await asyncio.to_thread(unpickle, found.data)
+        row = found.version
         model = LoadedModel(
             name,
             current.model_type,
             current.model_id,
             version,
-            loaded.estimator,
+            estimator,
             row.features,
             row.feature_kinds,
             row.outputs,
             default_output(row.outputs),
         )
-        return model, loaded.size
+        return model, size
+
+    def _remember_too_large(self, key: tuple[int, int], size: int) -> None:
+        self.too_large[key] = size
+        while len(self.too_large) > TOO_LARGE_REMEMBERED:
+            del self.too_large[next(iter(self.too_large))]
 
     # -- invalidation -------------------------------------------------------------------------
 

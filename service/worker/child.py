@@ -22,6 +22,8 @@ from multiprocessing.process import BaseProcess
 from typing import Protocol, cast
 
 from service.process import die_with_parent
+from service.worker import limits as child_limits
+from service.worker.limits import ChildLimits
 
 _context: ForkServerContext | None = None
 PRELOAD = ["service.worker.fitting"]
@@ -32,7 +34,12 @@ Note = Callable[[bytes], None]
 
 
 class ChildDied(Exception):
-    """The child exited without replying (killed, out of memory, crashed)."""
+    """The child exited without replying (killed, out of memory, crashed); `exitcode` is
+    minus the signal that ended it, if one did."""
+
+    def __init__(self, message: str, exitcode: int | None) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
 
 
 def context() -> ForkServerContext:
@@ -73,10 +80,14 @@ def stop_forkserver() -> None:
     cast(_Stoppable, resource_tracker._resource_tracker)._stop()
 
 
-def _child_main(target: str, conn: multiprocessing.connection.Connection) -> None:
+def _child_main(
+    target: str, conn: multiprocessing.connection.Connection, limits: ChildLimits | None
+) -> None:
     die_with_parent(signal.SIGKILL)  # the forkserver, and so the worker, is gone: stop at once
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when children stop
+    if limits is not None:
+        child_limits.apply(limits)
     module, _, name = target.rpartition(".")
     function: Callable[[bytes, Note], bytes] = getattr(importlib.import_module(module), name)
     request = conn.recv_bytes()
@@ -90,14 +101,16 @@ async def run_in_child(
     request: bytes,
     on_start: Callable[[int], Awaitable[None]] | None = None,
     on_note: Callable[[bytes], Awaitable[None]] | None = None,
+    limits: ChildLimits | None = None,
 ) -> bytes:
-    """Calls `target(request, note) -> bytes` (a dotted function name) in a child process;
-    each `note(bytes)` the target sends reaches `on_note` while the child goes on.
+    """Calls `target(request, note) -> bytes` (a dotted function name) in a child process
+    under `limits`; each `note(bytes)` the target sends reaches `on_note` while the child goes
+    on.
 
     Cancelling the awaiting task kills the child at once.
     """
     parent_end, child_end = context().Pipe()
-    process = context().Process(target=_child_main, args=(target, child_end), daemon=True)
+    process = context().Process(target=_child_main, args=(target, child_end, limits), daemon=True)
     await asyncio.to_thread(process.start)
     child_end.close()
     try:
@@ -110,7 +123,8 @@ async def run_in_child(
                     await on_note(frame[1:])
         except EOFError:
             await asyncio.to_thread(process.join, 5)
-            raise ChildDied(f"the training process exited with code {process.exitcode}") from None
+            code = process.exitcode
+            raise ChildDied(f"the training process exited with code {code}", code) from None
         return frame[1:]
     finally:
         # The pipe is left to the garbage collector: a reader thread may still hold it until

@@ -33,8 +33,9 @@ class WorkerContext:
         services = await JobServices.start(settings)
         redis = connect_redis(settings.redis)
         queue = JobQueue(redis, settings.redis.queue_name)
-        runner = JobRunner(services, settings, worker_id)
-        context = cls(settings, services, redis, WorkerMetrics(), runner)
+        metrics = WorkerMetrics()
+        runner = JobRunner(services, settings, worker_id, metrics)
+        context = cls(settings, services, redis, metrics, runner)
         context.warm_up_task = asyncio.create_task(asyncio.to_thread(child.warm_up))
         if sweep:
             sweeper = Sweeper(services.sweeps, queue, settings.worker)

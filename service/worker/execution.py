@@ -25,9 +25,12 @@ from service.domain.job_services import JobServices
 from service.domain.job_specs import BatchPredictSpec, ClaimedJob, FitSpec
 from service.estimators.phases import PROGRESS, Phase
 from service.settings import Settings
+from service.worker import limits
 from service.worker.child import ChildDied, run_in_child
 from service.worker.errors import RetryLater
 from service.worker.fitting import FitOutcome, FitRequest
+from service.worker.limits import ChildLimits
+from service.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,14 @@ FIT_TARGET = "service.worker.fitting.fit_in_child"
 
 
 class JobRunner:
-    def __init__(self, services: JobServices, settings: Settings, worker: str) -> None:
+    def __init__(
+        self,
+        services: JobServices,
+        settings: Settings,
+        worker: str,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        self.metrics = metrics
         self.services = services
         self.runs = services.runs
         self.settings = settings
@@ -132,18 +142,35 @@ class JobRunner:
             eval_min_rows=worker.eval_min_rows,
             eval_max_rows=worker.eval_max_rows or None,
             plugins=self.settings.models.plugins,
+            threads=worker.fit_threads,
+            limits=msgspec.structs.asdict(self.settings.models.limits),
         )
-        reply = await run_in_child(
-            FIT_TARGET,
-            msgspec.msgpack.encode(request),
-            lambda pid: self.runs.record_child(job.id, pid),
-            lambda note: self._enter(job, Phase(note.decode())),
-        )
+        try:
+            reply = await run_in_child(
+                FIT_TARGET,
+                msgspec.msgpack.encode(request),
+                lambda pid: self.runs.record_child(job.id, pid),
+                lambda note: self._enter(job, Phase(note.decode())),
+                limits=ChildLimits.of(worker),
+            )
+        except ChildDied as exc:
+            kind = limits.exit_kind(exc.exitcode)
+            if kind is None:
+                raise
+            raise self._limit_hit(kind) from exc
         outcome = msgspec.msgpack.decode(reply, type=FitOutcome)
+        if outcome.error_type == limits.RESOURCE_LIMIT:
+            raise self._limit_hit(outcome.limit)
         if not outcome.ok:
             raise GiveUp(outcome.error_type, outcome.message)
         await self._enter(job, Phase.STORING)
         await fits.record(job, spec, outcome, inputs)
+
+    def _limit_hit(self, kind: str) -> GiveUp:
+        """The failure of a fit that hit a limit of its child process: never retried."""
+        if self.metrics is not None:
+            self.metrics.fit_limits.labels(kind).inc()
+        return GiveUp(limits.RESOURCE_LIMIT, limits.message(kind, self.settings.worker))
 
     async def _enter(self, job: ClaimedJob, phase: Phase) -> None:
         """The job's `progress` as `phase` starts; progress is news, never worth failing for."""

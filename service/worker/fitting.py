@@ -9,6 +9,7 @@ module warms the model-type discovery, so forkserver children start ready.
 
 from __future__ import annotations
 
+import errno
 import io
 import traceback
 from typing import Any
@@ -21,11 +22,13 @@ from service.domain import batches
 from service.domain.errors import DomainError
 from service.domain.job_specs import FittedVersion, PreviousVersion
 from service.estimators.catalogue import load_catalogue
+from service.estimators.limits import SettingLimits
 from service.estimators.phases import Phase, PhaseReport
 from service.estimators.predicting import offered_outputs
 from service.estimators.table import Table
 from service.estimators.training import FitResult, fit_model, library_versions, update_model
 from service.worker.child import Note
+from service.worker.limits import RESOURCE_LIMIT
 
 
 class FitRequest(msgspec.Struct, kw_only=True):
@@ -41,6 +44,8 @@ class FitRequest(msgspec.Struct, kw_only=True):
     eval_min_rows: int = 20
     eval_max_rows: int | None = None
     plugins: list[str] = msgspec.field(default_factory=list)
+    threads: int | None = None  # the cap on BLAS/OpenMP threads and `n_jobs`
+    limits: dict[str, int] = msgspec.field(default_factory=dict)  # `[models.limits]`
 
 
 class FitOutcome(FittedVersion, kw_only=True):
@@ -49,6 +54,7 @@ class FitOutcome(FittedVersion, kw_only=True):
     ok: bool
     error_type: str = ""
     message: str = ""
+    limit: str = ""  # with error_type "resource_limit": "memory" or "processes"
 
 
 class _Previous(PreviousVersion, frozen=True, kw_only=True):
@@ -64,18 +70,31 @@ load_catalogue()  # warm the discovery (about two seconds) once, in the forkserv
 
 
 def fit_in_child(raw: bytes, note: Note) -> bytes:
-    request = _decoder.decode(raw)
-
     def on_phase(phase: Phase) -> None:
         note(phase.value.encode())
 
     try:
+        return _fitted(_decoder.decode(raw), on_phase)
+    except Exception as exc:
+        limit = _limit_hit(exc)
+        if limit is None:
+            raise
+        # Most of what the fit held is garbage now: enough room to reply.
+        return _encoder.encode(FitOutcome(ok=False, error_type=RESOURCE_LIMIT, limit=limit))
+
+
+def _fitted(request: FitRequest, on_phase: PhaseReport) -> bytes:
+    try:
         result = _fit(request, on_phase)
     except DomainError as exc:
+        if _limit_hit(exc) is not None:
+            raise
         return _encoder.encode(
             FitOutcome(ok=False, error_type=type(exc).__name__, message=_describe(exc))
         )
-    except Exception:  # deterministic, so failing beats retrying; the worker's log has why
+    except Exception as exc:  # deterministic, so failing beats retrying; the worker's log has why
+        if _limit_hit(exc) is not None:
+            raise
         traceback.print_exc()
         message = "training failed because of an internal error; it has been logged"
         return _encoder.encode(FitOutcome(ok=False, error_type="InternalError", message=message))
@@ -112,6 +131,7 @@ def _fit(request: FitRequest, on_phase: PhaseReport) -> FitResult:
             eval_fraction=request.eval_fraction,
             eval_min_rows=request.eval_min_rows,
             eval_max_rows=request.eval_max_rows,
+            threads=request.threads,
             on_phase=on_phase,
         )
     return fit_model(
@@ -120,13 +140,30 @@ def _fit(request: FitRequest, on_phase: PhaseReport) -> FitResult:
         request.features,
         request.target,
         table,
-        catalogue=load_catalogue(request.plugins),
+        catalogue=load_catalogue(request.plugins, SettingLimits.of(request.limits)),
         fit_params=request.parameters,
         eval_fraction=request.eval_fraction,
         eval_min_rows=request.eval_min_rows,
         eval_max_rows=request.eval_max_rows,
+        threads=request.threads,
         on_phase=on_phase,
     )
+
+
+def _limit_hit(exc: BaseException) -> str | None:
+    """Which child limit `exc` (or an exception it came from) shows was hit, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MemoryError):
+            return "memory"
+        if isinstance(current, RuntimeError) and "can't start new thread" in str(current):
+            return "processes"
+        if isinstance(current, OSError) and current.errno == errno.EAGAIN:
+            return "processes"  # fork or clone refused
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _describe(exc: DomainError) -> str:

@@ -29,6 +29,13 @@ class WorkerMetrics:
             buckets=JOB_BUCKETS,
             registry=self.registry,
         )
+        self.fit_limits = Counter(
+            "worker_fit_limits_total",
+            "Fits that hit a limit of their child process, by limit: memory, cpu, processes, "
+            "or killed (SIGKILL, most likely the out-of-memory killer).",
+            ["limit"],
+            registry=self.registry,
+        )
         self.artifact_rejections = Counter(
             "artifact_verification_failures_total",
             "Artifacts refused because their HMAC tag did not match.",

@@ -80,3 +80,22 @@ async def test_a_request_that_breaks_the_batch_fails_alone() -> None:
     with pytest.raises(ValueError, match="negative"):
         await bad
     pool.shutdown()
+
+
+async def test_threads_are_shared_by_all_lanes_and_a_caller_who_gives_up_leaves_nothing() -> None:
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    batcher = Batcher(pool, concurrency=1, max_rows=100, max_wait=0)
+    recorder = Recorder()
+    held = asyncio.ensure_future(batcher.submit("a", [[1.0]], 1, prepare, recorder.apply))
+    await wait_until(lambda: batcher.busy == 1, 10, "the first call to take the only thread")
+    with pytest.raises(TimeoutError):  # another model's request waits for the thread
+        await asyncio.wait_for(batcher.submit("b", [[2.0]], 1, prepare, recorder.apply), 0.05)
+    assert batcher.calls == 1 and batcher.waiting == 0  # it left no trace behind
+    held.cancel()  # the first caller gives up too; its thread goes on
+    assert batcher.busy == 1
+    later = asyncio.ensure_future(batcher.submit("b", [[3.0]], 1, prepare, recorder.apply))
+    await wait_until(lambda: batcher.waiting == 1, 10, "the next request to wait")
+    recorder.gate.set()
+    assert await later == [6.0]
+    assert batcher.calls == 2 and batcher.busy == 0 and recorder.sizes == [1, 1]
+    pool.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import httpx2
 import msgspec
 import pytest
@@ -14,6 +15,7 @@ from tests.factories import (
     AppClient,
     ClientFactory,
     Worker,
+    burst_worker,
     json_of,
     make_model,
     run_job,
@@ -21,6 +23,7 @@ from tests.factories import (
     wait_until,
 )
 from tests.iris import IRIS_FEATURES, iris_records
+from tests.serving import plugin_held
 
 pytestmark = pytest.mark.anyio
 
@@ -125,41 +128,54 @@ async def test_a_bad_request_in_a_batch_fails_alone(
     assert "x" in json_of(responses[30])["errors"][0]["loc"]
 
 
-async def test_timeout_is_504_and_full_queue_is_503(
-    client_factory: ClientFactory, settings: Settings, run_worker: Worker
-) -> None:
-    limited = msgspec.structs.replace(
+def with_held_plugin(settings: Settings, **models: Any) -> Settings:
+    return msgspec.structs.replace(
         settings,
-        http=msgspec.structs.replace(settings.http, predict_timeout=0.05),
-        models=msgspec.structs.replace(settings.models, predict_queue=2, predict_threads=1),
-        limits=msgspec.structs.replace(settings.limits, max_predict_rows=20_000),
+        http=msgspec.structs.replace(settings.http, predict_timeout=2.0),
+        models=msgspec.structs.replace(settings.models, plugins=[plugin_held.__name__], **models),
     )
-    client = await client_factory(limited)
-    await make_model(
-        client,
-        "forest",
-        "sklearn.ensemble.RandomForestRegressor",
-        target="y",
-        settings={"n_estimators": 300},
-    )
-    await submit(
-        client,
-        "forest",
-        "train",
-        {"data": [{"x": float(i), "y": float(i % 7)} for i in range(300)]},
-    )
-    await run_worker()
-    big = {"data": [{"x": float(i)} for i in range(20_000)]}
-    responses = await asyncio.gather(
-        *(client.post("/models/forest/predict", json=big) for _ in range(6))
-    )
-    statuses = sorted(r.status_code for r in responses)
-    assert 504 in statuses and 503 in statuses, statuses
-    overloaded = next(r for r in responses if r.status_code == 503)
-    assert overloaded.headers["retry-after"]
-    assert (
-        json_of(next(r for r in responses if r.status_code == 504))["type"] == "/problems/timeout"
-    )
+
+
+async def test_a_timed_out_prediction_keeps_its_thread_busy_until_it_really_returns(
+    client_factory: ClientFactory, settings: Settings
+) -> None:
+    """One thread, one waiting place. A held prediction times out (504) but its thread stays
+    counted busy: a request for another model waits instead of being queued behind it on the
+    pool, the next is refused at once (503), and nothing runs until the thread returns."""
+    held = with_held_plugin(settings, predict_threads=1, predict_queue=1)
+    client = await client_factory(held)
+    batcher = client.services.predictor.batcher
+    rows = {"data": [{"x": float(x), "y": 1.0} for x in range(30)]}
+    for name in ("a", "b"):
+        await make_model(client, name, plugin_held.NAME, target="y")
+        await submit(client, name, "train", rows)
+    await burst_worker(held)()
+    one = {"data": [{"x": 1.0}]}
+    plugin_held.HOLD.set()
+    try:
+        timed_out = await client.post("/models/a/predict", json=one)
+        assert timed_out.status_code == 504
+        assert json_of(timed_out)["type"] == "/problems/timeout"
+        assert batcher.busy == 1  # answered, and its thread still counted busy
+        await wait_until(lambda: plugin_held.running == 1, 10, "the held call to be running")
+        waiting = asyncio.ensure_future(client.post("/models/b/predict", json=one))
+        await wait_until(lambda: batcher.waiting == 1, 10, "the request for b to wait")
+        assert batcher.calls == 1  # b waits for the thread, not in the pool's queue
+        refused = await client.post("/models/a/predict", json=one)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"]
+        assert (await waiting).status_code == 504
+        assert batcher.waiting == 0 and batcher.busy == 1 and batcher.calls == 1
+        plugin_held.RELEASE.set()
+        await wait_until(lambda: batcher.busy == 0, 30, "the held call to return")
+        plugin_held.HOLD.clear()
+        for name in ("a", "b"):
+            answered = await client.post(f"/models/{name}/predict", json=one)
+            assert answered.status_code == 200, answered.text
+    finally:
+        plugin_held.RELEASE.set()
+        plugin_held.HOLD.clear()
+    plugin_held.RELEASE.clear()
 
 
 async def test_every_output_kind(client: httpx2.AsyncClient, run_worker: Worker) -> None:
@@ -228,3 +244,26 @@ async def test_missing_columns_and_both_forms(
         "/models/lin/predict", json={"data": [{"x": 1.0}], "version": 7}
     )
     assert unknown_version.status_code == 404
+
+
+async def test_a_version_larger_than_the_cache_is_a_409_without_reading_it(
+    client_factory: ClientFactory, settings: Settings, raw: asyncpg.Connection
+) -> None:
+    tiny = msgspec.structs.replace(
+        settings, models=msgspec.structs.replace(settings.models, cache_bytes=100)
+    )
+    client = await client_factory(tiny)
+    await train_line(client, burst_worker(tiny), "lin", 2.0)
+    # Tampered bytes would be a 500 if they were read (verified); sized only, they are not.
+    await raw.execute("UPDATE artifacts SET data = data || '\\x00'::bytea")
+    responses = await asyncio.gather(
+        *(client.post("/models/lin/predict", json={"data": [{"x": 1.0}]}) for _ in range(20))
+    )
+    assert {r.status_code for r in responses} == {409}
+    detail = json_of(responses[0])["detail"]
+    assert "models.cache_bytes = 100" in detail and "version 1" in detail
+    assert client.services.registry.models.loads == 0
+    # Gone from the database, the artifact would now be a 404: the answer proves it is not read.
+    await raw.execute("DELETE FROM artifacts")
+    again = await client.post("/models/lin/predict", json={"data": [{"x": 1.0}]})
+    assert again.status_code == 409, again.text

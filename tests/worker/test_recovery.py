@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import httpx2
+import msgspec
 import pytest
 import redis as sync_redis
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 SLOW_FOREST = {"n_estimators": 400, "max_depth": 12, "n_jobs": 1}
 # Far more trees than a fit could grow within any of the tests' deadlines: a fit that ends
-# before its deadline was stopped, it did not finish.
+# before its deadline was stopped, it did not finish. Beyond models.limits, raised here.
 ENDLESS_FOREST = {**SLOW_FOREST, "n_estimators": 100_000}
 
 
@@ -46,6 +47,14 @@ async def job_row(database_url: str, job_id: str) -> asyncpg.Record:
         return row
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    limits = msgspec.structs.replace(settings.models.limits, n_estimators=100_000)
+    return msgspec.structs.replace(
+        settings, models=msgspec.structs.replace(settings.models, limits=limits)
+    )
 
 
 @pytest.fixture

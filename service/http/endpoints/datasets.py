@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from service.domain.errors import BadRequest, FieldError
 from service.http import examples
@@ -22,6 +22,7 @@ from service.http.params import (
 from service.http.responses import json_response
 from service.http.routes import principal_of
 from service.http.state import services
+from service.http.streaming import BoundedStreamingResponse
 from service.query import parse_query
 from service.query.limits import INT64_MAX
 from service.schemas.datasets import DatasetCreate, DatasetOut, Deleted, Inserted, RowsAppend
@@ -142,10 +143,15 @@ async def query_dataset_rows(request: Request) -> Response:
         max_limit=INT64_MAX,
         extra_allowed=(CSV_SAFE.name,),
     )
-    chunks = svc.datasets.export_csv(name, query, formula_safe=formula_safe)
+    http = svc.settings.http
+    # PostgreSQL's backstop comes well after the response's own cut (send_timeout).
+    idle = 2 * http.send_timeout + 5
+    chunks = svc.datasets.export_csv(name, query, formula_safe=formula_safe, idle_seconds=idle)
     first = await anext(chunks)  # unknown dataset or bad query: a problem, not a broken stream
-    return StreamingResponse(
+    return BoundedStreamingResponse(
         then(first, chunks),
+        send_timeout=http.send_timeout,
+        deadline=http.export_timeout,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )

@@ -1,5 +1,6 @@
 """CSV ingest: all or nothing on a bad row deep in the file, the end-of-data marker, the body
-limit while streaming, and proof that the body streams into COPY instead of being buffered."""
+limit while streaming, and proof that the body is spooled, not held in memory nor in an open
+transaction, before COPY."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.factories import CSV, ClientFactory, json_of, wait_until
+from tests.factories import CSV, ClientFactory, json_of
 
 pytestmark = pytest.mark.anyio
 
@@ -132,12 +133,15 @@ async def test_body_limit_applies_while_streaming(
     assert json_of(await client.get("/datasets/small"))["rows"] == 10
 
 
-async def test_the_body_streams_into_copy(client: httpx2.AsyncClient, database_url: str) -> None:
-    """While the client is still sending, PostgreSQL is already copying rows; and the request
-    allocates far less Python memory than the body's size."""
+async def test_the_body_is_received_in_full_before_a_transaction_opens(
+    client: httpx2.AsyncClient, database_url: str
+) -> None:
+    """While the client is still sending, the service holds no transaction and copies nothing
+    (a stalled client must not pin a connection and its locks); the body goes to a file, so the
+    request allocates far less Python memory than the body's size."""
     block = b"".join(b"%d,%d.25,some text for row %d\n" % (n, n, n) for n in range(1000))
     blocks = 200  # about 7 MB
-    seen_copying: list[int] = []
+    seen_busy: list[int] = []
     watcher = await asyncpg.connect(database_url)
 
     async def body() -> AsyncIterator[bytes]:
@@ -145,27 +149,22 @@ async def test_the_body_streams_into_copy(client: httpx2.AsyncClient, database_u
         for i in range(blocks):
             yield block
             if i == blocks // 2:
-                seen_copying.append(await copied_so_far())
+                seen_busy.append(await busy_backends())
 
-    async def copied_so_far() -> int:
-        copied = 0
-
-        async def copying() -> bool:
-            nonlocal copied
-            done = await watcher.fetchval(
-                "SELECT max(tuples_processed) FROM pg_stat_progress_copy"
-                " WHERE datname = current_database()"
-            )
-            copied = int(done or 0)
-            return copied > 0
-
-        await wait_until(copying, 30, "COPY to start while the body is half sent")
-        return copied
+    async def busy_backends() -> int:
+        count: int = await watcher.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        )
+        copying: int = await watcher.fetchval(
+            "SELECT count(*) FROM pg_stat_progress_copy WHERE datname = current_database()"
+        )
+        return count + copying
 
     tracemalloc.start()
     try:
         response = await client.post(
-            "/datasets", params={"name": "streamed"}, content=body(), headers=CSV
+            "/datasets", params={"name": "spooled"}, content=body(), headers=CSV
         )
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -173,5 +172,30 @@ async def test_the_body_streams_into_copy(client: httpx2.AsyncClient, database_u
         await watcher.close()
     assert response.status_code == 201, response.text
     assert json_of(response)["rows"] == 1000 * blocks
-    assert seen_copying and seen_copying[0] > 0, "COPY had not started half-way through the body"
+    assert seen_busy == [0], "a transaction was open while the body was still arriving"
     assert peak < len(block) * blocks / 4, f"peak {peak} bytes for a {len(block) * blocks} body"
+
+
+async def test_an_upload_that_cannot_be_spooled_is_a_503_and_stores_nothing(
+    client_factory: ClientFactory, settings: Settings, database_url: str
+) -> None:
+    nowhere = msgspec.structs.replace(
+        settings, http=msgspec.structs.replace(settings.http, spool_dir="/nonexistent/spool")
+    )
+    client = await client_factory(nowhere)
+    body = rows_csv(30_000)
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for i in range(0, len(body), 16_384):
+            yield body[i : i + 16_384]
+
+    response = await client.post(
+        "/datasets", params={"name": "big"}, content=streamed(), headers=CSV
+    )
+    assert response.status_code == 503, response.text
+    assert "http.spool_dir" in json_of(response)["detail"]
+    assert await tables_in_schema(database_url) == 0
+    small = await client.post(
+        "/datasets", params={"name": "small"}, content=rows_csv(10), headers=CSV
+    )
+    assert small.status_code == 201  # small uploads stay in memory

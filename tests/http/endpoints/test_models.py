@@ -53,7 +53,7 @@ async def test_unknown_model_is_404_problem(client: httpx2.AsyncClient) -> None:
     assert "nope" in json_of(response)["detail"]
 
 
-@pytest.mark.parametrize("name", ["..", "a/b", "has space", "-lead", "x" * 129, ""])
+@pytest.mark.parametrize("name", ["..", "a/b", "has space", "-lead", "x" * 129, "", "iris\n"])
 async def test_bad_names_are_422(client: httpx2.AsyncClient, name: str) -> None:
     response = await create(client, name=name)
     assert response.status_code == 422
