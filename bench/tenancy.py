@@ -1,0 +1,442 @@
+"""Issue 11: what tenancy costs a model list and a cached prediction, against the code before it.
+
+Two apis run side by side in one bench run: this tree ("new": row-level security forced, the
+statements under `models_service`, `set_config('app.tenant', …, true)` at the start of every
+transaction) and the commit before tenants ("old", checked out with `git worktree add --detach`
+into the run's temp dir, migrated by its own migrations into its own database, run by its own
+code). Both hold the same caller-visible data: MODELS models inserted with SQL, plus `iris`
+(LogisticRegression) trained through each one's api and worker. The new database also holds a
+second tenant with as many models under the same names, so the policies really filter.
+
+Scenarios (auth disabled on both, so only the database side of tenancy differs): the models
+bench's two-term `where` lists at concurrency 16 and 1, and the cached 1-row `iris` prediction at
+concurrency 1 and 64. Every round runs each scenario on both sides back to back, the order
+alternating between rounds, so drift hits both alike; ratios are new ÷ old per round.
+
+A cached prediction must not touch PostgreSQL: the bench reads `xact_commit + xact_rollback` of
+the new api's database before and after a burst of predictions (and checks that no pooled
+connection ran a statement) and fails unless the delta is 0. The api's change listener runs a
+keepalive `SELECT 1` every 10 s on its own connection; the burst is timed between two of them,
+and a positive control (one `GET /models/iris`) shows that the counter sees the api's reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import asyncpg
+import httpx2
+import msgspec
+
+from bench import api, data, harness
+from bench.common import Config, Section, med, spread
+from bench.load import LoadResult, describe_tool, load
+from bench.models_list import QUERIES
+
+OLD_COMMIT = "73c20e3"  # the last commit before tenants
+OTHER_TENANT = "other"
+LIST_LIMIT = 1.10  # new cost ÷ old cost, lists
+PREDICT_LIMIT = 1.02  # new cost ÷ old cost, cached predictions
+STATS_FLUSH = 1.5  # s: a backend reports its transaction counts at most 1 s after going idle
+KEEPALIVE = 10.0  # s: service/serving/registry.py KEEPALIVE_SECONDS
+
+INSERT_NEW = """
+INSERT INTO models (tenant, name, model_type, title, description, tags, settings, target,
+                    created_by)
+SELECT $3, 'model-' || i, $1, 'Model ' || i, 'bench model number ' || i,
+       ARRAY['t' || (i % 10), 'bench'], '{}'::jsonb, 'y', 'user' || (i % 20)
+FROM generate_series(1, $2) AS i
+"""
+INSERT_OLD = """
+INSERT INTO models (name, model_type, title, description, tags, settings, target, created_by)
+SELECT 'model-' || i, $1, 'Model ' || i, 'bench model number ' || i,
+       ARRAY['t' || (i % 10), 'bench'], '{}'::jsonb, 'y', 'user' || (i % 20)
+FROM generate_series(1, $2) AS i
+"""
+
+
+class TreeProcess(harness.Process):
+    """A `harness.Process` started in another source tree."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], logdir: Path, cwd: Path):
+        self.name = name
+        self.log = logdir / f"{name}.log"
+        with self.log.open("wb") as out:
+            self.popen = subprocess.Popen(
+                argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+            )
+        self.pid = self.popen.pid
+
+
+@dataclass
+class Side:
+    label: str  # "new" or "old"
+    url: str
+    db_name: str
+    db_url: str
+    queue: str
+    api: harness.Process
+    worker: harness.Process
+
+
+@dataclass(frozen=True)
+class Scenario:
+    label: str
+    path: str
+    connections: int
+    body: bytes | None
+    limit: float
+
+
+def _git(*args: str) -> None:
+    subprocess.run(["git", "-C", str(harness.ROOT), *args], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def _old_tree(tmp: Path) -> Iterator[Path]:
+    path = tmp / "old-tree"
+    _git("worktree", "add", "--detach", str(path), OLD_COMMIT)
+    try:
+        yield path
+    finally:
+        _git("worktree", "remove", "--force", str(path))
+        _git("worktree", "prune")
+
+
+async def _start(label: str, tree: Path, servers: harness.Servers, tmp: Path) -> Side:
+    db_name = f"bench_{label}_{secrets.token_hex(5)}"
+    queue = f"bench:{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(servers.postgres)
+    try:
+        await conn.execute(f'CREATE DATABASE "{db_name}"')
+    finally:
+        await conn.close()
+    db_url = harness.with_database(servers.postgres, db_name)
+    env = harness._env(servers, db_url, queue, {})
+    env["PYTHONPATH"] = str(tree)
+    env["SERVICE_WORKER_ID"] = f"bench-{label}-{queue}"
+    migrate = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "migrate",
+        cwd=tree,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await migrate.communicate()
+    if migrate.returncode != 0:
+        raise RuntimeError(f"{label} migrate failed:\n{out.decode(errors='replace')}")
+    python = [sys.executable, "-m", "service"]
+    api_process = TreeProcess(f"api-{label}", [*python, "api"], env, tmp, tree)
+    worker = TreeProcess(f"worker-{label}", [*python, "worker"], env, tmp, tree)
+    url = f"http://127.0.0.1:{env['SERVICE__HTTP__BIND'].rpartition(':')[2]}"
+    side = Side(label, url, db_name, db_url, queue, api_process, worker)
+    await harness.wait_ready(url, [api_process, worker])
+    return side
+
+
+async def _stop(side: Side, servers: harness.Servers) -> None:
+    side.worker.stop()
+    side.api.stop()
+    await harness.drop_database(servers.postgres, side.db_name)
+    harness.delete_queue_keys(servers.redis, side.queue)
+
+
+async def _fill(side: Side, models: int) -> None:
+    """`models` models for the caller (and as many for another tenant on the new side)."""
+    conn = await asyncpg.connect(side.db_url)
+    try:
+        model_type = await conn.fetchval(
+            "SELECT name FROM model_types WHERE name = 'sklearn.linear_model.LinearRegression'"
+        )
+        if model_type is None:
+            raise RuntimeError(f"{side.label}: the api has not synced the model-type catalogue")
+        if side.label == "new":
+            for tenant in ("default", OTHER_TENANT):
+                await conn.execute(INSERT_NEW, model_type, models, tenant)
+        else:
+            await conn.execute(INSERT_OLD, model_type, models)
+        await conn.execute("VACUUM ANALYZE models")  # nothing left for autovacuum mid-run
+    finally:
+        await conn.close()
+
+
+async def _train_iris(side: Side) -> bytes:
+    """Train `iris` through the api and the worker; the 1-row body, already predicted once."""
+    features, target, records = data.iris()
+    body = msgspec.json.encode({"data": data.rows_of(records, features, 1)})
+    async with httpx2.AsyncClient(base_url=side.url, timeout=120) as client:
+        settings = {"max_iter": 1000}
+        model_type = "sklearn.linear_model.LogisticRegression"
+        await api.create_model(client, "iris", model_type, target=target, settings=settings)
+        await api.train(client, "iris", records)
+        response = await client.post(
+            "/models/iris/predict", content=body, headers={"content-type": "application/json"}
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"{side.label} predict: {response.status_code} {response.text}")
+    return body
+
+
+async def _totals(sides: list[Side], paths: list[str], section: Section) -> None:
+    """Both sides answer every list alike: the other tenant's models are filtered out."""
+    async with httpx2.AsyncClient(timeout=60) as client:
+        for path in paths:
+            seen = {}
+            for side in sides:
+                response = await client.get(side.url + path)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{side.label} {path}: {response.status_code}")
+                body = response.json()
+                tenants = {item.get("tenant") for item in body["items"]}
+                if side.label == "new" and tenants != {"default"}:
+                    raise RuntimeError(f"new {path}: items of tenants {tenants}")
+                seen[side.label] = (body["total"], len(body["items"]))
+            if len(set(seen.values())) != 1:
+                raise RuntimeError(f"{path}: the sides disagree: {seen}")
+            total, items = seen["new"]
+            section.line(f"`GET {path}`: total {total}, {items} items on both sides")
+    section.line()
+
+
+def _scenarios(body: bytes) -> list[Scenario]:
+    out = []
+    for label, terms in QUERIES.items():
+        path = f"/models?{urlencode([('limit', '100'), *terms])}"
+        for c in (16, 1):
+            out.append(Scenario(f"list: {label} c{c}", path, c, None, LIST_LIMIT))
+    for c in (1, 64):
+        out.append(
+            Scenario(f"iris predict 1 row c{c}", "/models/iris/predict", c, body, PREDICT_LIMIT)
+        )
+    return out
+
+
+async def _measure(
+    sides: list[Side], scenarios: list[Scenario], config: Config
+) -> dict[tuple[str, str], list[LoadResult]]:
+    for s in scenarios:
+        for side in sides:
+            await load(
+                side.url + s.path, connections=s.connections, seconds=config.warmup, body=s.body
+            )
+    results: dict[tuple[str, str], list[LoadResult]] = {}
+    for rep in range(config.reps):
+        for s in scenarios:
+            for side in sides if rep % 2 == 0 else sides[::-1]:
+                r = await load(
+                    side.url + s.path,
+                    connections=s.connections,
+                    seconds=config.seconds,
+                    body=s.body,
+                )
+                results.setdefault((s.label, side.label), []).append(r)
+                print(
+                    f"  round {rep + 1}: {side.label} {s.label:44} {r.rps:8.1f} req/s"
+                    f"  p50 {r.p50_ms:7.2f} ms  errors {r.errors}",
+                    flush=True,
+                )
+    return results
+
+
+# --- "must not touch PostgreSQL" ----------------------------------------------------------------
+
+
+async def _xacts(conn: asyncpg.Connection, db_name: str) -> int:
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    value = await conn.fetchval(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1", db_name
+    )
+    return int(value)
+
+
+async def _backends(conn: asyncpg.Connection, db_name: str) -> dict[int, tuple[object, str]]:
+    """Every client backend of the database: pid → (last statement's start, its text)."""
+    rows = await conn.fetch(
+        "SELECT pid, query_start, query FROM pg_stat_activity"
+        " WHERE datname = $1 AND backend_type = 'client backend'",
+        db_name,
+    )
+    return {r["pid"]: (r["query_start"], r["query"] or "") for r in rows}
+
+
+def _listener(backends: dict[int, tuple[object, str]]) -> int:
+    found = [
+        pid
+        for pid, (_, query) in backends.items()
+        if query.strip() == "SELECT 1" or query.upper().startswith("LISTEN")
+    ]
+    if len(found) != 1:
+        raise RuntimeError(f"cannot tell the change listener's connection apart: {backends}")
+    return found[0]
+
+
+async def _after_keepalive(conn: asyncpg.Connection, db_name: str) -> int:
+    """Wait for the listener's next keepalive; its pid. The next one is KEEPALIVE s away."""
+    pid = _listener(await _backends(conn, db_name))
+    start = (await _backends(conn, db_name))[pid][0]
+    deadline = time.monotonic() + KEEPALIVE + 5
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        if (await _backends(conn, db_name))[pid][0] != start:
+            return pid
+    raise RuntimeError("the change listener ran no keepalive")
+
+
+@dataclass
+class Untouched:
+    predictions: int
+    delta: int  # transactions in the database during the predictions
+    pool_statements: int  # pooled connections that ran a statement meanwhile
+    control: int  # transactions of one GET /models/iris, the positive control
+
+    @property
+    def ok(self) -> bool:
+        return self.delta == 0 and self.pool_statements == 0 and self.control > 0
+
+
+async def _untouched(admin_url: str, side: Side, body: bytes) -> Untouched:
+    """Predictions between two keepalives; the transactions the database counted meanwhile."""
+    await asyncio.sleep(KEEPALIVE + STATS_FLUSH)  # a busy backend may hold its counts 10 s
+    conn = await asyncpg.connect(admin_url)  # the maintenance database: not counted
+    try:
+        for _ in range(3):  # a keepalive inside the window: try again
+            listener = await _after_keepalive(conn, side.db_name)
+            ticked = time.monotonic()
+            await asyncio.sleep(STATS_FLUSH)
+            before, backends = await _xacts(conn, side.db_name), await _backends(conn, side.db_name)
+            done = 0
+            for c in (1, 64):
+                url = f"{side.url}/models/iris/predict"
+                r = await load(url, connections=c, seconds=1, body=body)
+                if r.errors:
+                    raise RuntimeError(f"{r.errors} failed predictions")
+                done += r.requests
+            await asyncio.sleep(STATS_FLUSH)
+            after, later = await _xacts(conn, side.db_name), await _backends(conn, side.db_name)
+            busy = sum(
+                1
+                for pid, (start, _) in later.items()
+                if pid != listener and backends.get(pid, (None, ""))[0] != start
+            )
+            async with httpx2.AsyncClient(base_url=side.url) as client:
+                if (await client.get("/models/iris")).status_code != 200:
+                    raise RuntimeError("GET /models/iris failed")
+            await asyncio.sleep(STATS_FLUSH)
+            control = await _xacts(conn, side.db_name) - after
+            last = (await _backends(conn, side.db_name))[listener][0]
+            if last == backends[listener][0] and time.monotonic() - ticked < KEEPALIVE - 0.5:
+                return Untouched(done, after - before, busy, control)
+    finally:
+        await conn.close()
+    raise RuntimeError("no window between two keepalives of the change listener")
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+async def run(config: Config) -> Section:
+    section = Section("Tenancy: row-level security and the per-transaction tenant (issue 11)")
+    models = 1_000 if config.quick else 10_000
+    with harness._servers_and_tmp() as (servers, tmp), _old_tree(tmp) as old_tree:
+        sides: list[Side] = []
+        try:
+            for label, tree in (("new", harness.ROOT), ("old", old_tree)):
+                sides.append(await _start(label, tree, servers, tmp))
+            bodies = [await _train_iris(side) for side in sides]
+            for side in sides:  # its sweeps would count as the database's transactions
+                side.worker.stop()
+                await _fill(side, models)
+            scenarios = _scenarios(bodies[0])
+            section.line(
+                f"new: this tree; old: commit {OLD_COMMIT}, the last before tenants, its own"
+                " code, migrations and database. Auth disabled on both."
+            )
+            section.line(
+                f"Each side: {models:,} models of the caller (the new side also {models:,} of"
+                f" tenant `{OTHER_TENANT}`, same names) and `iris` trained through its api."
+            )
+            section.line()
+            await _totals(sides, sorted({s.path for s in scenarios if s.body is None}), section)
+            proof = await _untouched(servers.postgres, sides[0], bodies[0])
+            results = await _measure(sides, scenarios, config)
+        finally:
+            for side in sides:
+                await _stop(side, servers)
+    _report(section, scenarios, results, proof, config)
+    if not proof.ok:
+        raise RuntimeError(f"cached predictions touched PostgreSQL: {proof}")
+    return section
+
+
+def _paired(new: list[LoadResult], old: list[LoadResult], attr: str) -> list[float]:
+    return [getattr(n, attr) / getattr(o, attr) for n, o in zip(new, old, strict=True)]
+
+
+def _report(
+    section: Section,
+    scenarios: list[Scenario],
+    results: dict[tuple[str, str], list[LoadResult]],
+    proof: Untouched,
+    config: Config,
+) -> None:
+    section.line(
+        f"{config.reps} rounds × {config.seconds:g} s per scenario and side, after a warm-up;"
+        f" load tool: {describe_tool()}. Median (min–max) over the rounds; a ratio is new ÷ old"
+        " within each round (the two ran back to back), then the median of those."
+    )
+    section.line()
+    rows = []
+    for s in scenarios:
+        new, old = results[s.label, "new"], results[s.label, "old"]
+        rps = _paired(new, old, "rps")
+        p50 = _paired(new, old, "p50_ms")
+        met = med(rps) >= 1 / s.limit and med(p50) <= s.limit
+        rows.append(
+            [
+                s.label,
+                spread([r.rps for r in new]),
+                spread([r.rps for r in old]),
+                spread([r.p50_ms for r in new], ".2f"),
+                spread([r.p50_ms for r in old], ".2f"),
+                str(sum(r.errors for r in new + old)),
+                f"**{med(rps):.3f}** ({min(rps):.3f}–{max(rps):.3f})",
+                f"**{med(p50):.3f}** ({min(p50):.3f}–{max(p50):.3f})",
+                f"≥ {1 / s.limit:.3f} / ≤ {s.limit:.2f}",
+                "met" if met else "**missed**",
+            ]
+        )
+    section.table(
+        [
+            "scenario",
+            "new req/s",
+            "old req/s",
+            "new p50 ms",
+            "old p50 ms",
+            "errors",
+            "req/s new ÷ old",
+            "p50 new ÷ old",
+            "limit (req/s / p50)",
+            "target",
+        ],
+        rows,
+    )
+    section.line(
+        f"Cached predictions and PostgreSQL (new side): {proof.predictions:,} predictions"
+        f" (1 s at c1, 1 s at c64) between two keepalives of the change listener;"
+        f" transactions counted in the database meanwhile (`pg_stat_database` xact_commit +"
+        f" xact_rollback): **{proof.delta}**; pooled connections that ran a statement:"
+        f" **{proof.pool_statements}**. Control: one `GET /models/iris` right after counted"
+        f" {proof.control} transaction(s). {'Passed' if proof.ok else '**FAILED**'}."
+    )
