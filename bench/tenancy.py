@@ -1,23 +1,22 @@
 """Issue 11: what tenancy costs a model list and a cached prediction, against the code before it.
 
-Two apis run side by side in one bench run: this tree ("new": row-level security forced, the
+Apis run side by side in one bench run: this tree ("new": row-level security forced, the
 statements under `models_service`, `set_config('app.tenant', …, true)` at the start of every
 transaction) and the commit before tenants ("old", checked out with `git worktree add --detach`
 into the run's temp dir, migrated by its own migrations into its own database, run by its own
-code). Both hold the same caller-visible data: MODELS models inserted with SQL, plus `iris`
+code). All hold the same caller-visible data: 10 000 models inserted with SQL, plus `iris`
 (LogisticRegression) trained through each one's api and worker. The new database also holds a
-second tenant with as many models under the same names, so the policies really filter.
+second tenant with as many models under the same names, so the policies really filter; a third
+api ("new1", this tree, its database without the second tenant) splits the lists' cost into the
+mechanism (new1 ÷ old) and the other tenant's rows (new ÷ new1).
 
 Scenarios (auth disabled on both, so only the database side of tenancy differs): the models
 bench's two-term `where` lists at concurrency 16 and 1, and the cached 1-row `iris` prediction at
-concurrency 1 and 64. Every round runs each scenario on both sides back to back, the order
-alternating between rounds, so drift hits both alike; ratios are new ÷ old per round.
+concurrency 1 and 64. Every round runs each scenario on every side back to back, the order
+alternating between rounds, so drift hits all alike; ratios are new ÷ old per round.
 
-A cached prediction must not touch PostgreSQL: the bench reads `xact_commit + xact_rollback` of
-the new api's database before and after a burst of predictions (and checks that no pooled
-connection ran a statement) and fails unless the delta is 0. The api's change listener runs a
-keepalive `SELECT 1` every 10 s on its own connection; the burst is timed between two of them,
-and a positive control (one `GET /models/iris`) shows that the counter sees the api's reads.
+A cached prediction must not touch PostgreSQL: bench/untouched.py counts the new database's
+transactions over a burst of them, and the case fails unless that count is 0.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import contextlib
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +39,12 @@ from bench import api, data, harness
 from bench.common import Config, Section, med, spread
 from bench.load import LoadResult, describe_tool, load
 from bench.models_list import QUERIES
+from bench.untouched import Untouched, untouched
 
 OLD_COMMIT = "73c20e3"  # the last commit before tenants
 OTHER_TENANT = "other"
 LIST_LIMIT = 1.10  # new cost ÷ old cost, lists
 PREDICT_LIMIT = 1.02  # new cost ÷ old cost, cached predictions
-STATS_FLUSH = 1.5  # s: a backend reports its transaction counts at most 1 s after going idle
-KEEPALIVE = 10.0  # s: service/serving/registry.py KEEPALIVE_SECONDS
 
 INSERT_NEW = """
 INSERT INTO models (tenant, name, model_type, title, description, tags, settings, target,
@@ -79,7 +76,7 @@ class TreeProcess(harness.Process):
 
 @dataclass
 class Side:
-    label: str  # "new" or "old"
+    label: str  # "new", "new1" (this tree, no second tenant) or "old"
     url: str
     db_name: str
     db_url: str
@@ -162,8 +159,8 @@ async def _fill(side: Side, models: int) -> None:
         )
         if model_type is None:
             raise RuntimeError(f"{side.label}: the api has not synced the model-type catalogue")
-        if side.label == "new":
-            for tenant in ("default", OTHER_TENANT):
+        if side.label.startswith("new"):
+            for tenant in ("default", OTHER_TENANT)[: 2 if side.label == "new" else 1]:
                 await conn.execute(INSERT_NEW, model_type, models, tenant)
         else:
             await conn.execute(INSERT_OLD, model_type, models)
@@ -200,7 +197,7 @@ async def _totals(sides: list[Side], paths: list[str], section: Section) -> None
                     raise RuntimeError(f"{side.label} {path}: {response.status_code}")
                 body = response.json()
                 tenants = {item.get("tenant") for item in body["items"]}
-                if side.label == "new" and tenants != {"default"}:
+                if side.label.startswith("new") and tenants != {"default"}:
                     raise RuntimeError(f"new {path}: items of tenants {tenants}")
                 seen[side.label] = (body["total"], len(body["items"]))
             if len(set(seen.values())) != 1:
@@ -226,15 +223,22 @@ def _scenarios(body: bytes) -> list[Scenario]:
 async def _measure(
     sides: list[Side], scenarios: list[Scenario], config: Config
 ) -> dict[tuple[str, str], list[LoadResult]]:
+    def takes(side: Side, s: Scenario) -> bool:
+        # "new1" is the same code as "new": only a list reads the table they differ in
+        return side.label != "new1" or s.body is None
+
     for s in scenarios:
         for side in sides:
-            await load(
-                side.url + s.path, connections=s.connections, seconds=config.warmup, body=s.body
-            )
+            if takes(side, s):
+                await load(
+                    side.url + s.path, connections=s.connections, seconds=config.warmup, body=s.body
+                )
     results: dict[tuple[str, str], list[LoadResult]] = {}
     for rep in range(config.reps):
         for s in scenarios:
             for side in sides if rep % 2 == 0 else sides[::-1]:
+                if not takes(side, s):
+                    continue
                 r = await load(
                     side.url + s.path,
                     connections=s.connections,
@@ -250,99 +254,6 @@ async def _measure(
     return results
 
 
-# --- "must not touch PostgreSQL" ----------------------------------------------------------------
-
-
-async def _xacts(conn: asyncpg.Connection, db_name: str) -> int:
-    await conn.execute("SELECT pg_stat_clear_snapshot()")
-    value = await conn.fetchval(
-        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1", db_name
-    )
-    return int(value)
-
-
-async def _backends(conn: asyncpg.Connection, db_name: str) -> dict[int, tuple[object, str]]:
-    """Every client backend of the database: pid → (last statement's start, its text)."""
-    rows = await conn.fetch(
-        "SELECT pid, query_start, query FROM pg_stat_activity"
-        " WHERE datname = $1 AND backend_type = 'client backend'",
-        db_name,
-    )
-    return {r["pid"]: (r["query_start"], r["query"] or "") for r in rows}
-
-
-def _listener(backends: dict[int, tuple[object, str]]) -> int:
-    found = [
-        pid
-        for pid, (_, query) in backends.items()
-        if query.strip() == "SELECT 1" or query.upper().startswith("LISTEN")
-    ]
-    if len(found) != 1:
-        raise RuntimeError(f"cannot tell the change listener's connection apart: {backends}")
-    return found[0]
-
-
-async def _after_keepalive(conn: asyncpg.Connection, db_name: str) -> int:
-    """Wait for the listener's next keepalive; its pid. The next one is KEEPALIVE s away."""
-    pid = _listener(await _backends(conn, db_name))
-    start = (await _backends(conn, db_name))[pid][0]
-    deadline = time.monotonic() + KEEPALIVE + 5
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-        if (await _backends(conn, db_name))[pid][0] != start:
-            return pid
-    raise RuntimeError("the change listener ran no keepalive")
-
-
-@dataclass
-class Untouched:
-    predictions: int
-    delta: int  # transactions in the database during the predictions
-    pool_statements: int  # pooled connections that ran a statement meanwhile
-    control: int  # transactions of one GET /models/iris, the positive control
-
-    @property
-    def ok(self) -> bool:
-        return self.delta == 0 and self.pool_statements == 0 and self.control > 0
-
-
-async def _untouched(admin_url: str, side: Side, body: bytes) -> Untouched:
-    """Predictions between two keepalives; the transactions the database counted meanwhile."""
-    await asyncio.sleep(KEEPALIVE + STATS_FLUSH)  # a busy backend may hold its counts 10 s
-    conn = await asyncpg.connect(admin_url)  # the maintenance database: not counted
-    try:
-        for _ in range(3):  # a keepalive inside the window: try again
-            listener = await _after_keepalive(conn, side.db_name)
-            ticked = time.monotonic()
-            await asyncio.sleep(STATS_FLUSH)
-            before, backends = await _xacts(conn, side.db_name), await _backends(conn, side.db_name)
-            done = 0
-            for c in (1, 64):
-                url = f"{side.url}/models/iris/predict"
-                r = await load(url, connections=c, seconds=1, body=body)
-                if r.errors:
-                    raise RuntimeError(f"{r.errors} failed predictions")
-                done += r.requests
-            await asyncio.sleep(STATS_FLUSH)
-            after, later = await _xacts(conn, side.db_name), await _backends(conn, side.db_name)
-            busy = sum(
-                1
-                for pid, (start, _) in later.items()
-                if pid != listener and backends.get(pid, (None, ""))[0] != start
-            )
-            async with httpx2.AsyncClient(base_url=side.url) as client:
-                if (await client.get("/models/iris")).status_code != 200:
-                    raise RuntimeError("GET /models/iris failed")
-            await asyncio.sleep(STATS_FLUSH)
-            control = await _xacts(conn, side.db_name) - after
-            last = (await _backends(conn, side.db_name))[listener][0]
-            if last == backends[listener][0] and time.monotonic() - ticked < KEEPALIVE - 0.5:
-                return Untouched(done, after - before, busy, control)
-    finally:
-        await conn.close()
-    raise RuntimeError("no window between two keepalives of the change listener")
-
-
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -352,7 +263,7 @@ async def run(config: Config) -> Section:
     with harness._servers_and_tmp() as (servers, tmp), _old_tree(tmp) as old_tree:
         sides: list[Side] = []
         try:
-            for label, tree in (("new", harness.ROOT), ("old", old_tree)):
+            for label, tree in (("new", harness.ROOT), ("new1", harness.ROOT), ("old", old_tree)):
                 sides.append(await _start(label, tree, servers, tmp))
             bodies = [await _train_iris(side) for side in sides]
             for side in sides:  # its sweeps would count as the database's transactions
@@ -369,7 +280,8 @@ async def run(config: Config) -> Section:
             )
             section.line()
             await _totals(sides, sorted({s.path for s in scenarios if s.body is None}), section)
-            proof = await _untouched(servers.postgres, sides[0], bodies[0])
+            new = sides[0]
+            proof = await untouched(servers.postgres, new.db_name, new.url, bodies[0])
             results = await _measure(sides, scenarios, config)
         finally:
             for side in sides:
@@ -432,6 +344,7 @@ def _report(
         ],
         rows,
     )
+    _breakdown(section, scenarios, results)
     section.line(
         f"Cached predictions and PostgreSQL (new side): {proof.predictions:,} predictions"
         f" (1 s at c1, 1 s at c64) between two keepalives of the change listener;"
@@ -439,4 +352,44 @@ def _report(
         f" xact_rollback): **{proof.delta}**; pooled connections that ran a statement:"
         f" **{proof.pool_statements}**. Control: one `GET /models/iris` right after counted"
         f" {proof.control} transaction(s). {'Passed' if proof.ok else '**FAILED**'}."
+    )
+
+
+def _breakdown(
+    section: Section, scenarios: list[Scenario], results: dict[tuple[str, str], list[LoadResult]]
+) -> None:
+    """Lists: the mechanism (new1 ÷ old) apart from the other tenant's rows (new ÷ new1)."""
+
+    def ratio(s: Scenario, a: str, b: str, attr: str) -> str:
+        values = _paired(results[s.label, a], results[s.label, b], attr)
+        return f"{med(values):.3f} ({min(values):.3f}–{max(values):.3f})"
+
+    rows = [
+        [
+            s.label,
+            spread([r.rps for r in results[s.label, "new1"]]),
+            ratio(s, "new1", "old", "rps"),
+            ratio(s, "new1", "old", "p50_ms"),
+            ratio(s, "new", "new1", "rps"),
+            ratio(s, "new", "new1", "p50_ms"),
+        ]
+        for s in scenarios
+        if s.body is None
+    ]
+    section.line(
+        "Where a list's cost goes: new1 is this tree on a database without the second tenant,"
+        " so new1 ÷ old is the mechanism (transaction, `set_config`, policies, `models_service`)"
+        " and new ÷ new1 is the other tenant's rows in the same tables."
+    )
+    section.line()
+    section.table(
+        [
+            "scenario",
+            "new1 req/s",
+            "req/s new1 ÷ old",
+            "p50 new1 ÷ old",
+            "req/s new ÷ new1",
+            "p50 new ÷ new1",
+        ],
+        rows,
     )
