@@ -43,6 +43,9 @@ async def insert_models(database_url: str, count: int) -> None:
         ) or await conn.fetchval("SELECT name FROM model_types ORDER BY name LIMIT 1")
         if model_type is None:
             raise RuntimeError("the api has not synced the model-type catalogue")
+        # The api runs without auth, so its caller is the default tenant; a new row's tenant
+        # comes from the transaction's `app.tenant` (an insert without one fails).
+        await conn.execute("SELECT set_config('app.tenant', 'default', false)")
         await conn.execute(INSERT, model_type, count)
         await conn.execute("ANALYZE models")
     finally:

@@ -15,7 +15,7 @@ bench's two-term `where` lists at concurrency 16 and 1, and the cached 1-row `ir
 concurrency 1 and 64. Every round runs each scenario on every side back to back, the order
 alternating between rounds, so drift hits all alike; ratios are new ÷ old per round.
 
-A cached prediction must not touch PostgreSQL: bench/untouched.py counts the new database's
+A cached prediction must not touch PostgreSQL: bench/pg_probe.py counts the new database's
 transactions over a burst of them, and the case fails unless that count is 0.
 """
 
@@ -36,10 +36,11 @@ import httpx2
 import msgspec
 
 from bench import api, data, harness
-from bench.common import Config, Section, med, spread
-from bench.load import LoadResult, describe_tool, load
+from bench.common import Config, Section
+from bench.load import LoadResult, load
 from bench.models_list import QUERIES
-from bench.untouched import Untouched, untouched
+from bench.pg_probe import CpuMeter, untouched
+from bench.tenancy_report import report
 
 OLD_COMMIT = "73c20e3"  # the last commit before tenants
 OTHER_TENANT = "other"
@@ -220,9 +221,34 @@ def _scenarios(body: bytes) -> list[Scenario]:
     return out
 
 
+@dataclass(frozen=True)
+class Round:
+    """One load round on one side, with the CPU the api and its backends spent on it."""
+
+    result: LoadResult
+    cpu_s: float
+
+    @property
+    def rps(self) -> float:
+        return self.result.rps
+
+    @property
+    def p50_ms(self) -> float:
+        return self.result.p50_ms
+
+    @property
+    def errors(self) -> int:
+        return self.result.errors
+
+    @property
+    def cpu_ms(self) -> float:
+        """CPU milliseconds per request (api process + PostgreSQL backends)."""
+        return self.cpu_s * 1e3 / max(1, self.result.requests)
+
+
 async def _measure(
-    sides: list[Side], scenarios: list[Scenario], config: Config
-) -> dict[tuple[str, str], list[LoadResult]]:
+    admin_url: str, sides: list[Side], scenarios: list[Scenario], config: Config
+) -> dict[tuple[str, str], list[Round]]:
     def takes(side: Side, s: Scenario) -> bool:
         # "new1" is the same code as "new": only a list reads the table they differ in
         return side.label != "new1" or s.body is None
@@ -230,27 +256,34 @@ async def _measure(
     for s in scenarios:
         for side in sides:
             if takes(side, s):
-                await load(
-                    side.url + s.path, connections=s.connections, seconds=config.warmup, body=s.body
-                )
-    results: dict[tuple[str, str], list[LoadResult]] = {}
-    for rep in range(config.reps):
-        for s in scenarios:
-            for side in sides if rep % 2 == 0 else sides[::-1]:
-                if not takes(side, s):
-                    continue
-                r = await load(
-                    side.url + s.path,
-                    connections=s.connections,
-                    seconds=config.seconds,
-                    body=s.body,
-                )
-                results.setdefault((s.label, side.label), []).append(r)
-                print(
-                    f"  round {rep + 1}: {side.label} {s.label:44} {r.rps:8.1f} req/s"
-                    f"  p50 {r.p50_ms:7.2f} ms  errors {r.errors}",
-                    flush=True,
-                )
+                url, c = side.url + s.path, s.connections
+                await load(url, connections=c, seconds=config.warmup, body=s.body)
+    results: dict[tuple[str, str], list[Round]] = {}
+    conn = await asyncpg.connect(admin_url)
+    try:
+        for rep in range(config.reps):
+            for s in scenarios:
+                for side in sides if rep % 2 == 0 else sides[::-1]:
+                    if not takes(side, s):
+                        continue
+                    meter = CpuMeter(conn, side.db_name, side.api.pid)
+                    await meter.start()
+                    r = await load(
+                        side.url + s.path,
+                        connections=s.connections,
+                        seconds=config.seconds,
+                        body=s.body,
+                    )
+                    done = Round(r, await meter.stop())
+                    results.setdefault((s.label, side.label), []).append(done)
+                    print(
+                        f"  round {rep + 1}: {side.label:4} {s.label:40} {r.rps:8.1f} req/s"
+                        f"  p50 {r.p50_ms:7.2f} ms  CPU {done.cpu_ms:6.3f} ms/req"
+                        f"  errors {r.errors}",
+                        flush=True,
+                    )
+    finally:
+        await conn.close()
     return results
 
 
@@ -282,114 +315,11 @@ async def run(config: Config) -> Section:
             await _totals(sides, sorted({s.path for s in scenarios if s.body is None}), section)
             new = sides[0]
             proof = await untouched(servers.postgres, new.db_name, new.url, bodies[0])
-            results = await _measure(sides, scenarios, config)
+            results = await _measure(servers.postgres, sides, scenarios, config)
         finally:
             for side in sides:
                 await _stop(side, servers)
-    _report(section, scenarios, results, proof, config)
+    report(section, scenarios, results, proof, config)
     if not proof.ok:
         raise RuntimeError(f"cached predictions touched PostgreSQL: {proof}")
     return section
-
-
-def _paired(new: list[LoadResult], old: list[LoadResult], attr: str) -> list[float]:
-    return [getattr(n, attr) / getattr(o, attr) for n, o in zip(new, old, strict=True)]
-
-
-def _report(
-    section: Section,
-    scenarios: list[Scenario],
-    results: dict[tuple[str, str], list[LoadResult]],
-    proof: Untouched,
-    config: Config,
-) -> None:
-    section.line(
-        f"{config.reps} rounds × {config.seconds:g} s per scenario and side, after a warm-up;"
-        f" load tool: {describe_tool()}. Median (min–max) over the rounds; a ratio is new ÷ old"
-        " within each round (the two ran back to back), then the median of those."
-    )
-    section.line()
-    rows = []
-    for s in scenarios:
-        new, old = results[s.label, "new"], results[s.label, "old"]
-        rps = _paired(new, old, "rps")
-        p50 = _paired(new, old, "p50_ms")
-        met = med(rps) >= 1 / s.limit and med(p50) <= s.limit
-        rows.append(
-            [
-                s.label,
-                spread([r.rps for r in new]),
-                spread([r.rps for r in old]),
-                spread([r.p50_ms for r in new], ".2f"),
-                spread([r.p50_ms for r in old], ".2f"),
-                str(sum(r.errors for r in new + old)),
-                f"**{med(rps):.3f}** ({min(rps):.3f}–{max(rps):.3f})",
-                f"**{med(p50):.3f}** ({min(p50):.3f}–{max(p50):.3f})",
-                f"≥ {1 / s.limit:.3f} / ≤ {s.limit:.2f}",
-                "met" if met else "**missed**",
-            ]
-        )
-    section.table(
-        [
-            "scenario",
-            "new req/s",
-            "old req/s",
-            "new p50 ms",
-            "old p50 ms",
-            "errors",
-            "req/s new ÷ old",
-            "p50 new ÷ old",
-            "limit (req/s / p50)",
-            "target",
-        ],
-        rows,
-    )
-    _breakdown(section, scenarios, results)
-    section.line(
-        f"Cached predictions and PostgreSQL (new side): {proof.predictions:,} predictions"
-        f" (1 s at c1, 1 s at c64) between two keepalives of the change listener;"
-        f" transactions counted in the database meanwhile (`pg_stat_database` xact_commit +"
-        f" xact_rollback): **{proof.delta}**; pooled connections that ran a statement:"
-        f" **{proof.pool_statements}**. Control: one `GET /models/iris` right after counted"
-        f" {proof.control} transaction(s). {'Passed' if proof.ok else '**FAILED**'}."
-    )
-
-
-def _breakdown(
-    section: Section, scenarios: list[Scenario], results: dict[tuple[str, str], list[LoadResult]]
-) -> None:
-    """Lists: the mechanism (new1 ÷ old) apart from the other tenant's rows (new ÷ new1)."""
-
-    def ratio(s: Scenario, a: str, b: str, attr: str) -> str:
-        values = _paired(results[s.label, a], results[s.label, b], attr)
-        return f"{med(values):.3f} ({min(values):.3f}–{max(values):.3f})"
-
-    rows = [
-        [
-            s.label,
-            spread([r.rps for r in results[s.label, "new1"]]),
-            ratio(s, "new1", "old", "rps"),
-            ratio(s, "new1", "old", "p50_ms"),
-            ratio(s, "new", "new1", "rps"),
-            ratio(s, "new", "new1", "p50_ms"),
-        ]
-        for s in scenarios
-        if s.body is None
-    ]
-    section.line(
-        "Where a list's cost goes: new1 is this tree on a database without the second tenant,"
-        " so new1 ÷ old is the mechanism (transaction, `set_config`, policies, `models_service`)"
-        " and new ÷ new1 is the other tenant's rows in the same tables."
-    )
-    section.line()
-    section.table(
-        [
-            "scenario",
-            "new1 req/s",
-            "req/s new1 ÷ old",
-            "p50 new1 ÷ old",
-            "req/s new ÷ new1",
-            "p50 new ÷ new1",
-        ],
-        rows,
-    )

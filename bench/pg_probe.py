@@ -1,21 +1,28 @@
-"""Proof that cached predictions do not touch PostgreSQL: the database's transaction count.
+"""What PostgreSQL does for an api: the CPU its backends spend, and its transaction count.
 
-`untouched(...)` reads `xact_commit + xact_rollback` of the api's database from
-`pg_stat_database` (through the maintenance database, so the reads are not counted) before and
-after a burst of cached predictions, and checks in `pg_stat_activity` that no pooled connection
-ran a statement meanwhile. Two things also count there and are kept out of the window: the
-api's change listener runs a keepalive `SELECT 1` every KEEPALIVE s on its own connection (the
-burst starts right after one and ends before the next), and a backend reports its counts at
-most 1 s after going idle, or 10 s when it reported less than 1 s before (so the burst waits for
-that first). A positive control, one `GET /models/iris` after the burst, shows that the counter
-sees the api's reads.
+`CpuMeter` sums the CPU time (user + system, from /proc) of the api process and of every
+PostgreSQL backend connected to its database: a request's cost in CPU, which contention from
+other processes on the machine leaves alone far better than it does throughput or latency.
+
+`untouched(...)` proves that cached predictions do not touch PostgreSQL. It reads
+`xact_commit + xact_rollback` of the api's database from `pg_stat_database` (through the
+maintenance database, so the reads are not counted) before and after a burst of cached
+predictions, and checks in `pg_stat_activity` that no pooled connection ran a statement
+meanwhile. Two things also count there and are kept out of the window: the api's change
+listener runs a keepalive `SELECT 1` every KEEPALIVE s on its own connection (the burst starts
+right after one and ends before the next), and a backend reports its counts at most 1 s after
+going idle, or 10 s when it reported less than 1 s before (so the burst waits for that first).
+A positive control, one `GET /models/iris` after the burst, shows that the counter sees the
+api's reads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 import httpx2
@@ -24,6 +31,39 @@ from bench.load import load
 
 STATS_FLUSH = 1.5  # s: a backend reports its transaction counts at most 1 s after going idle
 KEEPALIVE = 10.0  # s: service/serving/registry.py KEEPALIVE_SECONDS
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+@dataclass
+class CpuMeter:
+    """CPU of an api and of its database's backends between `start()` and `stop()`."""
+
+    conn: asyncpg.Connection  # to the maintenance database
+    db_name: str
+    api_pid: int
+    before: dict[int, float] = field(default_factory=dict)
+
+    async def _pids(self) -> list[int]:
+        rows = await self.conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1", self.db_name
+        )
+        return [self.api_pid, *(r["pid"] for r in rows)]
+
+    async def start(self) -> None:
+        self.before = {pid: cpu_seconds(pid) for pid in await self._pids()}
+
+    async def stop(self) -> float:
+        """CPU seconds spent since `start()` (a backend that started meanwhile, all of it)."""
+        return sum(cpu_seconds(pid) - self.before.get(pid, 0.0) for pid in await self._pids())
 
 
 async def _xacts(conn: asyncpg.Connection, db_name: str) -> int:
