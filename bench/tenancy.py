@@ -4,13 +4,13 @@ Apis run side by side in one bench run: this tree ("new": row-level security for
 statements under `models_service`, `set_config('app.tenant', …, true)` at the start of every
 transaction) and the commit before tenants ("old", checked out with `git worktree add --detach`
 into the run's temp dir, migrated by its own migrations into its own database, run by its own
-code). All hold the same caller-visible data: 10 000 models inserted with SQL, plus `iris`
-(LogisticRegression) trained through each one's api and worker. The new database also holds a
-second tenant with as many models under the same names, so the policies really filter; a third
-api ("new1", this tree, its database without the second tenant) splits the lists' cost into the
-mechanism (new1 ÷ old) and the other tenant's rows (new ÷ new1).
+code). All hold the same caller-visible data: 10 000 models (1 000 with --quick) inserted
+with SQL, plus `iris` (LogisticRegression) trained through each one's api and worker. The new
+database also holds a second tenant with as many models under the same names, so the policies
+really filter; a third api ("new1", this tree, its database without the second tenant) splits
+the lists' cost into the mechanism (new1 ÷ old) and the other tenant's rows (new ÷ new1).
 
-Scenarios (auth disabled on both, so only the database side of tenancy differs): the models
+Scenarios (auth disabled on every side, so only the database side of tenancy differs): the models
 bench's two-term `where` lists at concurrency 16 and 1, and the cached 1-row `iris` prediction at
 concurrency 1 and 64. Every round runs each scenario on every side back to back, the order
 alternating between rounds, so drift hits all alike; ratios are new ÷ old per round.
