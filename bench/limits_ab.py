@@ -16,11 +16,12 @@ from bench.harness import running_service
 from bench.load import LoadResult, load
 from bench.predict import _train_models
 
-ON = {"limits__rate_per_second": 100_000, "limits__burst": 1_000_000}
-
 
 async def main(rounds: int, seconds: float) -> None:
-    async with running_service() as off, running_service(**ON) as on:
+    async with (
+        running_service() as off,
+        running_service(limits__rate_per_second=100_000, limits__burst=1_000_000) as on,
+    ):
         services = {"off": off, "on": on}
         bodies = {}
         for label, svc in services.items():

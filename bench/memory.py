@@ -68,9 +68,10 @@ async def run(config: Config) -> Section:
     count = 60 if config.quick else 200
     section = Section("Memory: many models, bounded cache (issue 7)")
     # Every model's training is submitted at once: the tenant's active-jobs quota must fit.
-    quota = {"limits__active_jobs_per_tenant": count}
     async with (
-        running_service(models__cache_bytes=CACHE_BYTES, **quota) as svc,
+        running_service(
+            models__cache_bytes=CACHE_BYTES, limits__active_jobs_per_tenant=count
+        ) as svc,
         svc.client() as client,
     ):
         started = time.perf_counter()

@@ -114,7 +114,7 @@ def test_worker_metrics_listen_for_prometheus_on_the_compose_network_only() -> N
 
 def _bytes(size: str) -> int:
     number, unit = re.fullmatch(r"(\d+)([kmg]?)b?", str(size).lower()).groups()  # type: ignore[union-attr]
-    return int(number) * 1024 ** " kmg".index(unit or " ")
+    return int(number) * int(1024 ** " kmg".index(unit or " "))
 
 
 def test_every_service_has_memory_cpu_and_process_limits() -> None:

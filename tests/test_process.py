@@ -72,5 +72,6 @@ def test_hypercorn_takes_the_http_settings_and_never_cuts_a_response_before_the_
     assert config.bind == ["0.0.0.0:9000"]
     assert config.keep_alive_timeout == 3.0 and config.graceful_timeout == 7.0
     # Hypercorn's read timeout also runs while a response streams: past the export's deadline.
+    assert config.read_timeout is not None
     assert config.read_timeout >= http.export_timeout + http.send_timeout
     assert config.accesslog is None

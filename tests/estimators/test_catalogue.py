@@ -8,7 +8,7 @@ import re
 import warnings
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import msgspec
 import pytest
 

@@ -299,7 +299,9 @@ async def test_dataset_tables_are_guarded_when_the_role_that_migrates_is_no_supe
         datasets, ids = Datasets(db), {}
         for tenant in (A, B):
             with acting_as(Actor(tenant, "x")):
-                data = [{"id": i, "note": f"{tenant} {i}"} for i in range(3)]
+                data: list[dict[str, str | int | float | bool | None]] = [
+                    {"id": i, "note": f"{tenant} {i}"} for i in range(3)
+                ]
                 await datasets.create(DatasetCreate(name="staff", data=data), "x")
                 await datasets.append("staff", RowsAppend(data=[{"id": 9, "note": "more"}]))
                 async with db.transaction() as conn:

@@ -16,7 +16,7 @@ import httpx2
 import msgspec
 import pytest
 
-from service.repositories.dataset_tables import ROW_ID
+from service.repositories.datasets import ROW_ID
 from service.repositories.migrator import MIGRATIONS_DIR, migrate
 from service.settings import Settings
 from tests.factories import (

@@ -183,7 +183,10 @@ async def test_a_child_killed_like_the_out_of_memory_killer_does_fails_without_r
     async def child_pid() -> int | None:
         return await pid_of_child(database_url, job["id"])
 
-    await wait_until(child_pid, 60, "the fit to start")
+    async def started() -> bool:
+        return await child_pid() is not None
+
+    await wait_until(started, 60, "the fit to start")
     pid = await child_pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)

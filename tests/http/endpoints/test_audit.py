@@ -327,14 +327,15 @@ async def test_a_refused_change_writes_no_entry(app: tuple[httpx2.AsyncClient, B
     before = await trail(client, bearer)
 
     bad = {"name": "iris2", "model_type": DUMMY, "features": ["y"], "target": "y"}
-    for method, path, status, kwargs in [
+    refusals: list[tuple[str, str, int, dict[str, Any]]] = [
         ("POST", "/models", 409, {"json": IRIS}),
         ("POST", "/models", 422, {"json": bad}),
         ("PATCH", "/models/nope", 404, {"json": {"title": "x"}}),
         ("POST", "/models/iris/versions/1/activate", 404, {}),
         ("POST", "/models/iris/train", 422, {"json": {}}),
         ("DELETE", "/datasets/none/rows", 404, {"params": {"where": "x = 1"}}),
-    ]:
+    ]
+    for method, path, status, kwargs in refusals:
         await send(client, method, path, writer, status, **kwargs)
     refused = await client.delete("/models/iris", headers=bearer("mallory", "models:read"))
     assert refused.status_code == 403
