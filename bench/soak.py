@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -150,7 +151,7 @@ def _windows(injector: Injector, t0: float) -> str:
     return "; ".join(shown) or "none"
 
 
-async def soak(minutes: float, grace: float) -> tuple[list[Verdict], str]:
+async def soak(minutes: float, grace: float, logs: Path | None) -> tuple[list[Verdict], str]:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         servers = find_servers(Path(tmp))
         pg, rd = urlsplit(servers.postgres), urlsplit(servers.redis)
@@ -178,13 +179,22 @@ async def soak(minutes: float, grace: float) -> tuple[list[Verdict], str]:
             verdicts = await _check(run, ledger, warm_until)
             return verdicts, _table(verdicts, _windows(injector, t0))
         finally:
-            for process in [*(fleet.workers if fleet else []), *started]:
+            processes = [*(fleet.workers if fleet else []), *started]
+            for process in processes:
                 process.stop()
+            if logs is not None:
+                _keep_logs(processes, logs)
             await drop_database(servers.postgres, db_name)
             delete_queue_keys(servers.redis, queue)
             await postgres.close()
             await redis.close()
             servers.stop()
+
+
+def _keep_logs(processes: list[Process], logs: Path) -> None:
+    logs.mkdir(parents=True, exist_ok=True)
+    for process in processes:
+        shutil.copy(process.log, logs / process.log.name)
 
 
 def write_results(table: str, minutes: float) -> Path:
@@ -213,9 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the load")
     parser.add_argument("--grace", type=float, default=120.0, help="seconds for jobs to finish")
+    parser.add_argument("--logs", type=Path, help="keep the processes' logs in this directory")
     parser.add_argument("--write", action="store_true", help="add the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
-    verdicts, table = asyncio.run(soak(args.minutes, args.grace))
+    verdicts, table = asyncio.run(soak(args.minutes, args.grace, args.logs))
     print("\n" + table)
     if args.write:
         print(f"wrote {write_results(table, args.minutes)}")

@@ -58,6 +58,12 @@ async def jobs_final(conn: asyncpg.Connection, ledger: Ledger) -> Verdict:
         f" missing {len(missing)}; versions ≠ outcome {mismatched}"
     )
     held = not missing and active == 0 and mismatched == 0
+    stuck = await conn.fetch(
+        "SELECT id, kind, status, attempts, dispatches, created_at, started_at FROM jobs"
+        " WHERE status IN ('queued', 'running') ORDER BY created_at"
+    )
+    for row in stuck:  # for the log: what a stuck job looked like
+        print(f"soak: still active at the end: {dict(row)}", flush=True)
     return Verdict("every job reached exactly one final state, none left active", measured, held)
 
 
@@ -122,6 +128,7 @@ def server_errors(ledger: Ledger, windows: list[Window]) -> Verdict:
             inside += 1
             continue
         outside += 1
+        print(f"soak: outside any outage: {call}", flush=True)
         no_answer += call.status == 0
         codes[call.status] = codes.get(call.status, 0) + 1
     shown = ", ".join(f"{'no answer' if k == 0 else k}: {v}" for k, v in sorted(codes.items()))

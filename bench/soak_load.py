@@ -161,7 +161,10 @@ class Load:
         response = await self.ledger.call(
             kind, lambda: self.client.post(url, content=body, headers=JSON)
         )
-        if response is None or not self.ledger.expect(kind, response, 202):
+        # 409: the model already has an active job (one at a time per model)
+        if response is None or not self.ledger.expect(kind, response, 202, 409):
+            return None
+        if response.status_code == 409:
             return None
         job_id: str = msgspec.json.decode(response.content)["id"]
         self.ledger.jobs.add(job_id)
