@@ -95,12 +95,16 @@ async def _drive(run: Run, minutes: float, grace: float) -> tuple[Ledger, float]
         tasks = [asyncio.ensure_future(g) for g in load.generators(stop)]
         tasks.append(asyncio.ensure_future(run.injector.run(client, stop, start)))
         sampler = asyncio.ensure_future(run.injector.sample_rss({"api": run.api}, stop))
+        settled = asyncio.Event()  # workers are supervised through the grace period too
+        supervisor = asyncio.ensure_future(run.injector.fleet.supervise(settled))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(asyncio.gather(*tasks)), minutes * 60)
         stop.set()
         print("soak: load stopped; waiting for the faults in progress and the jobs", flush=True)
         await asyncio.gather(*tasks, sampler)
         await _settle(run.db_url, grace)
+        settled.set()
+        await supervisor
     return ledger, warm_until
 
 
@@ -127,6 +131,7 @@ async def _check(run: Run, ledger: Ledger, warm_until: float) -> list[Verdict]:
             return [
                 await soak_checks.jobs_final(conn, ledger),
                 soak_checks.recovery(injector),
+                soak_checks.worker_exits(injector.fleet),
                 await soak_checks.artifacts(conn, client),
                 await soak_checks.datasets(conn, ledger),
                 soak_checks.server_errors(ledger, injector.windows),

@@ -15,7 +15,7 @@ import httpx2
 import msgspec
 
 from bench.common import pct
-from bench.soak_faults import Injector, Window
+from bench.soak_faults import Fleet, Injector, Window
 from bench.soak_load import JSON, Ledger
 from service.repositories.datasets import qualified_name
 
@@ -119,22 +119,27 @@ async def datasets(conn: asyncpg.Connection, ledger: Ledger) -> Verdict:
 
 
 def server_errors(ledger: Ledger, windows: list[Window]) -> Verdict:
-    inside = outside = no_answer = 0
+    inside = outside = closed_early = 0
     codes: dict[int, int] = {}
     for call in ledger.calls:
         if call.status and call.status < 500:
+            continue
+        if call.kind == "over-limit body" and call.status == 0:
+            # the api answers 413 on Content-Length and closes before reading the body; the
+            # client, still writing, may see the reset instead of the answer
+            closed_early += 1
             continue
         if call.status in (0, 503, 504) and _in_outage(call.at, windows):
             inside += 1
             continue
         outside += 1
         print(f"soak: outside any outage: {call}", flush=True)
-        no_answer += call.status == 0
         codes[call.status] = codes.get(call.status, 0) + 1
     shown = ", ".join(f"{'no answer' if k == 0 else k}: {v}" for k, v in sorted(codes.items()))
     measured = (
         f"{len(ledger.calls)} requests; 503/504 in outage windows {inside};"
-        f" other 5xx or no answer {outside}{f' ({shown})' if shown else ''}"
+        f" other 5xx or no answer {outside}{f' ({shown})' if shown else ''};"
+        f" over-limit bodies closed before the 413 was read {closed_early}"
     )
     return Verdict("no 5xx but 503/504 in an injected outage", measured, outside == 0)
 
@@ -162,6 +167,14 @@ def p99(ledger: Ledger, windows: list[Window]) -> Verdict:
     return Verdict(
         f"p99 of predictions outside outages ≤ {P99_BOUND:g} s", measured, value <= P99_BOUND
     )
+
+
+def worker_exits(fleet: Fleet) -> Verdict:
+    exits = list(fleet.exited.values())
+    measured = f"SIGKILLed {len(fleet.killed)}; exited on their own {len(exits)}"
+    if exits:
+        measured += f" ({'; '.join(exits)})"
+    return Verdict("workers ride out the outages (none exits on its own)", measured, not exits)
 
 
 def stalls(injector: Injector, read_timeout: float) -> Verdict:

@@ -55,6 +55,8 @@ class Fleet:
     logdir: Path
     workers: list[Process] = field(default_factory=list)
     started: int = 0
+    killed: set[str] = field(default_factory=set)  # by the injector
+    exited: dict[str, str] = field(default_factory=dict)  # on their own: name → when, how
 
     def start(self) -> Process:
         self.started += 1
@@ -66,6 +68,28 @@ class Fleet:
 
     def alive(self) -> list[Process]:
         return [w for w in self.workers if w.alive()]
+
+    def kill(self, worker: Process) -> None:
+        self.killed.add(worker.name)
+        worker.popen.send_signal(signal.SIGKILL)
+        worker.popen.wait()
+        self.start()
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        """Restarts a worker that exited on its own (as compose's `restart: unless-stopped`
+        would), and notes it: a worker should ride out a dependency outage."""
+        while not stop.is_set():
+            for worker in list(self.workers):
+                if worker.alive() or worker.name in self.killed or worker.name in self.exited:
+                    continue
+                code = worker.popen.returncode
+                self.exited[worker.name] = f"{worker.name} exited {code} at {time.time():.0f}"
+                print(
+                    f"soak: {worker.name} exited on its own ({code}); starting another", flush=True
+                )
+                self.start()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
 
     def owner_of(self, pid: int) -> Process | None:
         """The worker among `pid`'s ancestors (a fit runs in a forkserver's child)."""
@@ -148,10 +172,8 @@ class Injector:
                 print("soak: no worker owns the victim's fit; no kill", flush=True)
                 return
             print(f"soak: SIGKILL {owner.name} (pid {owner.pid}) running {job_id}", flush=True)
-            owner.popen.send_signal(signal.SIGKILL)
             killed = time.monotonic()
-            owner.popen.wait()
-            self.fleet.start()
+            self.fleet.kill(owner)
             await asyncio.sleep(1.0)
             orphan = _alive(row["child_pid"])
             if orphan:  # a fit that outlived its worker: stop it, it can never be recorded
