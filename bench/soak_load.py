@@ -80,7 +80,10 @@ async def create_models(client: httpx2.AsyncClient) -> None:
         TRAIN_MODELS[1]: ("sklearn.tree.DecisionTreeRegressor", {"max_depth": 6}),
         UPDATE_MODEL: ("sklearn.linear_model.SGDRegressor", {}),
         SLOW_MODEL: ("sklearn.ensemble.RandomForestRegressor", {"n_estimators": 400}),
-        VICTIM_MODEL: ("sklearn.ensemble.RandomForestRegressor", {"n_estimators": 2000}),
+        VICTIM_MODEL: (
+            "sklearn.ensemble.RandomForestRegressor",
+            {"n_estimators": 600, "max_depth": 10},
+        ),
     }
     for name, (model_type, settings) in specs.items():
         body = {"name": name, "model_type": model_type, "target": "y", "settings": settings}
