@@ -21,7 +21,6 @@ from service.repositories.datasets import qualified_name
 
 RECOVERY_BOUND = 30.0  # seconds from SIGKILL to the job running again elsewhere
 P99_BOUND = 1.0  # seconds; this 2-core machine also runs the soak's own load and proxies
-PROCESS_WARM_UP = 120.0  # seconds of a process's own life before its RSS is judged
 RSS_GROWTH_BOUND = 0.15  # share of growth after warm-up taken as flat (allocator noise)
 
 
@@ -187,13 +186,15 @@ def stalls(injector: Injector, read_timeout: float) -> Verdict:
 
 
 def memory(injector: Injector, warm_until: float) -> Verdict:
-    """Each process's median RSS in the last quarter against the first after warm-up (the
-    run's first quarter, and the first two minutes of the process's own life)."""
+    """Each process's median RSS in the last quarter against the first after warm-up: the
+    run's first quarter, and as long again of the process's own life (for a replacement)."""
     growth: list[str] = []
     held = True
-    for name, samples in sorted(injector.rss.items()):
+    series = sorted(injector.rss.items())
+    span = warm_until - min((samples[0][0] for _, samples in series), default=warm_until)
+    for name, samples in series:
         # a replacement worker has its own warm-up (imports, forkserver, first fits)
-        since = max(warm_until, samples[0][0] + PROCESS_WARM_UP)
+        since = max(warm_until, samples[0][0] + span)
         after = [rss for at, rss in samples if at >= since]
         if len(after) < 8:
             continue  # a replacement worker that lived too short to judge
