@@ -6,7 +6,7 @@ PYTHON  := $(BIN)/python
 STAMP   := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck containers check migrate bench up lock clean
+.PHONY: help install run test lint typecheck containers check migrate bench soak up lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ migrate: $(STAMP) ## apply pending migrations to the configured database
 
 bench: $(STAMP) ## run the benchmarks (not part of the tests)
 	$(PYTHON) -m bench
+
+SOAK_MINUTES ?= 10
+soak: $(STAMP) ## chaos soak: mixed load + injected faults, then the invariants (SOAK_MINUTES=2)
+	$(PYTHON) -m bench.soak --minutes $(SOAK_MINUTES)
 
 up: ## docker compose up --build (needs Docker and MODELS_HMAC_KEY)
 	docker compose up --build

@@ -8,6 +8,7 @@ against the commit before tenants). `--quick` (or
 BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to check that a case works;
 BENCH_SECONDS / BENCH_REPS set the length too. A full-length run overwrites bench/RESULTS.md
 with the cases it ran. BENCH_LOAD=python uses the Python load generator even when wrk exists.
+The chaos soak is not a case: `make soak` (`python -m bench.soak`).
 """
 
 from __future__ import annotations

@@ -106,8 +106,8 @@ class WorkerSettings(Section):
     max_tries: Positive = 3
     job_timeout: Positive = 3600
     heartbeat_seconds: PositiveFloat = 2.0
-    stale_after_seconds: PositiveFloat = 30.0
-    sweep_seconds: PositiveFloat = 10.0
+    stale_after_seconds: PositiveFloat = 15.0
+    sweep_seconds: PositiveFloat = 5.0
     requeue_after_seconds: PositiveFloat = 5.0
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9101
     metrics_address: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"

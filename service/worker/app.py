@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -11,6 +12,7 @@ from typing import Any, cast
 from arq.connections import RedisSettings as ArqRedisSettings
 from arq.worker import Function, Worker, async_check_health, func
 from prometheus_client import start_http_server
+from redis.exceptions import RedisError
 
 from service.jobs.serialization import deserialize, serialize
 from service.settings import Settings
@@ -27,6 +29,23 @@ def worker_id() -> str:
 
 def health_key(settings: Settings) -> str:
     return f"{settings.redis.queue_name}:health:{worker_id()}"
+
+
+# Seconds a worker waits before polling a Redis that did not answer.
+REDIS_RETRY_SECONDS = 1.0
+
+
+class _Worker(Worker):
+    """arq's worker, except that Redis failing a poll pauses the polling instead of ending the
+    process (arq lets the error out of its main loop, so every worker exited on a Redis blip).
+    Running jobs carry on meanwhile; their state is in PostgreSQL."""
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable; polling again shortly", extra={"error": str(exc)})
+            await asyncio.sleep(REDIS_RETRY_SECONDS)
 
 
 def redis_settings(settings: Settings) -> ArqRedisSettings:
@@ -72,7 +91,7 @@ def build_worker(
         if app is not None:
             await app.close()
 
-    return Worker(
+    return _Worker(
         functions=[*functions, *extra_functions],
         queue_name=settings.redis.queue_name,
         redis_settings=redis_settings(settings),
