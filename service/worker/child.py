@@ -15,6 +15,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from multiprocessing import forkserver, resource_tracker
 from multiprocessing.context import ForkServerContext
@@ -91,9 +92,28 @@ def _child_main(
     module, _, name = target.rpartition(".")
     function: Callable[[bytes, Note], bytes] = getattr(importlib.import_module(module), name)
     request = conn.recv_bytes()
+    _exit_when_worker_gone(conn)
     reply = function(request, lambda note: conn.send_bytes(_NOTE + note))
     conn.send_bytes(_REPLY + reply)
     conn.close()
+
+
+def _exit_when_worker_gone(conn: multiprocessing.connection.Connection) -> None:
+    """The worker sends nothing after the request, so the pipe turning readable means its end
+    closed: the worker is gone. Exit then, rather than fit for no one. (The parent-death signal
+    covers the forkserver only, which can outlive a SIGKILLed worker while children hold its
+    pipes open.)"""
+
+    def watch() -> None:
+        try:
+            conn.poll(None)
+        except (OSError, ValueError):  # closed by this process on its way out
+            return
+        os._exit(1)
+
+    # Best effort: under a thread cap the fit goes on without it (the rlimits still bound it).
+    with contextlib.suppress(RuntimeError):
+        threading.Thread(target=watch, name="worker-watch", daemon=True).start()
 
 
 async def run_in_child(
