@@ -101,11 +101,16 @@ def exit_kind(exitcode: int | None) -> str | None:
         # Not by us (a cancel kills the child only once nobody waits for its reply): the
         # kernel's out-of-memory killer, a container's memory limit, or the CPU hard limit.
         return "killed"
+    if exitcode in (-signal.SIGSEGV, -signal.SIGBUS, -signal.SIGABRT):
+        # Native code that cannot allocate under the address-space limit often ends this way,
+        # and a crash on the same rows and settings would only repeat on every retry.
+        return "crashed"
     return None
 
 
 def message(kind: str, worker: WorkerSettings) -> str:
-    """The job's error message for a limit of kind `memory`, `cpu`, `processes` or `killed`."""
+    """The job's error message for a limit of kind `memory`, `cpu`, `processes`, `crashed` or
+    `killed`."""
     memory = size(worker.fit_memory_bytes) if worker.fit_memory_bytes else "off"
     if kind == "memory":
         if not worker.fit_memory_bytes:
@@ -120,6 +125,11 @@ def message(kind: str, worker: WorkerSettings) -> str:
         return (
             f"the fit was refused a new thread or process by {cap}; n_jobs and the BLAS/OpenMP"
             f" threads are capped at worker.fit_threads ({worker.fit_threads})"
+        )
+    if kind == "crashed":
+        return (
+            "the fit crashed in native code (a segmentation fault or an abort), most likely"
+            f" unable to allocate memory under worker.fit_memory_bytes ({memory})"
         )
     return (
         "the fit was killed (SIGKILL), most likely for memory: it exceeded the memory the "
