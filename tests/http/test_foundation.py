@@ -11,7 +11,7 @@ from tests.factories import json_of
 pytestmark = pytest.mark.anyio
 
 
-async def test_livez(client: httpx2.AsyncClient) -> None:
+async def test_livez_answers_200_with_a_request_id(client: httpx2.AsyncClient) -> None:
     response = await client.get("/livez")
     assert response.status_code == 200
     assert response.headers["x-request-id"]

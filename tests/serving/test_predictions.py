@@ -178,7 +178,9 @@ async def test_a_timed_out_prediction_keeps_its_thread_busy_until_it_really_retu
     plugin_held.RELEASE.clear()
 
 
-async def test_every_output_kind(client: httpx2.AsyncClient, run_worker: Worker) -> None:
+async def test_every_output_kind_answers_for_a_classifier(
+    client: httpx2.AsyncClient, run_worker: Worker
+) -> None:
     records = iris_records()
     await make_model(
         client,

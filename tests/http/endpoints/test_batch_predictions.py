@@ -146,7 +146,9 @@ async def test_batch_matches_online_predictions_row_for_row(
             assert item[f"proba_{label}"] == pytest.approx(value, rel=1e-12, abs=1e-15)
 
 
-async def test_submission_errors(client: httpx2.AsyncClient, run_worker: Worker) -> None:
+async def test_a_batch_prediction_that_cannot_run_is_refused_at_submission(
+    client: httpx2.AsyncClient, run_worker: Worker
+) -> None:
     header = ["id", "prediction", *IRIS_FEATURES[:3]]
     await client.post(
         "/datasets",

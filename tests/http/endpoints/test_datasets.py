@@ -79,7 +79,7 @@ async def test_declared_columns_order_and_empty_dataset(client: httpx2.AsyncClie
     assert page["items"][0]["id"] == 0.0 and isinstance(page["items"][0]["id"], float)
 
 
-async def test_invalid_bodies(client: httpx2.AsyncClient) -> None:
+async def test_invalid_dataset_bodies_are_422_naming_the_field(client: httpx2.AsyncClient) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         ({"name": "bad name", "data": ROWS}, "$.name"),
         ({"name": "d", "data": [{"__row": 1}]}, "$.data[0].__row"),

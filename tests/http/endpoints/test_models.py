@@ -82,7 +82,9 @@ async def test_target_cannot_be_a_feature(client: httpx2.AsyncClient) -> None:
     assert response.status_code == 422
 
 
-async def test_body_problems(client: httpx2.AsyncClient) -> None:
+async def test_unreadable_or_unsupported_bodies_are_4xx_problems(
+    client: httpx2.AsyncClient,
+) -> None:
     response = await client.post(
         "/models", content=b"{not json", headers={"content-type": "application/json"}
     )
@@ -144,7 +146,7 @@ async def test_patch_keeps_omitted_fields(client: httpx2.AsyncClient) -> None:
     assert (await client.patch("/models/iris", json={"settings": {}})).status_code == 422
 
 
-async def test_delete(client: httpx2.AsyncClient) -> None:
+async def test_a_deleted_model_is_gone_and_its_name_free_again(client: httpx2.AsyncClient) -> None:
     await create(client)
     assert (await client.delete("/models/iris")).status_code == 204
     assert (await client.get("/models/iris")).status_code == 404
@@ -179,7 +181,9 @@ async def test_list_search_and_paging(client: httpx2.AsyncClient) -> None:
     assert "nosuch" in bad.text
 
 
-async def test_model_types_catalogue(client: httpx2.AsyncClient) -> None:
+async def test_the_model_type_catalogue_lists_and_describes_each_type(
+    client: httpx2.AsyncClient,
+) -> None:
     async def listed() -> bool:
         page = json_of(await client.get("/model-types", params={"where": "name = " + LOGREG}))
         return bool(page["total"] == 1)

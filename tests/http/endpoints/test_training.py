@@ -65,7 +65,9 @@ async def test_train_iris_then_predict(client: httpx2.AsyncClient, run_worker: W
     assert proba["predictions"][0]["setosa"] > 0.5
 
 
-async def test_update_incremental_sgd(client: httpx2.AsyncClient, run_worker: Worker) -> None:
+async def test_an_incremental_update_of_sgd_extends_the_current_version(
+    client: httpx2.AsyncClient, run_worker: Worker
+) -> None:
     await make_model(
         client,
         "sgd",
@@ -107,7 +109,9 @@ async def test_update_refits_on_both_batches(
     assert prediction["predictions"][0] == pytest.approx(200.0, rel=0.05)
 
 
-async def test_rollback_with_activate(client: httpx2.AsyncClient, run_worker: Worker) -> None:
+async def test_activating_an_older_version_rolls_the_model_back(
+    client: httpx2.AsyncClient, run_worker: Worker
+) -> None:
     await make_model(client, "lin", "sklearn.linear_model.LinearRegression", target="y")
     await submit(
         client, "lin", "train", {"data": [{"x": float(x), "y": 1.0 * x} for x in range(5)]}
@@ -164,7 +168,9 @@ async def test_submission_conflicts_and_validation(client: httpx2.AsyncClient) -
     assert not_trained.status_code == 409
 
 
-async def test_idempotency_key(client: httpx2.AsyncClient) -> None:
+async def test_a_repeated_idempotency_key_replays_the_first_job_and_refuses_another_body(
+    client: httpx2.AsyncClient,
+) -> None:
     await make_model(client, "iris", "sklearn.linear_model.LogisticRegression", target="species")
     body = {"data": iris_records()[:30]}
     first = await submit(client, "iris", "train", body, **{"Idempotency-Key": "k1"})
