@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import shutil
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,19 +13,18 @@ import httpx2
 import msgspec
 import pytest
 
-from service.repositories.migrator import MIGRATIONS_DIR, migrate
+from service.repositories.migrator import migrate
 from service.settings import Settings
 from tests.factories import (
     HMAC_KEY,
     ClientFactory,
     Servers,
     Worker,
-    drop_database,
     json_of,
     make_model,
     run_job,
-    with_database,
 )
+from tests.old_schemas import copy_table, database_before
 
 pytestmark = pytest.mark.anyio
 
@@ -39,22 +36,8 @@ TABLES = ["model_types", "models", "jobs", "training_batches", "model_versions",
 @pytest.fixture
 async def old_database(servers: Servers, tmp_path: Path) -> AsyncIterator[str]:
     """A database migrated up to, but not including, artifact key ids."""
-    folder = tmp_path / "migrations"
-    folder.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if path.name >= KEY_IDS:
-            break
-        shutil.copy(path, folder / path.name)
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(servers.postgres)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = with_database(servers.postgres, name)
-    await migrate(url, folder)
-    yield url
-    await drop_database(servers.postgres, name)
+    async with database_before(servers, tmp_path, KEY_IDS) as url:
+        yield url
 
 
 async def copy_rows(source_url: str, target_url: str) -> None:
@@ -65,18 +48,7 @@ async def copy_rows(source_url: str, target_url: str) -> None:
         async with target.transaction():
             await target.execute("SET CONSTRAINTS ALL DEFERRED")
             for table in TABLES:
-                columns = [
-                    r["column_name"]
-                    for r in await target.fetch(
-                        "SELECT column_name FROM information_schema.columns"
-                        " WHERE table_schema = 'public' AND table_name = $1"
-                        " AND is_generated = 'NEVER' ORDER BY ordinal_position",
-                        table,
-                    )
-                ]
-                quoted = ", ".join(f'"{c}"' for c in columns)
-                rows = await source.fetch(f"SELECT {quoted} FROM {table}")
-                await target.copy_records_to_table(table, records=rows, columns=columns)
+                await copy_table(source, target, table)
     finally:
         await source.close()
         await target.close()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import shutil
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,21 +15,20 @@ import msgspec
 import pytest
 
 from service.repositories.datasets import ROW_ID
-from service.repositories.migrator import MIGRATIONS_DIR, migrate
+from service.repositories.migrator import migrate
 from service.settings import Settings
 from tests.factories import (
     HMAC_KEY,
     ClientFactory,
     Servers,
     Worker,
-    drop_database,
     json_of,
     make_dataset,
     make_model,
     run_job,
     tenant_app,
-    with_database,
 )
+from tests.old_schemas import copy_table, database_before
 
 pytestmark = pytest.mark.anyio
 
@@ -54,22 +51,8 @@ POINTS = [{"x": float(x), "y": 2.0 * x} for x in range(8)]
 @pytest.fixture
 async def old_database(servers: Servers, tmp_path: Path) -> AsyncIterator[str]:
     """A database migrated up to, but not including, tenants."""
-    folder = tmp_path / "migrations"
-    folder.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if path.name >= TENANTS:
-            break
-        shutil.copy(path, folder / path.name)
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(servers.postgres)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = with_database(servers.postgres, name)
-    assert TENANTS.removesuffix(".sql") not in await migrate(url, folder)
-    yield url
-    await drop_database(servers.postgres, name)
+    async with database_before(servers, tmp_path, TENANTS) as url:
+        yield url
 
 
 async def copy_rows(source_url: str, target_url: str) -> None:
@@ -80,19 +63,7 @@ async def copy_rows(source_url: str, target_url: str) -> None:
     try:
         async with target.transaction():
             for table in TABLES:
-                columns = [
-                    r["column_name"]
-                    for r in await target.fetch(
-                        "SELECT column_name FROM information_schema.columns"
-                        " WHERE table_schema = 'public' AND table_name = $1"
-                        " AND is_generated = 'NEVER' ORDER BY ordinal_position",
-                        table,
-                    )
-                ]
-                quoted = ", ".join(f'"{c}"' for c in columns)
-                rows = await source.fetch(f"SELECT {quoted} FROM {table}")
-                assert rows, table
-                await target.copy_records_to_table(table, records=rows, columns=columns)
+                assert await copy_table(source, target, table), table
             for dataset_id in await source.fetch("SELECT id FROM dataset_catalogue"):
                 await copy_dataset_table(source, target, f"d_{dataset_id['id']}")
     finally:
