@@ -320,6 +320,17 @@ async def test_the_query_language_filters_orders_and_selects(
         assert response.status_code == 400, (params, response.text)
 
 
+async def test_one_audit_page_is_at_most_10000_entries(
+    app: tuple[httpx2.AsyncClient, Bearer],
+) -> None:
+    # What a caller can make one request read: the list's `limit` is bounded like every list's.
+    client, bearer = app
+    admin = bearer("root", "admin")
+    response = await client.get("/audit", params={"limit": 10_001}, headers=admin)
+    assert response.status_code == 400 and "limit" in response.text
+    assert (await client.get("/audit", params={"limit": 10_000}, headers=admin)).status_code == 200
+
+
 async def test_a_refused_change_writes_no_entry(app: tuple[httpx2.AsyncClient, Bearer]) -> None:
     client, bearer = app
     writer = bearer("alice", "models:write", "datasets:write")
