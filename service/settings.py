@@ -157,6 +157,8 @@ class ModelSettings(Section):
     batch_max_rows: Positive = 256
     batch_max_wait_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     batch_max_rows_by_type: dict[str, Positive] = msgspec.field(default_factory=dict)
+    shadow_threads: Positive = 1
+    shadow_queue: Positive = 64
     limits: ModelLimits = msgspec.field(default_factory=ModelLimits)
 
 

@@ -28,7 +28,8 @@ from service.domain.job_specs import (
     UpdateSpec,
 )
 from service.domain.limits import too_many_active_jobs
-from service.domain.models import load_row
+from service.domain.models import load_row, lock_model
+from service.domain.preconditions import IfMatch
 from service.jobs.queue import JobQueue
 from service.query import Query
 from service.repositories.database import Connection, Database
@@ -205,13 +206,11 @@ class Jobs:
             raise Conflict(f"model '{name}' has no active job")
         return await self.cancel(active.id)
 
-    async def delete_model(self, name: str) -> None:
+    async def delete_model(self, name: str, if_match: IfMatch | None = None) -> None:
         """Cancels the model's jobs, then deletes it with its versions, artifacts and rows."""
         async with self.db.transaction() as conn:
             repo = ModelRepository(conn)
-            model_id = await repo.lock(name)
-            if model_id is None:
-                raise NotFound(f"model '{name}' does not exist")
+            model_id = await lock_model(conn, name, if_match)
             cancelled = await JobRepository(conn).cancel_all_for_model(model_id)
             await repo.delete(model_id)
             await repo.notify_changed(name)

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from service.domain.errors import FieldError, InvalidInput, NotFound
+from service.domain.preconditions import IfMatch, Tagged, check
 from service.estimators.catalogue import Catalogue
 from service.query import Query
 from service.repositories import models as model_repo
@@ -25,7 +26,7 @@ class Models:
         self.db = db
         self.catalogue = catalogue
 
-    async def create(self, body: ModelCreate, created_by: str) -> ModelOut:
+    async def create(self, body: ModelCreate, created_by: str) -> Tagged[ModelOut]:
         model_type = self.catalogue.get(body.model_type)
         if model_type is None:
             raise InvalidInput(
@@ -46,28 +47,37 @@ class Models:
             await ModelRepository(conn).insert(body, created_by)
             return await _load(conn, body.name)
 
-    async def get(self, name: str) -> ModelOut:
+    async def get(self, name: str) -> Tagged[ModelOut]:
         async with self.db.connection() as conn:
             return await _load(conn, name)
 
     async def list(self, query: Query) -> Page[dict[str, Any]]:
         return await list_page(self.db, query, model_repo.SOURCE)
 
-    async def patch(self, name: str, patch: MetadataPatch) -> ModelOut:
+    async def patch(
+        self, name: str, patch: MetadataPatch, if_match: IfMatch | None = None
+    ) -> Tagged[ModelOut]:
         fields = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         if fields.get("tags", ()) is None:
             fields["tags"] = []
         async with self.db.transaction() as conn:
-            repo = ModelRepository(conn)
-            model_id = await repo.lock(name)
-            if model_id is None:
-                raise _not_found(name)
-            await repo.update_fields(model_id, fields)
+            model_id = await lock_model(conn, name, if_match)
+            await ModelRepository(conn).update_fields(model_id, fields)
             return await _load(conn, name)
 
 
 def _not_found(name: str) -> NotFound:
     return NotFound(f"model '{name}' does not exist")
+
+
+async def lock_model(conn: Connection, name: str, if_match: IfMatch | None) -> int:
+    """Locks the model's row for the transaction, after checking `If-Match` against it; its id."""
+    locked = await ModelRepository(conn).lock_revision(name)
+    if locked is None:
+        raise _not_found(name)
+    model_id, revision = locked
+    check(if_match, f"model '{name}'", revision)
+    return model_id
 
 
 async def load_row(conn: Connection, name: str) -> ModelRow:
@@ -77,10 +87,10 @@ async def load_row(conn: Connection, name: str) -> ModelRow:
     return row
 
 
-async def _load(conn: Connection, name: str) -> ModelOut:
+async def _load(conn: Connection, name: str) -> Tagged[ModelOut]:
     row = await load_row(conn, name)
     job = await JobRepository(conn).get(row.job_id) if row.job_id is not None else None
     fields = msgspec.structs.asdict(row)
-    del fields["id"], fields["job_id"]
+    del fields["id"], fields["job_id"], fields["revision"]
     fields["status"] = job.status if job else "idle"  # the job as read, so they agree
-    return ModelOut(**fields, job=job)
+    return Tagged(ModelOut(**fields, job=job), row.revision)

@@ -7,7 +7,8 @@ A version becomes current in one place (`make_current`), in the transaction that
 from __future__ import annotations
 
 from service.domain.errors import NotFound
-from service.domain.models import load_row
+from service.domain.models import load_row, lock_model
+from service.domain.preconditions import IfMatch
 from service.repositories.database import Connection, Database
 from service.repositories.models import ModelRepository
 from service.repositories.versions import VersionRepository
@@ -33,11 +34,9 @@ class Versions:
             raise NotFound(f"model '{name}' has no version {version}")
         return found
 
-    async def activate(self, name: str, version: int) -> None:
+    async def activate(self, name: str, version: int, if_match: IfMatch | None = None) -> None:
         async with self.db.transaction() as conn:
-            model_id = await ModelRepository(conn).lock(name)
-            if model_id is None:
-                raise NotFound(f"model '{name}' does not exist")
+            model_id = await lock_model(conn, name, if_match)
             if await VersionRepository(conn).get_row(model_id, version) is None:
                 raise NotFound(f"model '{name}' has no version {version}")
             await make_current(conn, model_id, name, version)

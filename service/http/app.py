@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from service import __version__
 from service.artifacts.keys import Keyring
 from service.auth.factory import build_authenticator
+from service.domain.aliases import Aliases
 from service.domain.batch_predictions import BatchPredictions
 from service.domain.catalogue import keep_syncing_until_done, sync_catalogue
 from service.domain.datasets import Datasets
@@ -25,6 +26,7 @@ from service.domain.errors import QueryTimeout, Unavailable
 from service.domain.jobs import Jobs
 from service.domain.model_types import ModelTypes
 from service.domain.models import Models
+from service.domain.traffic import Traffic
 from service.domain.versions import Versions
 from service.estimators.catalogue import load_catalogue
 from service.estimators.limits import SettingLimits
@@ -42,6 +44,7 @@ from service.repositories.database import Database
 from service.repositories.migrator import discover
 from service.serving.predictor import Predictor
 from service.serving.registry import ModelRegistry
+from service.serving.traffic_figures import TrafficFigures
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,7 +68,9 @@ def create_app(settings: Settings) -> Starlette:
         queue = JobQueue(redis, settings.redis.queue_name)
         registry = ModelRegistry(db, artifact_keys, settings.models.cache_bytes)
         await registry.start()
-        predictor = Predictor(registry, settings)
+        figures = TrafficFigures(redis, key_prefix=f"{settings.redis.queue_name}:traffic:")
+        await figures.start()
+        predictor = Predictor(registry, figures, settings)
         jobs = Jobs(db, queue, settings.worker, settings.limits.active_jobs_per_tenant)
         svc = Services(
             settings=settings,
@@ -79,6 +84,9 @@ def create_app(settings: Settings) -> Starlette:
             models=Models(db, catalogue),
             jobs=jobs,
             versions=Versions(db),
+            aliases=Aliases(db),
+            traffic=Traffic(db),
+            figures=figures,
             registry=registry,
             predictor=predictor,
             datasets=Datasets(db, settings.http.spool_dir),
@@ -98,7 +106,8 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             if sync is not None:
                 sync.cancel()
-            predictor.close()
+            await predictor.close()
+            await figures.close()
             await registry.close()
             await auth.close()
             await redis.aclose()

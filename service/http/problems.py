@@ -16,6 +16,7 @@ from service.artifacts.signing import TamperedArtifact
 from service.auth.errors import AuthError, InsufficientScope
 from service.domain import errors as domain
 from service.domain.limits import OverLimit, TooBusy, TooLarge
+from service.domain.preconditions import PreconditionFailed
 from service.logs import request_id
 from service.serving.predictor import Overloaded, PredictionTimeout
 
@@ -55,6 +56,7 @@ _SLUGS = {
     404: "not-found",
     405: "method-not-allowed",
     409: "conflict",
+    412: "precondition-failed",
     413: "payload-too-large",
     415: "unsupported-media-type",
     422: "invalid-input",
@@ -69,6 +71,7 @@ _DOMAIN_STATUS: dict[type[BaseException], int] = {
     domain.BadRequest: 400,
     domain.NotFound: 404,
     domain.Conflict: 409,
+    PreconditionFailed: 412,
     domain.InvalidInput: 422,
     domain.Unavailable: 503,
     domain.QueryTimeout: 504,

@@ -7,6 +7,8 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
+from service.domain.preconditions import Tagged
+
 
 def _enc_hook(value: Any) -> Any:
     raise NotImplementedError(f"cannot encode {type(value).__name__}")
@@ -22,3 +24,8 @@ def encode(value: Any) -> bytes:
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(encode(value), status, headers, media_type="application/json")
+
+
+def tagged_response(value: Tagged[Any], status: int = 200) -> Response:
+    """The resource as JSON, with its `ETag`."""
+    return json_response(value.value, status, {"ETag": value.etag})

@@ -8,11 +8,13 @@ from arq.connections import ArqRedis
 from starlette.requests import Request
 
 from service.auth.principal import Authenticator
+from service.domain.aliases import Aliases
 from service.domain.batch_predictions import BatchPredictions
 from service.domain.datasets import Datasets
 from service.domain.jobs import Jobs
 from service.domain.model_types import ModelTypes
 from service.domain.models import Models
+from service.domain.traffic import Traffic
 from service.domain.versions import Versions
 from service.estimators.catalogue import Catalogue
 from service.http.metrics import ApiMetrics
@@ -20,6 +22,7 @@ from service.http.rate_limits import RateLimits
 from service.repositories.database import Database
 from service.serving.predictor import Predictor
 from service.serving.registry import ModelRegistry
+from service.serving.traffic_figures import TrafficFigures
 from service.settings import Settings
 
 
@@ -36,6 +39,9 @@ class Services:
     models: Models
     jobs: Jobs
     versions: Versions
+    aliases: Aliases
+    traffic: Traffic
+    figures: TrafficFigures
     registry: ModelRegistry
     predictor: Predictor
     datasets: Datasets

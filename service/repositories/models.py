@@ -34,6 +34,7 @@ class ModelRow(msgspec.Struct, kw_only=True):
     current_version: int | None
     status: str
     job_id: Any
+    revision: int
 
 
 _VIEW_FIELDS = ", ".join(ModelRow.__struct_fields__)
@@ -68,12 +69,18 @@ NOTIFY_CHANNEL = "model_changed"
 
 
 class Current(msgspec.Struct, frozen=True):
-    """What serving a model needs to know before loading a version of it."""
+    """What serving a model needs to know before loading a version of it: which version
+    answers a prediction that names a version, an alias, or neither (the traffic split)."""
 
     model_id: int
     version: int | None
     can_output: bool
     model_type: str
+    revision: int = 0
+    aliases: dict[str, int] = msgspec.field(default_factory=dict)
+    split: tuple[tuple[int, int], ...] = ()  # (version, weight); empty: the current version
+    shadow: tuple[int, ...] = ()
+    traffic_revision: int | None = None
 
 
 class ModelRepository:
@@ -112,12 +119,31 @@ class ModelRepository:
 
     async def current(self, name: str) -> Current | None:
         row = await self.conn.fetchrow(
-            "SELECT id, current_version, can_output, model_type FROM models_view WHERE name = $1",
+            """
+            SELECT m.id, m.current_version, t.can_output, m.model_type, m.revision,
+                   (SELECT coalesce(jsonb_object_agg(a.alias, a.version), '{}')
+                    FROM model_aliases a WHERE a.model_id = m.id) AS aliases,
+                   r.split, r.shadow, r.revision AS traffic_revision
+            FROM models m
+            JOIN model_types t ON t.name = m.model_type
+            LEFT JOIN model_traffic r ON r.model_id = m.id
+            WHERE m.name = $1
+            """,
             name,
         )
         if row is None:
             return None
-        return Current(row["id"], row["current_version"], row["can_output"], row["model_type"])
+        return Current(
+            row["id"],
+            row["current_version"],
+            row["can_output"],
+            row["model_type"],
+            row["revision"],
+            row["aliases"],
+            tuple((s["version"], s["weight"]) for s in row["split"] or ()),
+            tuple(row["shadow"] or ()),
+            row["traffic_revision"],
+        )
 
     async def lock(self, name: str) -> int | None:
         """Locks the model row for the rest of the transaction; returns its id."""
@@ -125,6 +151,13 @@ class ModelRepository:
             "SELECT id FROM models WHERE name = $1 FOR UPDATE", name
         )
         return model_id
+
+    async def lock_revision(self, name: str) -> tuple[int, int] | None:
+        """Locks the model row for the rest of the transaction; returns its id and revision."""
+        row = await self.conn.fetchrow(
+            "SELECT id, revision FROM models WHERE name = $1 FOR UPDATE", name
+        )
+        return None if row is None else (row["id"], row["revision"])
 
     async def lock_by_id(self, model_id: int) -> int | None:
         found: int | None = await self.conn.fetchval(

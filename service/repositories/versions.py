@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import uuid
 from typing import Any
 
@@ -96,6 +98,15 @@ class VersionRepository:
             version,
         )
         return None if row is None else msgspec.convert(dict(row), VersionRow)
+
+    async def missing(self, model_id: int, versions: Sequence[int]) -> set[int]:
+        """Which of `versions` the model does not have."""
+        found = await self.conn.fetch(
+            "SELECT version FROM model_versions WHERE model_id = $1 AND version = ANY($2)",
+            model_id,
+            list(versions),
+        )
+        return set(versions) - {r["version"] for r in found}
 
     async def artifact_size(self, model_id: int, version: int) -> int | None:
         """The artifact's size in bytes, read from its TOAST pointer (storage EXTERNAL, so

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import msgspec
 
 from service.schemas.base import ApiStruct, ColumnName, VersionNumber
+from service.schemas.registry import AliasName
 from service.schemas.training import Output, Record, Scalar
 
 
@@ -18,6 +19,7 @@ class PredictRequest(ApiStruct):
     rows: list[list[Scalar]] | None = None
     output: Output | None = None
     version: VersionNumber | None = None
+    alias: AliasName | None = None
 
 
 class PredictResponse(ApiStruct):

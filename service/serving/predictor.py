@@ -13,17 +13,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import time
 from typing import Any
-
-import numpy as np
 
 from service.domain.errors import FieldError, InvalidInput
 from service.domain.limits import too_many_rows
-from service.estimators.predicting import apply_output, check_output, prepare_input
-from service.estimators.table import Table
+from service.domain.traffic import DEFAULT_FIGURES_REVISION
+from service.estimators.predicting import check_output
 from service.schemas.predictions import PredictRequest, PredictResponse
 from service.serving.batching import Batcher
+from service.serving.calls import apply_json, prepare_rows
 from service.serving.registry import LoadedModel, ModelRegistry
+from service.serving.routing import route
+from service.serving.shadows import Shadows
+from service.serving.traffic_figures import TrafficFigures
 from service.settings import Settings
 
 
@@ -36,8 +39,11 @@ class PredictionTimeout(Exception):
 
 
 class Predictor:
-    def __init__(self, registry: ModelRegistry, settings: Settings) -> None:
+    def __init__(
+        self, registry: ModelRegistry, figures: TrafficFigures, settings: Settings
+    ) -> None:
         self.registry = registry
+        self.figures = figures
         self.timeout = settings.http.predict_timeout
         self.max_waiting = settings.models.predict_queue
         self.pool = concurrent.futures.ThreadPoolExecutor(
@@ -51,15 +57,42 @@ class Predictor:
         )
         self.max_rows_by_type = settings.models.batch_max_rows_by_type
         self.max_rows = settings.limits.max_predict_rows
+        self.shadows = Shadows(registry, figures, settings)
 
-    async def predict(self, tenant: str, name: str, body: PredictRequest) -> PredictResponse:
+    async def predict(
+        self, tenant: str, name: str, body: PredictRequest, request_id: str = ""
+    ) -> PredictResponse:
         size = _size_of(body)
         if size > self.max_rows:  # before any work: no model load, no thread
             field = "$.data" if body.data is not None else "$.rows"
             raise too_many_rows(field, size, self.max_rows)
-        model = await self.registry.resolve(tenant, name, body.version)
-        output = body.output or model.default_output
-        values = await self._run(model, body, size, output) if size else []
+        if body.version is not None and body.alias is not None:
+            raise InvalidInput(
+                "name a version or an alias, not both",
+                [FieldError("$.alias", "given together with `version`")],
+            )
+        current = await self.registry.route(tenant, name)
+        routed = route(current, name, body.version, body.alias, request_id)
+        if not routed.follows_split:
+            model = await self.registry.load(name, current, routed.version)
+            output = body.output or model.default_output
+            values = await self._run(model, body, size, output) if size else []
+            return PredictResponse(model=name, version=model.version, predictions=values)
+        # Counted in the traffic figures of whichever version the split chose.
+        key = (tenant, current.model_id, current.traffic_revision or DEFAULT_FIGURES_REVISION)
+        started = time.perf_counter()
+        try:
+            model = await self.registry.load(name, current, routed.version)
+            output = body.output or model.default_output
+            values = await self._run(model, body, size, output) if size else []
+        except Exception:
+            if routed.version is not None:
+                elapsed = time.perf_counter() - started
+                self.figures.record(key, routed.version, elapsed, size, False)
+            raise
+        self.figures.record(key, model.version, time.perf_counter() - started, size, True)
+        if current.shadow and size:
+            self.shadows.submit(key, name, current, body, size, output, values)
         return PredictResponse(model=name, version=model.version, predictions=values)
 
     async def _run(
@@ -69,8 +102,8 @@ class Predictor:
         if self.batcher.saturated and self.batcher.waiting >= self.max_waiting:
             raise Overloaded()
         try:
-            prepare = functools.partial(_prepare, model)
-            apply = functools.partial(_apply_json, model.estimator, output)
+            prepare = functools.partial(prepare_rows, model)
+            apply = functools.partial(apply_json, model.estimator, output)
             key = (model.model_id, model.version, output)
             max_rows = self.max_rows_by_type.get(model.model_type)
             call = self.batcher.submit(key, body, size, prepare, apply, max_rows)
@@ -78,14 +111,9 @@ class Predictor:
         except TimeoutError:
             raise PredictionTimeout() from None
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        await self.shadows.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _apply_json(estimator: Any, output: str, matrix: Any) -> list[Any]:
-    # Overflow to inf is an answer (encoded as null), not an error; errstate is per thread.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return apply_output(estimator, matrix, output).to_json()
 
 
 def _size_of(body: PredictRequest) -> int:
@@ -97,17 +125,6 @@ def _size_of(body: PredictRequest) -> int:
     if body.columns is None or body.rows is None:
         raise _one_form()
     return len(body.rows)
-
-
-def _prepare(model: LoadedModel, body: PredictRequest) -> Any:
-    """In a pool thread: the request's feature matrix (the checks of `prepare_input`)."""
-    if body.data is not None:
-        table = Table.from_records(body.data)
-    else:
-        assert body.columns is not None and body.rows is not None
-        table = Table(body.columns, body.rows, "$.rows", "rows")
-        table.check_shape()
-    return prepare_input(model.estimator, model.features, model.feature_kinds, table)
 
 
 def _one_form() -> InvalidInput:

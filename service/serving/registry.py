@@ -78,22 +78,30 @@ class ModelRegistry:
 
     async def resolve(self, tenant: str, name: str, version: int | None) -> LoadedModel:
         """The caller's tenant's model `name`: the same name in two tenants is two models."""
+        current = await self.route(tenant, name)
+        return await self.load(name, current, version if version is not None else current.version)
+
+    async def route(self, tenant: str, name: str) -> Current:
+        """What decides which version answers: current version, aliases, split, shadows."""
         current = self.current.get((tenant, name))
         if current is None:
             current = await self._read_current(tenant, name)
         if not current.can_output:
             raise Conflict(f"model '{name}' does not produce outputs")
-        wanted = version if version is not None else current.version
-        if wanted is None:
+        return current
+
+    async def load(self, name: str, current: Current, version: int | None) -> LoadedModel:
+        """Version `version` of the routed model, loaded once and then served from memory."""
+        if version is None:
             raise Conflict(f"model '{name}' has no trained version yet")
-        key = (current.model_id, wanted)
+        key = (current.model_id, version)
         found = self.models.get(key)
         if found is not None:
             return found
         size = self.too_large.get(key)
         if size is not None:
-            raise ModelTooLarge(name, wanted, size, self.models.max_bytes)
-        return await self.models.get_or_load(key, lambda: self._load(name, current, wanted))
+            raise ModelTooLarge(name, version, size, self.models.max_bytes)
+        return await self.models.get_or_load(key, lambda: self._load(name, current, version))
 
     async def _read_current(self, tenant: str, name: str) -> Current:
         generation = self.generation

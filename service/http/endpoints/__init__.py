@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from service.http.endpoints import (
+    aliases,
     audit,
     batch_predictions,
     datasets,
@@ -11,6 +12,7 @@ from service.http.endpoints import (
     models,
     operations,
     predictions,
+    traffic,
     versions,
 )
 from service.http.operation import Operation
@@ -22,6 +24,8 @@ OPERATIONS: list[Operation] = [
     *predictions.OPERATIONS,
     *jobs.OPERATIONS,
     *versions.OPERATIONS,
+    *aliases.OPERATIONS,
+    *traffic.OPERATIONS,
     *datasets.OPERATIONS,
     *batch_predictions.OPERATIONS,
     *audit.OPERATIONS,

@@ -8,7 +8,8 @@ from starlette.responses import Response
 from service.http import examples
 from service.http.operation import Operation
 from service.http.params import LIST_PARAMS, MODEL_NAME, multi_params, path_str
-from service.http.responses import json_response
+from service.http.preconditions import IF_MATCH, if_match
+from service.http.responses import json_response, tagged_response
 from service.http.routes import principal_of
 from service.http.state import services
 from service.query import parse_query
@@ -19,7 +20,8 @@ from service.schemas.pages import ModelPage
 
 async def create_model(request: Request, body: ModelCreate) -> Response:
     model = await services(request).models.create(body, principal_of(request).sub)
-    return json_response(model, 201, {"Location": f"/models/{model.name}"})
+    headers = {"Location": f"/models/{model.value.name}", "ETag": model.etag}
+    return json_response(model.value, 201, headers)
 
 
 async def list_models(request: Request) -> Response:
@@ -27,17 +29,18 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_model(request: Request) -> Response:
-    return json_response(await services(request).models.get(path_str(request, "name")))
+    return tagged_response(await services(request).models.get(path_str(request, "name")))
 
 
 async def update_model(request: Request, body: MetadataPatch) -> Response:
-    return json_response(await services(request).models.patch(path_str(request, "name"), body))
+    name = path_str(request, "name")
+    return tagged_response(await services(request).models.patch(name, body, if_match(request)))
 
 
 async def delete_model(request: Request) -> Response:
     svc = services(request)
     name = path_str(request, "name")
-    await svc.jobs.delete_model(name)
+    await svc.jobs.delete_model(name, if_match(request))
     # Not waiting for this process's own NOTIFY.
     svc.registry.forget(principal_of(request).tenant, name)
     return Response(status_code=204)
@@ -80,6 +83,8 @@ OPERATIONS = [
         response=ModelOut,
         params=(MODEL_NAME,),
         errors=(404,),
+        description="The `ETag` header names this state of the model (its metadata and "
+        "current version, not its job's progress), for `If-Match`.",
     ),
     Operation(
         operation_id="update_model",
@@ -92,8 +97,8 @@ OPERATIONS = [
         body=MetadataPatch,
         example=examples.CHANGE_METADATA,
         response=ModelOut,
-        params=(MODEL_NAME,),
-        errors=(404,),
+        params=(MODEL_NAME, IF_MATCH),
+        errors=(404, 412),
     ),
     Operation(
         operation_id="delete_model",
@@ -104,7 +109,7 @@ OPERATIONS = [
         summary="Delete a model, cancelling its jobs and dropping its versions",
         tag="models",
         status=204,
-        params=(MODEL_NAME,),
-        errors=(404,),
+        params=(MODEL_NAME, IF_MATCH),
+        errors=(404, 412),
     ),
 ]

@@ -7,7 +7,8 @@ from starlette.responses import Response
 
 from service.http.operation import Operation, Param
 from service.http.params import MODEL_NAME, PAGING, multi_params, paging, path_int, path_str
-from service.http.responses import json_response
+from service.http.preconditions import IF_MATCH, if_match
+from service.http.responses import json_response, tagged_response
 from service.http.routes import principal_of
 from service.http.state import services
 from service.schemas.models import ModelOut
@@ -36,10 +37,10 @@ async def get_version(request: Request) -> Response:
 async def activate_version(request: Request) -> Response:
     svc = services(request)
     name = path_str(request, "name")
-    await svc.versions.activate(name, path_int(request, "version", "version"))
+    await svc.versions.activate(name, path_int(request, "version", "version"), if_match(request))
     # This process's next predict must see the change without waiting for its own NOTIFY.
     svc.registry.forget(principal_of(request).tenant, name)
-    return json_response(await svc.models.get(name))
+    return tagged_response(await svc.models.get(name))
 
 
 OPERATIONS = [
@@ -76,7 +77,9 @@ OPERATIONS = [
         summary="Make a version current (rollback or roll forward)",
         tag="versions",
         response=ModelOut,
-        params=(MODEL_NAME, VERSION),
-        errors=(404,),
+        params=(MODEL_NAME, VERSION, IF_MATCH),
+        errors=(404, 412),
+        description="`If-Match` takes the model's `ETag` (GET /models/{name}): of concurrent "
+        "activations holding one tag, one succeeds and the others get 412.",
     ),
 ]
