@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> Starlette:
         registry = ModelRegistry(db, artifact_keys, settings.models.cache_bytes)
         await registry.start()
         predictor = Predictor(registry, settings)
-        jobs = Jobs(db, queue, settings.worker, settings.limits.active_jobs_per_tenant)
+        jobs = Jobs(db, queue, catalogue, settings.worker, settings.limits.active_jobs_per_tenant)
         svc = Services(
             settings=settings,
             db=db,
