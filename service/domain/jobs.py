@@ -18,6 +18,7 @@ import msgspec
 from service.domain import batches
 from service.domain.dataset_queries import compile_stored, plan_dataset
 from service.domain.errors import Conflict, FieldError, InvalidInput, NotFound
+from service.domain.fit_settings import fit_settings
 from service.domain.job_specs import (
     BatchPredictSpec,
     DatasetSource,
@@ -30,6 +31,7 @@ from service.domain.job_specs import (
 from service.domain.limits import too_many_active_jobs
 from service.domain.models import load_row, lock_model
 from service.domain.preconditions import IfMatch
+from service.estimators.catalogue import Catalogue
 from service.jobs.queue import JobQueue
 from service.query import Query
 from service.repositories.database import Connection, Database
@@ -85,11 +87,13 @@ class Jobs:
         self,
         db: Database,
         queue: JobQueue,
+        catalogue: Catalogue,
         settings: WorkerSettings,
         max_active_jobs: int | None = None,
     ) -> None:
         self.db = db
         self.queue = queue
+        self.catalogue = catalogue  # to check a request's settings, as at model creation
         self.settings = settings
         self.max_active_jobs = max_active_jobs  # per tenant (`limits.active_jobs_per_tenant`)
 
@@ -102,7 +106,9 @@ class Jobs:
         batch = self._inline_batch(body)
 
         async def plan(conn: Connection, model: ModelRow) -> PlannedJob:
-            spec = await _plan(conn, model, kind, body, batch, self.settings.max_train_rows)
+            spec = await _plan(
+                conn, model, kind, body, batch, self.catalogue, self.settings.max_train_rows
+            )
             return PlannedJob(spec, batch)
 
         return await self.submit_job(name, kind, who, idem, plan)
@@ -224,9 +230,11 @@ async def _plan(
     kind: FitKind,
     body: TrainRequest,
     batch: batches.Batch | None,
+    catalogue: Catalogue,
     max_rows: int,
 ) -> FitSpec:
-    """Checks the model can do `kind` with these columns; returns the job's spec."""
+    """Checks the model can do `kind` with these columns and settings; returns the job's
+    spec."""
     model_type = await ModelTypeRepository(conn).capabilities(model.model_type)
     if kind == "train" and not model_type.can_input:
         raise Conflict(f"model type '{model.model_type}' cannot be trained")
@@ -238,6 +246,10 @@ async def _plan(
             raise Conflict(f"model '{model.name}' has no version to update; train it first")
         base = await VersionRepository(conn).get_row(model.id, model.current_version)
         assert base is not None
+    incremental = base is not None and bool(model_type.incremental)
+    settings = fit_settings(
+        catalogue, model.model_type, model.settings, body.settings, incremental=incremental
+    )
     columns = batch.columns if batch is not None else None
     dataset = None
     if body.dataset is not None:
@@ -258,7 +270,7 @@ async def _plan(
         batch_id = await BatchRepository(conn).allocate_id()
     train = TrainSpec(
         model_type=model.model_type,
-        settings=model.settings,
+        settings=settings,
         features=features,
         target=target,
         parameters=body.parameters,
@@ -268,7 +280,6 @@ async def _plan(
     )
     if base is None:
         return train
-    incremental = bool(model_type.incremental)
     if not incremental and batch is not None and base.rows + len(batch) > max_rows:
         # A refit trains on the rows of every version before it too (a dataset's are counted
         # by the worker, which reads them).

@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> Starlette:
         figures = TrafficFigures(redis, key_prefix=f"{settings.redis.queue_name}:traffic:")
         await figures.start()
         predictor = Predictor(registry, figures, settings)
-        jobs = Jobs(db, queue, settings.worker, settings.limits.active_jobs_per_tenant)
+        jobs = Jobs(db, queue, catalogue, settings.worker, settings.limits.active_jobs_per_tenant)
         svc = Services(
             settings=settings,
             db=db,

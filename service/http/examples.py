@@ -44,7 +44,7 @@ CREATE_MODEL = ModelCreate(
     target="species",
 )
 CHANGE_METADATA = MetadataPatch(title="Iris species", tags=["demo", "flowers"])
-TRAIN = TrainRequest(data=IRIS)
+TRAIN = TrainRequest(data=IRIS, settings={"C": 0.5})
 UPDATE = TrainRequest(data=IRIS[::2])
 PREDICT = PredictRequest(
     data=[_flower((5.0, 3.4, 1.5, 0.2)), _flower((6.7, 3.0, 5.2, 2.3))], output="predict"

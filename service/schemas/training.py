@@ -65,6 +65,16 @@ class TrainRequest(ApiStruct):
     )
     target: ColumnName | None = None
     parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    settings: Annotated[
+        dict[str, Any],
+        msgspec.Meta(
+            description="Hyperparameters for this version only, merged over the model's and "
+            "validated like them (a 422 names `$.settings.<key>`); the model's own settings stay "
+            "as they are. An update by `partial_fit` continues the current estimator and takes "
+            "none.",
+            examples=[{"C": 0.5}],
+        ),
+    ] = msgspec.field(default_factory=dict)
 
 
 Output = Literal["predict", "predict_proba", "decision_function", "transform"]
