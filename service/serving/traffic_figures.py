@@ -139,6 +139,7 @@ class TrafficFigures:
         self._pending: dict[FiguresKey, dict[int, _Pending]] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._failing = False
         self._record_failed = False
 
@@ -213,9 +214,11 @@ class TrafficFigures:
     async def close(self) -> None:
         """Stops the background flushes and tries, for at most `close_timeout`, a last one."""
         if self._task is not None:
+            # redis-py may turn a cancellation inside a pipeline into a connection error, which a
+            # flush keeps quiet: the loop also stops on `_closing`, and the wait is bounded.
+            self._closing = True
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=self.close_timeout)
             self._task = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.close_timeout):
@@ -224,7 +227,7 @@ class TrafficFigures:
             log.warning("traffic figures not delivered before shutdown are lost")
 
     async def _flush_forever(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.flush_seconds)
             try:
                 await self.flush()
