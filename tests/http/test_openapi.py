@@ -106,6 +106,8 @@ EXAMPLES_IN_ORDER = [
     "train_model",
     "predict",
     "update_model_data",
+    "put_alias",
+    "put_traffic",
     "create_batch_prediction",
 ]
 STARTS_A_JOB = {"train_model", "update_model_data", "create_batch_prediction"}
@@ -122,7 +124,7 @@ async def test_every_body_example_works_as_sent(
         op = with_body[operation_id]
         entry = document["paths"][op.path][op.method.lower()]
         example = entry["requestBody"]["content"]["application/json"]["example"]
-        path = op.path.replace("{name}", "iris")
+        path = op.path.replace("{name}", "iris").replace("{alias}", "production")
         response = await client.request(op.method, path, json=example)
         assert 200 <= response.status_code < 300, (operation_id, response.text)
         if operation_id in STARTS_A_JOB:

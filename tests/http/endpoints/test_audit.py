@@ -352,3 +352,51 @@ async def test_a_refused_change_writes_no_entry(app: tuple[httpx2.AsyncClient, B
     assert refused.status_code == 403
 
     assert await trail(client, bearer) == before
+
+
+async def test_alias_moves_and_traffic_changes_are_audited_and_a_model_delete_once(
+    app: tuple[httpx2.AsyncClient, Bearer], run_worker: Worker
+) -> None:
+    client, bearer = app
+    writer = bearer("alice", "models:write")
+    await send(client, "POST", "/models", writer, 201, json=IRIS)
+    for _ in range(2):
+        await send(client, "POST", "/models/iris/train", writer, 202, json={"data": RECORDS})
+        await run_worker()
+    path = "/models/iris/aliases/production"
+    await send(client, "PUT", path, bearer("bob", "models:write", rid="a-1"), json={"version": 1})
+    await send(client, "PUT", path, bearer("carol", "models:write", rid="a-2"), json={"version": 2})
+    await send(client, "DELETE", path, bearer("dave", "models:write", rid="a-3"), 204)
+    split = {"split": [{"version": 1, "weight": 100}], "shadow": [2]}
+    traffic = "/models/iris/traffic"
+    await send(client, "PUT", traffic, bearer("erin", "models:write", rid="t-1"), json=split)
+    await send(client, "DELETE", traffic, bearer("erin", "models:write", rid="t-2"), 204)
+    # A refused move is no entry.
+    refused = {"version": 9}
+    await send(client, "PUT", path, bearer("bob", "models:write", rid="no"), 422, json=refused)
+    await send(client, "PUT", path, bearer("alice", "models:write", rid="a-4"), json={"version": 1})
+    await send(client, "PUT", traffic, bearer("alice", "models:write", rid="t-3"), json=split)
+    await send(client, "DELETE", "/models/iris", bearer("zoe", "models:write", rid="gone"), 204)
+
+    entries = await trail(
+        client,
+        bearer,
+        where="action IN (alias.moved, alias.deleted, "
+        "traffic.changed, traffic.deleted, model.deleted)",
+    )
+    assert brief(entries) == [
+        ("alias.moved", "models/iris/aliases/production", "bob", "a-1"),
+        ("alias.moved", "models/iris/aliases/production", "carol", "a-2"),
+        ("alias.deleted", "models/iris/aliases/production", "dave", "a-3"),
+        ("traffic.changed", "models/iris/traffic", "erin", "t-1"),
+        ("traffic.deleted", "models/iris/traffic", "erin", "t-2"),
+        ("alias.moved", "models/iris/aliases/production", "alice", "a-4"),
+        ("traffic.changed", "models/iris/traffic", "alice", "t-3"),
+        ("model.deleted", "models/iris", "zoe", "gone"),
+    ]
+    first, second, dropped, changed, cleared = entries[:5]
+    assert (first["before"], first["after"]) == (None, {"version": 1})
+    assert (second["before"], second["after"]) == ({"version": 1}, {"version": 2})
+    assert (dropped["before"], dropped["after"]) == ({"version": 2}, None)
+    assert changed["after"] == {"split": split["split"], "shadow": [2]}
+    assert (cleared["before"], cleared["after"]) == (changed["after"], None)

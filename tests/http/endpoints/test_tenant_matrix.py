@@ -35,6 +35,8 @@ OWNED = [
     "training_batches",
     "dataset_catalogue",
     "idempotency_keys",
+    "model_aliases",
+    "model_traffic",
 ]
 SPECIES = {"setosa", "versicolor", "virginica"}
 
@@ -109,12 +111,17 @@ async def build_world(
 ) -> World:
     """Both tenants: `staff` and a trained `iris` each; globex also has `iris` version 2, the
     `gx-model` and `gx-data` acme never gets, `gx-spare(-data)` names acme creates for itself,
-    a batch prediction into `gx-scored`, and a queued job."""
+    a batch prediction into `gx-scored`, a queued job, the alias `production` on its `iris` and
+    `gx-model`, and a split on `gx-model`."""
 
     async def post(tenant: str, path: str, body: Any, status: int = 201) -> Any:
         response = await client.post(path, json=body, headers=headers[tenant])
         assert response.status_code == status, response.text
         return json_of(response)
+
+    async def put(tenant: str, path: str, body: Any) -> None:
+        response = await client.put(path, json=body, headers=headers[tenant])
+        assert response.status_code == 200, response.text
 
     iris = {"model_type": LOGREG, "target": "species", "settings": {"max_iter": 500}}
     for tenant in (A, B):
@@ -133,6 +140,9 @@ async def build_world(
     batch = {"dataset": {"name": "gx-data"}, "output_dataset": "gx-scored"}
     done = await post(B, "/models/iris/batch-predictions", batch, 202)
     await run_worker()
+    for name, version in (("iris", 2), ("gx-model", 1)):
+        await put(B, f"/models/{name}/aliases/production", {"version": version})
+    await put(B, "/models/gx-model/traffic", {"split": [{"version": 1, "weight": 100}]})
     queued = await post(B, "/models/gx-model/train", {"data": records(B)}, 202)
     for tenant, jobs in ((A, 1), (B, 5)):
         listed = json_of(await client.get("/jobs", headers=headers[tenant]))
@@ -326,6 +336,48 @@ async def get_version(w: World) -> None:
 async def activate(w: World) -> None:
     await w.gone("POST", "/models/iris/versions/2/activate")
     await w.gone("POST", "/models/gx-model/versions/1/activate")
+
+
+@recipe("GET /models/{name}/aliases", "GET /models/{name}/aliases/{alias}")
+async def read_aliases(w: World) -> None:
+    await w.gone("GET", "/models/gx-model/aliases")
+    await w.gone("GET", "/models/gx-model/aliases/production")
+    assert json_of(await w.a("GET", "/models/iris/aliases")) == {"items": []}
+    assert (await w.a("GET", "/models/iris/aliases/production")).status_code == 404
+
+
+@recipe("PUT /models/{name}/aliases/{alias}", "DELETE /models/{name}/aliases/{alias}")
+async def change_aliases(w: World) -> None:
+    await w.gone("PUT", "/models/gx-model/aliases/production", json={"version": 1})
+    await w.gone("DELETE", "/models/gx-model/aliases/production")
+    assert (await w.a("DELETE", "/models/iris/aliases/production")).status_code == 404
+    # globex's iris has a version 2; acme's does not.
+    theirs = await w.a("PUT", "/models/iris/aliases/production", json={"version": 2})
+    assert theirs.status_code == 422, theirs.text
+    rows = {"columns": IRIS_FEATURES, "rows": [[5.1, 3.5, 1.4, 0.2]]}
+    by_alias = await w.a("POST", "/models/iris/predict", json={**rows, "alias": "production"})
+    assert by_alias.status_code == 404
+    mine = await w.a("PUT", "/models/iris/aliases/production", json={"version": 1})
+    assert mine.status_code == 200, mine.text
+    answer = json_of(
+        await w.a("POST", "/models/iris/predict", json={**rows, "alias": "production"})
+    )
+    assert answer["version"] == 1
+    assert (await w.a("DELETE", "/models/iris/aliases/production")).status_code == 204
+
+
+@recipe("GET /models/{name}/traffic", "PUT /models/{name}/traffic", "DELETE /models/{name}/traffic")
+async def traffic(w: World) -> None:
+    split = {"split": [{"version": 1, "weight": 100}]}
+    await w.gone("GET", "/models/gx-model/traffic")
+    await w.gone("PUT", "/models/gx-model/traffic", json=split)
+    await w.gone("DELETE", "/models/gx-model/traffic")
+    own = json_of(await w.a("GET", "/models/iris/traffic"))
+    assert (own["default"], own["split"]) == (True, [{"version": 1, "weight": 100}])
+    theirs = {"split": [{"version": 1, "weight": 50}, {"version": 2, "weight": 50}]}
+    assert (await w.a("PUT", "/models/iris/traffic", json=theirs)).status_code == 422
+    assert (await w.a("PUT", "/models/iris/traffic", json=split)).status_code == 200
+    assert (await w.a("DELETE", "/models/iris/traffic")).status_code == 204
 
 
 @recipe("POST /datasets")
