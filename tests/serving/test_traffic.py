@@ -8,6 +8,7 @@ import math
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx2
 import msgspec
 import pytest
@@ -249,3 +250,48 @@ async def test_figures_are_summed_over_api_replicas_and_restart_with_a_new_split
 
 async def _at_least(read: Any, n: int) -> bool:
     return bool(await read() >= n)
+
+
+async def pooled_statements(raw: asyncpg.Connection) -> dict[int, Any]:
+    """When each of the api's pooled connections last began a statement (the change listener,
+    whose last statement is its LISTEN or keepalive, left out)."""
+    rows = await raw.fetch(
+        """
+        SELECT pid, query_start FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid()
+          AND backend_type = 'client backend'
+          AND query NOT LIKE 'LISTEN%' AND query <> 'SELECT 1'
+        """
+    )
+    return {r["pid"]: r["query_start"] for r in rows}
+
+
+async def test_predictions_by_alias_and_through_a_split_with_a_shadow_run_no_statement(
+    client: httpx2.AsyncClient, raw: asyncpg.Connection, run_worker: Worker
+) -> None:
+    for slope in (1.0, 2.0, 3.0):
+        await train_line(client, run_worker, "lin", slope)
+    await client.put("/models/lin/aliases/production", json={"version": 2})
+    await put_traffic(
+        client,
+        "lin",
+        {"split": [{"version": 1, "weight": 90}, {"version": 3, "weight": 10}], "shadow": [2]},
+    )
+    shadows = client.services.predictor.shadows
+    for version in (1, 2, 3):  # every version loaded once
+        await predict(client, "lin", version=version)
+    await predict(client, "lin")
+    await wait_until(lambda: shadows.pending == 0, 10, "the warm-up's shadow call")
+    before = await pooled_statements(raw)
+    assert before, "the api's pool holds connections"
+    answers = await asyncio.gather(
+        *(predict(client, "lin", alias="production") for _ in range(20)),
+        *(predict(client, "lin") for _ in range(40)),
+    )
+    assert {a["version"] for a in answers[:20]} == {2}
+    assert {a["version"] for a in answers[20:]} <= {1, 3}
+    await wait_until(lambda: shadows.pending == 0, 10, "the shadow calls")
+    assert await pooled_statements(raw) == before
+    # The positive control: a read of the model does run a statement on the pool.
+    await client.get("/models/lin")
+    assert await pooled_statements(raw) != before
