@@ -25,6 +25,7 @@ SECRETS: dict[tuple[str, str], str] = {
     ("artifacts", "hmac_key"): "SERVICE__ARTIFACTS__HMAC_KEY",
     ("artifacts", "hmac_keys"): "SERVICE__ARTIFACTS__HMAC_KEYS",
     ("auth", "introspection_client_secret"): "SERVICE__AUTH__INTROSPECTION_CLIENT_SECRET",
+    ("webhooks", "secret_key"): "SERVICE__WEBHOOKS__SECRET_KEY",
 }
 
 Positive = Annotated[int, msgspec.Meta(gt=0)]
@@ -174,6 +175,38 @@ class LimitsSettings(Section):
     max_predict_rows: Positive = 10_000
 
 
+class WebhookSettings(Section):
+    """Delivery of events to receivers (see README, "Events")."""
+
+    # Encrypts the webhooks' signing secrets at rest (environment only). Empty: derived from
+    # `artifacts.hmac_key` (HKDF-SHA256), so one secret serves both.
+    secret_key: str = ""
+    # Receivers on loopback, private, link-local or metadata addresses (tests, a laptop).
+    allow_private: bool = False
+    retry_hours: PositiveFloat = 24.0
+    attempt_timeout_seconds: PositiveFloat = 10.0
+    # Attempts in flight at once to one webhook, and over all webhooks, per worker.
+    max_in_flight_per_webhook: Positive = 4
+    max_in_flight: Positive = 64
+    # First retry after about this long (with jitter), doubling up to `max_backoff_seconds`.
+    backoff_seconds: PositiveFloat = 5.0
+    max_backoff_seconds: PositiveFloat = 3600.0
+    # A delivery claimed by a worker that died is due again after this long.
+    lease_seconds: PositiveFloat = 60.0
+    # Due deliveries are looked for this often, besides when PostgreSQL says one is new.
+    poll_seconds: PositiveFloat = 5.0
+    max_webhooks_per_tenant: Positive = 100
+
+
+class StreamSettings(Section):
+    """Server-Sent Events: `GET /events` and `GET /jobs/{id}/events`."""
+
+    heartbeat_seconds: PositiveFloat = 15.0
+    max_streams_per_caller: Positive = 10
+    # Events sent from the outbox when a stream resumes (`Last-Event-ID`), at most, per read.
+    replay_batch: Positive = 500
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -188,6 +221,8 @@ class Settings(Section):
     artifacts: ArtifactSettings = msgspec.field(default_factory=ArtifactSettings)
     models: ModelSettings = msgspec.field(default_factory=ModelSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
 

@@ -1,0 +1,1 @@
+"""Webhooks: signing secrets kept encrypted, the address guard, signing and delivery."""
