@@ -15,6 +15,7 @@ import pytest
 
 from service.settings import Settings
 from tests.factories import (
+    AppClient,
     ClientFactory,
     Worker,
     burst_worker,
@@ -267,7 +268,7 @@ async def pooled_statements(raw: asyncpg.Connection) -> dict[int, Any]:
 
 
 async def test_predictions_by_alias_and_through_a_split_with_a_shadow_run_no_statement(
-    client: httpx2.AsyncClient, raw: asyncpg.Connection, run_worker: Worker
+    client: AppClient, raw: asyncpg.Connection, run_worker: Worker
 ) -> None:
     for slope in (1.0, 2.0, 3.0):
         await train_line(client, run_worker, "lin", slope)
