@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,7 +18,7 @@ import pytest
 
 from service.settings import Settings
 from service.webhooks.secrets import SecretBox
-from tests.factories import ClientFactory, json_of
+from tests.factories import ClientFactory, json_of, tenant_app
 
 pytestmark = pytest.mark.anyio
 
@@ -158,6 +159,19 @@ async def test_a_tenant_holds_at_most_the_configured_webhooks_even_when_register
     assert (await client.delete(f"/webhooks/{first['id']}")).status_code == 204
     await register(client)
     assert (await client.post("/webhooks", json=HOOK)).status_code == 409
+
+
+async def test_the_cap_counts_each_tenants_webhooks_apart(
+    client_factory: ClientFactory, settings: Settings, tmp_path: Path
+) -> None:
+    capped = with_webhooks(settings, allow_private=True, max_webhooks_per_tenant=1)
+    client, headers = await tenant_app(client_factory, capped, tmp_path)
+    for tenant in ("acme", "globex"):
+        first = await client.post("/webhooks", json=HOOK, headers=headers(tenant))
+        assert first.status_code == 201, first.text
+        assert json_of(first)["tenant"] == tenant
+    again = await client.post("/webhooks", json=HOOK, headers=headers("acme"))
+    assert again.status_code == 409, again.text
 
 
 async def test_the_list_pages_by_limit_and_offset_oldest_first(
