@@ -28,6 +28,7 @@ from service.domain.model_types import ModelTypes
 from service.domain.models import Models
 from service.domain.traffic import Traffic
 from service.domain.versions import Versions
+from service.domain.webhooks import Webhooks
 from service.estimators.catalogue import load_catalogue
 from service.estimators.limits import SettingLimits
 from service.http.endpoints import OPERATIONS
@@ -45,7 +46,8 @@ from service.repositories.migrator import discover
 from service.serving.predictor import Predictor
 from service.serving.registry import ModelRegistry
 from service.serving.traffic_figures import TrafficFigures
-from service.settings import Settings
+from service.settings import ConfigError, Settings
+from service.webhooks.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,14 @@ def create_app(settings: Settings) -> Starlette:
     limits = SettingLimits.of(msgspec.structs.asdict(settings.models.limits))
     catalogue = load_catalogue(settings.models.plugins, limits)
     expected_migrations = [m.version for m in discover()]
-    # Built here, not in the lifespan, so a bad [auth] or [artifacts] section is a ConfigError
-    # before serving.
+    # Built here, not in the lifespan, so a bad [auth], [artifacts] or [webhooks] section is a
+    # ConfigError before serving.
     auth = build_authenticator(settings.auth)
     artifact_keys = Keyring.from_settings(settings.artifacts)
+    try:
+        secrets = SecretBox.from_settings(settings)
+    except ValueError as exc:  # no key to seal webhook secrets with
+        raise ConfigError(str(exc)) from None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -91,6 +97,12 @@ def create_app(settings: Settings) -> Starlette:
             predictor=predictor,
             datasets=Datasets(db, settings.http.spool_dir),
             batch_predictions=BatchPredictions(jobs),
+            webhooks=Webhooks(
+                db,
+                secrets,
+                settings.webhooks.allow_private,
+                settings.webhooks.max_webhooks_per_tenant,
+            ),
             rate_limits=RateLimits.from_settings(
                 redis, settings.limits, settings.redis.queue_name, metrics
             ),

@@ -11,6 +11,7 @@ from service.schemas.metadata import MetadataPatch
 from service.schemas.models import ModelCreate
 from service.schemas.predictions import PredictRequest
 from service.schemas.training import BatchPredictRequest, DatasetQuery, Record, TrainRequest
+from service.schemas.webhooks import WebhookCreate
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
@@ -53,4 +54,11 @@ CREATE_DATASET = DatasetCreate(name="iris", title="Iris flowers", data=IRIS)
 APPEND_ROWS = RowsAppend(data=[_flower((5.9, 3.0, 5.1, 1.8), "virginica")])
 BATCH_PREDICT = BatchPredictRequest(
     dataset=DatasetQuery(name="iris", select=FEATURES), output_dataset="iris_predictions"
+)
+# A receiver on the caller's own machine: Swagger UI's pre-fill is sent from a laptop, where
+# `webhooks.allow_private = true` admits it; in production, give a public https URL.
+CREATE_WEBHOOK = WebhookCreate(
+    url="http://127.0.0.1:8080/models-service",
+    events=["job.succeeded", "job.failed", "version.created"],
+    description="Tell the team's bot about trainings",
 )

@@ -16,6 +16,7 @@ from service.domain.model_types import ModelTypes
 from service.domain.models import Models
 from service.domain.traffic import Traffic
 from service.domain.versions import Versions
+from service.domain.webhooks import Webhooks
 from service.estimators.catalogue import Catalogue
 from service.http.metrics import ApiMetrics
 from service.http.rate_limits import RateLimits
@@ -46,6 +47,7 @@ class Services:
     predictor: Predictor
     datasets: Datasets
     batch_predictions: BatchPredictions
+    webhooks: Webhooks
     rate_limits: RateLimits | None = None  # None: `limits.rate_per_second` is 0
 
 

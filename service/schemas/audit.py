@@ -46,7 +46,7 @@ class AuditEntry(ApiStruct):
                 description="What happened: `model.created`, `model.updated`, "
                 "`model.deleted`, `version.created`, `version.activated`, `job.created`, "
                 "`job.cancelled`, `dataset.created`, `dataset.updated`, `dataset.rows_added`, "
-                "`dataset.rows_deleted`, `dataset.deleted`",
+                "`dataset.rows_deleted`, `dataset.deleted`, `webhook.created`, `webhook.deleted`",
                 examples=["model.created"],
             ),
         ]
@@ -57,7 +57,8 @@ class AuditEntry(ApiStruct):
             str,
             msgspec.Meta(
                 description="What it happened to: `models/{name}`, "
-                "`models/{name}/versions/{version}`, `jobs/{id}` or `datasets/{name}`",
+                "`models/{name}/versions/{version}`, `jobs/{id}`, `datasets/{name}` or "
+                "`webhooks/{id}`",
                 examples=["models/iris"],
             ),
         ]

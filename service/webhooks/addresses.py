@@ -75,6 +75,8 @@ async def check_url(url: str, allow_private: bool) -> list[str]:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, TimeoutError) as exc:
         raise AddressRefused(f"the host '{host}' does not resolve") from exc
+    except UnicodeError:  # the IDNA codec refuses the name (an empty or 64+ character label)
+        raise AddressRefused(f"the host '{host[:100]}' is not a valid host name") from None
     addresses = sorted({str(info[4][0]) for info in infos})
     if not allow_private:
         refused = [a for a in addresses if not is_public(a)]

@@ -79,6 +79,11 @@ API_SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/datasets/{name}/rows"): "datasets:write",
     ("DELETE", "/datasets/{name}/rows"): "datasets:write",
     ("GET", "/audit"): "admin",
+    ("POST", "/webhooks"): "models:write",
+    ("GET", "/webhooks"): "models:read",
+    ("GET", "/webhooks/{id}"): "models:read",
+    ("DELETE", "/webhooks/{id}"): "models:write",
+    ("GET", "/webhooks/{id}/deliveries"): "models:read",
 }
 # The scopes API.md's paragraphs add to the table's: on every call, and when a body field is given.
 API_FURTHER_SCOPES: dict[tuple[str, str], tuple[str, ...]] = {

@@ -14,6 +14,7 @@ from service.http.endpoints import (
     predictions,
     traffic,
     versions,
+    webhooks,
 )
 from service.http.operation import Operation
 
@@ -29,4 +30,5 @@ OPERATIONS: list[Operation] = [
     *datasets.OPERATIONS,
     *batch_predictions.OPERATIONS,
     *audit.OPERATIONS,
+    *webhooks.OPERATIONS,
 ]

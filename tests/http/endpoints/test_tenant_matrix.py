@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import httpx2
+import msgspec
 import pytest
 
 from service.http.endpoints import OPERATIONS
@@ -37,8 +38,10 @@ OWNED = [
     "idempotency_keys",
     "model_aliases",
     "model_traffic",
+    "webhooks",
 ]
 SPECIES = {"setosa", "versicolor", "virginica"}
+GX_RECEIVER = "http://127.0.0.1:9/globex-hooks"
 
 
 @dataclass
@@ -48,6 +51,7 @@ class World:
     headers: dict[str, dict[str, str]]  # by tenant: an `admin` token, so no scope masks a leak
     b_queued_job: str  # a job of globex's still in the queue (cancellable)
     b_done_job: str
+    b_webhook: str  # globex's webhook (its URL and description carry the word)
 
     async def a(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
         """A request by acme: never a 500, never a word of globex's."""
@@ -69,7 +73,8 @@ class World:
             f"{method} {path}: {response.status_code} {response.text}"
         )
         assert response.headers["content-type"] == "application/problem+json"
-        swaps = {"gx-": "zz-", **{job: str(uuid.uuid4()) for job in self.jobs_of_b}}
+        ids = (*self.jobs_of_b, self.b_webhook)
+        swaps = {"gx-": "zz-", **{known: str(uuid.uuid4()) for known in ids}}
         missing = swapped(path, swaps)
         if missing != path:  # the same answer as for a name nobody has, so nothing tells them apart
             other = json_of(await self.a(method, missing, **kwargs))
@@ -112,7 +117,7 @@ async def build_world(
     """Both tenants: `staff` and a trained `iris` each; globex also has `iris` version 2, the
     `gx-model` and `gx-data` acme never gets, `gx-spare(-data)` names acme creates for itself,
     a batch prediction into `gx-scored`, a queued job, the alias `production` on its `iris` and
-    `gx-model`, and a split on `gx-model`."""
+    `gx-model`, a split on `gx-model`, and a webhook."""
 
     async def post(tenant: str, path: str, body: Any, status: int = 201) -> Any:
         response = await client.post(path, json=body, headers=headers[tenant])
@@ -148,7 +153,9 @@ async def build_world(
         listed = json_of(await client.get("/jobs", headers=headers[tenant]))
         assert listed["total"] == jobs, listed
         assert [j["status"] for j in listed["items"]].count("succeeded") == jobs - (tenant == B)
-    return World(client, raw, headers, queued["id"], done["id"])
+    hook = {"url": GX_RECEIVER, "events": ["dataset.deleted"], "description": "globex's"}
+    webhook = await post(B, "/webhooks", hook)
+    return World(client, raw, headers, queued["id"], done["id"], webhook["id"])
 
 
 @pytest.fixture
@@ -159,6 +166,9 @@ async def world(
     raw: asyncpg.Connection,
     run_worker: Worker,
 ) -> World:
+    # Webhooks on this machine are admitted, so each tenant can register one.
+    webhooks = msgspec.structs.replace(settings.webhooks, allow_private=True)
+    settings = msgspec.structs.replace(settings, webhooks=webhooks)
     client, tenant_headers = await tenant_app(client_factory, settings, tmp_path)
     headers = {A: tenant_headers(A, "alice"), B: tenant_headers(B, "bob")}
     return await build_world(client, raw, headers, run_worker)
@@ -473,6 +483,33 @@ async def audit(w: World) -> None:
     assert page["items"] and {e["tenant"] for e in page["items"]} == {A}
     assert page["total"] == mine
     await nothing_of_theirs(w, "/audit", "actor = 'bob'", "resource = 'models/gx-model'")
+
+
+@recipe("POST /webhooks")
+async def create_webhook(w: World) -> None:
+    # The URL globex uses is free for acme too, and the webhook is acme's own.
+    hook = {"url": GX_RECEIVER.replace("globex", "acme"), "events": ["dataset.deleted"]}
+    created = await w.a("POST", "/webhooks", json=hook)
+    assert created.status_code == 201, created.text
+    assert json_of(created)["tenant"] == A
+
+
+@recipe("GET /webhooks")
+async def list_webhooks(w: World) -> None:
+    page = json_of(await w.a("GET", "/webhooks"))
+    assert page["total"] == await w.count("webhooks") == len(page["items"])
+    assert {h["tenant"] for h in page["items"]} <= {A}
+
+
+@recipe("GET /webhooks/{webhook_id}", "GET /webhooks/{webhook_id}/deliveries")
+async def read_webhooks(w: World) -> None:
+    await w.gone("GET", f"/webhooks/{w.b_webhook}")
+    await w.gone("GET", f"/webhooks/{w.b_webhook}/deliveries")
+
+
+@recipe("DELETE /webhooks/{webhook_id}")
+async def delete_webhook(w: World) -> None:
+    await w.gone("DELETE", f"/webhooks/{w.b_webhook}")
 
 
 def test_every_route_in_the_route_table_has_a_cross_tenant_recipe() -> None:
