@@ -84,6 +84,8 @@ class Deliverer:
         self._runner = asyncio.create_task(self._run())
 
     async def stop(self, wait_seconds: float) -> None:
+        if self._stopping:
+            return
         self._stopping = True
         self._wake.set()
         if self._runner is not None:

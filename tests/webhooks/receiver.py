@@ -48,6 +48,11 @@ class Receiver:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         return self
 
+    def release(self) -> None:
+        """Answers the held first request."""
+        assert self._hold is not None
+        self._hold.set()
+
     async def stop(self) -> None:
         if self._hold is not None:
             self._hold.set()

@@ -5,7 +5,9 @@ over, and every attempt is recorded."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -42,7 +44,14 @@ FAST = {
 }
 JOB = {"id": "0b5e", "status": "succeeded"}
 
-StartDeliverer = Callable[..., Awaitable[WorkerMetrics]]
+
+@dataclass(frozen=True)
+class Running:
+    deliverer: Deliverer
+    metrics: WorkerMetrics
+
+
+StartDeliverer = Callable[..., Awaitable[Running]]
 
 
 def with_webhooks(settings: Settings, **overrides: Any) -> Settings:
@@ -66,11 +75,10 @@ async def receivers() -> AsyncIterator[list[Receiver]]:
 
 @pytest.fixture
 async def start_deliverer(settings: Settings) -> AsyncIterator[StartDeliverer]:
-    """Starts the worker's delivery engine in this process (with `[webhooks]` overrides);
-    returns its metrics."""
+    """Starts the worker's delivery engine in this process, with `[webhooks]` overrides."""
     running: list[tuple[Database, Deliverer]] = []
 
-    async def start(**overrides: Any) -> WorkerMetrics:
+    async def start(**overrides: Any) -> Running:
         configured = with_webhooks(settings, **overrides)
         db = Database(configured.database)
         await db.start()
@@ -84,7 +92,7 @@ async def start_deliverer(settings: Settings) -> AsyncIterator[StartDeliverer]:
         )
         deliverer.start()
         running.append((db, deliverer))
-        return metrics
+        return Running(deliverer, metrics)
 
     yield start
     for db, deliverer in running:
@@ -150,7 +158,7 @@ async def test_a_receiver_answering_500_is_tried_again_until_it_answers_200(
     receivers.append(receiver)
     _, secret = await add_webhook(raw, settings, receiver.url, ["job.failed"])
     await write_event(raw, "job.failed", "jobs/0b5e", JOB)
-    metrics = await start_deliverer()
+    metrics = (await start_deliverer()).metrics
 
     [delivery] = await settled(raw)
     assert delivery["status"] == "delivered" and delivery["attempts"] == 2
@@ -229,7 +237,7 @@ async def test_a_receiver_on_loopback_is_refused_at_delivery_without_a_request(
     receivers.append(receiver)
     await add_webhook(raw, settings, receiver.url, ["job.failed"])
     await write_event(raw, "job.failed", "jobs/0b5e", JOB)
-    metrics = await start_deliverer(allow_private=False)
+    metrics = (await start_deliverer(allow_private=False)).metrics
 
     [delivery] = await settled(raw)
     assert delivery["status"] == "failed" and delivery["finished_at"] is not None
@@ -277,3 +285,30 @@ async def test_a_delivery_fails_once_its_retry_window_is_over(
     [attempt] = await attempt_rows(raw)
     assert attempt["status_code"] == 500 and attempt["next_attempt_at"] is None
     assert len(receiver.requests) == 1
+
+
+async def test_stopping_lets_an_attempt_in_flight_finish(
+    raw: asyncpg.Connection,
+    settings: Settings,
+    receivers: list[Receiver],
+    start_deliverer: StartDeliverer,
+) -> None:
+    receiver = await Receiver(hold_first=True).start()
+    receivers.append(receiver)
+    await add_webhook(raw, settings, receiver.url, ["job.failed"])
+    await write_event(raw, "job.failed", "jobs/0b5e", JOB)
+    running = await start_deliverer()
+
+    async def arrived() -> bool:
+        return len(receiver.requests) == 1
+
+    await wait_until(arrived, 30, "the attempt to reach the receiver")
+    stopping = asyncio.create_task(running.deliverer.stop(60))
+    await asyncio.sleep(0)
+    assert not stopping.done()  # the receiver has not answered yet
+    receiver.release()
+    await stopping
+    [delivery] = await delivery_rows(raw)
+    assert delivery["status"] == "delivered"
+    [attempt] = await attempt_rows(raw)
+    assert attempt["status_code"] == 200
