@@ -180,6 +180,9 @@ class Deliverer:
                 return await self._send(due)
         except TimeoutError:
             return Answer(error=f"no answer within {seconds:g} s", transient=True)
+        except Exception as exc:  # unforeseen: recorded and retried, never a stuck lease
+            log.exception("a webhook attempt failed unexpectedly", extra=_about(due))
+            return Answer(error=f"{type(exc).__name__}: {exc}", transient=True)
 
     async def _send(self, due: DueDelivery) -> Answer:
         try:

@@ -312,3 +312,19 @@ async def test_stopping_lets_an_attempt_in_flight_finish(
     assert delivery["status"] == "delivered"
     [attempt] = await attempt_rows(raw)
     assert attempt["status_code"] == 200
+
+
+async def test_a_new_delivery_is_made_when_postgresql_announces_it_without_polling(
+    raw: asyncpg.Connection,
+    settings: Settings,
+    receivers: list[Receiver],
+    start_deliverer: StartDeliverer,
+) -> None:
+    receiver = await Receiver().start()
+    receivers.append(receiver)
+    await add_webhook(raw, settings, receiver.url, ["job.failed"])
+    await start_deliverer(poll_seconds=3600.0)  # only NOTIFY (or the listener's start) wakes it
+    await write_event(raw, "job.failed", "jobs/0b5e", JOB)
+
+    [delivery] = await settled(raw)
+    assert delivery["status"] == "delivered" and len(receiver.requests) == 1
