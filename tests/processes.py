@@ -44,13 +44,17 @@ def worker_env(settings: Settings, worker_id: str, log_format: str) -> dict[str,
 
 
 class WorkerProcess:
-    """`python -m service worker` configured by environment variables, as in production."""
+    """`python -m service worker` configured by environment variables, as in production:
+    `[worker]` settings as keywords, `[webhooks]` ones in `webhooks`."""
 
-    def __init__(self, settings: Settings, **worker: object) -> None:
+    def __init__(
+        self, settings: Settings, webhooks: dict[str, object] | None = None, **worker: object
+    ) -> None:
         self.worker_id = f"test-{os.getpid()}-{time.monotonic_ns()}"
         env = worker_env(settings, self.worker_id, "text")
         env["SERVICE__WORKER__HEARTBEAT_SECONDS"] = "1"
         env.update({f"SERVICE__WORKER__{k.upper()}": str(v) for k, v in worker.items()})
+        env.update({f"SERVICE__WEBHOOKS__{k.upper()}": str(v) for k, v in (webhooks or {}).items()})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "service", "worker"],
             cwd=ROOT,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from service.artifacts.keys import Keyring
 from service.artifacts.store import ArtifactStore
 from service.domain.batch_runs import BatchRuns
+from service.domain.deliveries import Deliveries
 from service.domain.fits import Fits
 from service.domain.job_runs import JobRuns
 from service.domain.sweeps import Sweeps
@@ -22,6 +23,7 @@ class JobServices:
     fits: Fits
     batch_runs: BatchRuns
     sweeps: Sweeps
+    deliveries: Deliveries
 
     @classmethod
     async def start(cls, settings: Settings) -> JobServices:
@@ -36,6 +38,7 @@ class JobServices:
             fits=Fits(db, artifacts, settings.worker.max_train_rows),
             batch_runs=BatchRuns(db, artifacts, runs),
             sweeps=Sweeps(db),
+            deliveries=Deliveries(db),
         )
 
     async def close(self) -> None:

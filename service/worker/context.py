@@ -1,4 +1,5 @@
-"""What every job of a worker process shares: settings, the job use cases, Redis, metrics."""
+"""What every job of a worker process shares: settings, the job use cases, Redis, metrics; and
+what runs beside the jobs: the sweeper and the webhook deliverer."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from service.domain.job_services import JobServices
 from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
 from service.settings import Settings
+from service.webhooks.delivery import Deliverer
+from service.webhooks.secrets import SecretBox
 from service.worker import child
 from service.worker.execution import JobRunner
 from service.worker.metrics import WorkerMetrics
@@ -27,9 +30,12 @@ class WorkerContext:
     runner: JobRunner
     sweeper_task: asyncio.Task[None] | None = None
     warm_up_task: asyncio.Task[None] | None = None
+    deliverer: Deliverer | None = None
 
     @classmethod
-    async def start(cls, settings: Settings, worker_id: str, sweep: bool = True) -> WorkerContext:
+    async def start(
+        cls, settings: Settings, worker_id: str, sweep: bool = True, deliver: bool = True
+    ) -> WorkerContext:
         services = await JobServices.start(settings)
         redis = connect_redis(settings.redis)
         queue = JobQueue(redis, settings.redis.queue_name)
@@ -40,6 +46,15 @@ class WorkerContext:
         if sweep:
             sweeper = Sweeper(services.sweeps, queue, settings.worker)
             context.sweeper_task = asyncio.create_task(sweeper.run_forever())
+        if deliver:
+            context.deliverer = Deliverer(
+                services.deliveries,
+                settings.webhooks,
+                SecretBox.from_settings(settings),
+                metrics.webhook_deliveries,
+                metrics.webhook_lag,
+            )
+            context.deliverer.start()
         return context
 
     async def close(self) -> None:
@@ -47,5 +62,7 @@ class WorkerContext:
             self.sweeper_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.sweeper_task
+        if self.deliverer is not None:
+            await self.deliverer.stop(self.settings.worker.shutdown_wait_seconds)
         await self.redis.aclose()
         await self.services.close()

@@ -8,6 +8,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+# From an event to its receiver's 2xx: milliseconds when all is well, hours through retries.
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
 class WorkerMetrics:
@@ -39,5 +41,18 @@ class WorkerMetrics:
         self.artifact_rejections = Counter(
             "artifact_verification_failures_total",
             "Artifacts refused because their HMAC tag did not match.",
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "webhook_deliveries_total",
+            "Webhook delivery attempts, by outcome: delivered (2xx), retry (another attempt is"
+            " due), failed (refused, or out of retries).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_lag = Histogram(
+            "webhook_delivery_lag_seconds",
+            "From an event to the 2xx of its receiver.",
+            buckets=LAG_BUCKETS,
             registry=self.registry,
         )
