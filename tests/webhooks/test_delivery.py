@@ -22,7 +22,7 @@ from service.settings import Settings
 from service.webhooks.delivery import Deliverer
 from service.webhooks.secrets import SecretBox
 from service.worker.metrics import WorkerMetrics
-from tests.factories import LOGREG, make_model, make_settings, run_job, wait_until
+from tests.factories import LOGREG, json_of, make_model, make_settings, run_job, wait_until
 from tests.iris import iris_records
 from tests.webhooks.receiver import (
     Receiver,
@@ -328,3 +328,32 @@ async def test_a_new_delivery_is_made_when_postgresql_announces_it_without_polli
 
     [delivery] = await settled(raw)
     assert delivery["status"] == "delivered" and len(receiver.requests) == 1
+
+
+async def test_a_webhook_registered_through_the_api_gets_alias_and_version_events_it_can_verify(
+    client: httpx2.AsyncClient,
+    run_worker: Callable[[], Awaitable[None]],
+    raw: asyncpg.Connection,
+    receivers: list[Receiver],
+    start_deliverer: StartDeliverer,
+) -> None:
+    """The whole path: register (the secret shown once), change things, receive, verify, and
+    read the attempts back through the API."""
+    receiver = await Receiver().start()
+    receivers.append(receiver)
+    body = {"url": receiver.url, "events": ["version.created", "alias.moved"]}
+    created = await client.post("/webhooks", json=body)
+    assert created.status_code == 201, created.text
+    hook = json_of(created)
+    await make_model(client, "iris", LOGREG, target="species")
+    await run_job(client, run_worker, "iris", "train", {"data": iris_records()})
+    assert (await client.put("/models/iris/aliases/production", json={"version": 1})).is_success
+    await start_deliverer()
+
+    await settled(raw, 2)
+    events = verified(receiver, hook["secret"])
+    assert [e["type"] for e in events] == ["version.created", "alias.moved"]
+    assert events[1]["data"]["alias"] == "production" and events[1]["data"]["version"] == 1
+    attempts = json_of(await client.get(f"/webhooks/{hook['id']}/deliveries"))["items"]
+    assert sorted(a["type"] for a in attempts) == ["alias.moved", "version.created"]
+    assert {(a["status_code"], a["status"]) for a in attempts} == {(200, "delivered")}
