@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.repositories.database import Database
+from service.repositories.deliveries import purge_events
 from service.repositories.idempotency import IdempotencyRepository
 from service.repositories.jobs import Dispatch, JobRepository
 from service.repositories.versions import BatchRepository
@@ -44,8 +45,15 @@ class Sweeps:
         async with self.db.maintenance() as conn:
             return await JobRepository(conn).queued_before(seconds)
 
-    async def purge(self, batch_grace_seconds: float, idempotency_ttl_seconds: float) -> None:
-        """Rows of failed or cancelled jobs, and idempotency keys past their time."""
+    async def purge(
+        self,
+        batch_grace_seconds: float,
+        idempotency_ttl_seconds: float,
+        events_ttl_seconds: float,
+    ) -> None:
+        """Rows of failed or cancelled jobs, idempotency keys past their time, and events past
+        theirs whose deliveries are all finished."""
         async with self.db.maintenance() as conn:
             await BatchRepository(conn).purge_unused(batch_grace_seconds)
             await IdempotencyRepository(conn).purge_older_than(idempotency_ttl_seconds)
+            await purge_events(conn, events_ttl_seconds)

@@ -172,3 +172,22 @@ KEEPALIVE_SECONDS = 10.0
 
 def _set(event: asyncio.Event, _conn: object) -> None:
     event.set()
+
+
+async def purge_events(conn: asyncpg.Connection, older_than_seconds: float) -> int:
+    """Drops events older than that with no delivery still pending, their finished deliveries
+    and attempts with them; returns how many events went."""
+    deleted: int = await conn.fetchval(
+        """
+        WITH gone AS (
+            DELETE FROM events e
+            WHERE e.at < now() - make_interval(secs => $1)
+              AND NOT EXISTS (SELECT FROM webhook_deliveries d
+                              WHERE d.event = e.id AND d.status = 'pending')
+            RETURNING 1
+        )
+        SELECT count(*) FROM gone
+        """,
+        older_than_seconds,
+    )
+    return deleted

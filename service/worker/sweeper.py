@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 BATCH_GRACE_SECONDS = 60.0
 # How long an Idempotency-Key replays its first response.
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
+# How long events stay in the outbox (the window of a stream's `Last-Event-ID` resume); one
+# whose delivery is still being retried stays until that ends.
+EVENTS_TTL_SECONDS = 7 * 24 * 3600.0
 
 
 class Sweeper:
@@ -54,7 +57,9 @@ class Sweeper:
         await self._purge()
 
     async def _purge(self) -> None:
-        await self.sweeps.purge(self.batch_grace_seconds, IDEMPOTENCY_TTL_SECONDS)
+        await self.sweeps.purge(
+            self.batch_grace_seconds, IDEMPOTENCY_TTL_SECONDS, EVENTS_TTL_SECONDS
+        )
 
     async def _recover_abandoned(self) -> None:
         abandoned = await self.sweeps.recover_abandoned(

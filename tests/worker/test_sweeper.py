@@ -66,3 +66,36 @@ async def test_idempotency_keys_go_with_their_model(client: httpx2.AsyncClient) 
     assert second.status_code == 202
     assert json_of(second)["id"] != first["id"]
     assert "idempotent-replayed" not in second.headers
+
+
+async def test_old_events_go_unless_a_delivery_of_theirs_is_still_pending(
+    client: httpx2.AsyncClient, settings: Settings, raw: asyncpg.Connection
+) -> None:
+    for name in ("old", "owed", "new"):
+        assert (await client.post("/datasets", json={"name": name, "data": [{"x": 1}]})).is_success
+    await raw.execute(
+        "UPDATE events SET at = now() - interval '8 days' WHERE subject IN ($1, $2)",
+        "datasets/old",
+        "datasets/owed",
+    )
+    hook = await raw.fetchval(
+        "INSERT INTO webhooks (tenant, url, events, secret, secret_key_id)"
+        " VALUES ('default', 'http://127.0.0.1:9/', '{dataset.created}', '', 'k') RETURNING id"
+    )
+    for subject, status in (("datasets/old", "delivered"), ("datasets/owed", "pending")):
+        await raw.execute(
+            "INSERT INTO webhook_deliveries (tenant, webhook_id, event, status)"
+            " SELECT 'default', $1, id, $2 FROM events WHERE subject = $3",
+            hook,
+            status,
+            subject,
+        )
+    db = Database(settings.database)
+    await db.start()
+    try:
+        await Sweeps(db).purge(60, 3600, 7 * 24 * 3600)
+    finally:
+        await db.close()
+    kept = await raw.fetch("SELECT subject FROM events ORDER BY id")
+    assert [r["subject"] for r in kept] == ["datasets/owed", "datasets/new"]
+    assert await raw.fetchval("SELECT count(*) FROM webhook_deliveries") == 1
