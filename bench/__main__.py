@@ -7,8 +7,9 @@ Cases: predict (throughput and latency, then memory), memory, jobs, models_list,
 against the commit before tenants) and registry (predictions by alias, through a traffic split
 and with a shadow, against the current version's). `--quick` (or
 BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to check that a case works;
-BENCH_SECONDS / BENCH_REPS set the length too. A full-length run overwrites bench/RESULTS.md
-with the cases it ran. BENCH_LOAD=python uses the Python load generator even when wrk exists.
+BENCH_SECONDS / BENCH_REPS set the length too. A full-length run replaces the sections of the
+cases it ran in bench/RESULTS.md and keeps the others. BENCH_LOAD=python uses the Python load
+generator even when wrk exists.
 The chaos soak is not a case: `make soak` (`python -m bench.soak`).
 """
 
