@@ -264,8 +264,9 @@ def _report(
     section.line(
         "Targets: a ratio or difference within each round (the scenarios ran back to back), then"
         " the median (min–max) over the rounds. The CPU rows hold the c64 cost to the req/s"
-        " target: at c64 the api is CPU-bound, so CPU per request is what its throughput"
-        " follows, without the neighbours' noise; at c1 they say what each request costs."
+        " target: at c64 the api is CPU-bound, so its throughput follows CPU per request, which"
+        " neighbours disturb less than req/s (it still moves with how requests happen to"
+        " batch); at c1 they say what each request costs, a shadow's work included."
     )
     section.line()
     section.table(["measure", "value", "target"], targets)
