@@ -3,11 +3,13 @@
     python -m bench [CASE ...] [--quick] [--seconds S] [--reps N]
 
 Cases: predict (throughput and latency, then memory), memory, jobs, models_list, auth
-(bench/bench_auth.py), datasets (bench/bench_datasets.py, when present) and tenancy (this tree
-against the commit before tenants). `--quick` (or
+(bench/bench_auth.py), datasets (bench/bench_datasets.py, when present), tenancy (this tree
+against the commit before tenants) and registry (predictions by alias, through a traffic split
+and with a shadow, against the current version's). `--quick` (or
 BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to check that a case works;
-BENCH_SECONDS / BENCH_REPS set the length too. A full-length run overwrites bench/RESULTS.md
-with the cases it ran. BENCH_LOAD=python uses the Python load generator even when wrk exists.
+BENCH_SECONDS / BENCH_REPS set the length too. A full-length run replaces the sections of the
+cases it ran in bench/RESULTS.md and keeps the others. BENCH_LOAD=python uses the Python load
+generator even when wrk exists.
 The chaos soak is not a case: `make soak` (`python -m bench.soak`).
 """
 
@@ -21,7 +23,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import external, jobs, memory, models_list, predict, report, tenancy
+from bench import external, jobs, memory, models_list, predict, registry, report, tenancy
 from bench.common import QUICK, Config, Section
 from bench.load import describe_tool
 
@@ -35,6 +37,7 @@ CASES: dict[str, list[Case]] = {
     "auth": [external.auth],
     "datasets": [external.datasets],
     "tenancy": [tenancy.run],
+    "registry": [registry.run],
 }
 
 

@@ -53,15 +53,39 @@ def machine(load_tool: str) -> list[str]:
     ]
 
 
+HEAD = """# Benchmark results
+
+Absolute numbers depend on this noisy machine; compare the ratios, which are against floors
+measured in the same run. Each section says which run wrote it, on what.
+"""
+
+
 def write(sections: list[str], load_tool: str, command: str) -> Path:
-    head = [
-        "# Benchmark results",
-        "",
-        f"Written by `{command}` (full length). Absolute numbers depend on this noisy machine;",
-        "compare the ratios, which are against floors measured in the same run.",
-        "",
-        *machine(load_tool),
-        "",
-    ]
-    RESULTS.write_text("\n".join(head) + "\n" + "\n".join(sections))
+    """Replaces the sections of the cases that ran, matched by their `## ` title, and keeps the
+    others: the file gathers runs of different cases, made on different days, so a run of one
+    case must not wipe the rest. A section that is new goes at the end."""
+    stamp = [f"Written by `{command}` (full length).", "", *machine(load_tool), ""]
+    head, kept = _split(RESULTS.read_text()) if RESULTS.exists() else (HEAD, {})
+    for section in sections:
+        title, _, body = section.partition("\n")
+        kept[title] = "\n".join([title, "", *stamp, body.lstrip("\n")])
+    RESULTS.write_text(
+        head.rstrip("\n") + "\n\n" + "\n".join(s.rstrip("\n") + "\n" for s in kept.values())
+    )
     return RESULTS
+
+
+def _split(text: str) -> tuple[str, dict[str, str]]:
+    """The text before the first `## ` heading, and each section by its heading line (headings
+    inside fenced code, such as a traceback's, do not count)."""
+    head: list[str] = []
+    sections: dict[str, list[str]] = {}
+    current = head
+    fenced = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if line.startswith("## ") and not fenced:
+            current = sections.setdefault(line, [])
+        current.append(line)
+    return "\n".join(head), {title: "\n".join(lines) + "\n" for title, lines in sections.items()}
