@@ -106,8 +106,8 @@ class Predictor:
             apply = functools.partial(apply_json, model.estimator, output)
             key = (model.model_id, model.version, output)
             max_rows = self.max_rows_by_type.get(model.model_type)
-            call = self.batcher.submit(key, body, size, prepare, apply, max_rows)
-            return await asyncio.wait_for(call, self.timeout)
+            async with asyncio.timeout(self.timeout):  # no task of its own, unlike wait_for
+                return await self.batcher.submit(key, body, size, prepare, apply, max_rows)
         except TimeoutError:
             raise PredictionTimeout() from None
 

@@ -1,34 +1,63 @@
 """Shadow predictions: versions that see the same rows as the answering version, after the
 answer, for comparison only.
 
-A shadow runs on threads of its own (`models.shadow_threads`, micro-batched like answers), never
-on the answering threads, and its outcome is only counted: an error, a timeout or a slow shadow
-cannot change or delay an answer. At most `models.shadow_queue` shadow predictions are
-unfinished at a time; beyond that a shadow is skipped and counted as dropped, so a shadow slower
-than the traffic costs bounded memory. A shadow that takes longer than `http.predict_timeout`
-counts as an error (its thread stays busy until the call returns, as for answers).
+An answer hands its rows to a bounded queue and returns; it never waits for a shadow. Consumers
+(one per `models.shadow_threads`) take what has queued, waiting `models.shadow_batch_wait_ms`
+for company, and run it on threads of their own, never the answering threads: the requests
+for one shadow version and output go through the estimator as one stacked call, and each
+request's predictions are compared with its answer on that thread too. So a shadow's cost per
+request is mostly a queue entry, and its outcome is only counted: an error, a timeout or a slow
+shadow cannot change or delay an answer.
+
+At most `models.shadow_queue` shadow requests are unfinished (queued or in a call) at a time;
+beyond that a shadow is skipped and counted as dropped, so a shadow slower than the traffic
+costs bounded memory. A call that takes longer than `http.predict_timeout` counts its requests
+as errors; its consumer takes no more work until the thread really returns (Python cannot stop
+a thread), and meanwhile newcomers are dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
+import contextlib
 import logging
 import math
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from service.estimators.predicting import check_output
 from service.repositories.models import Current
 from service.schemas.predictions import PredictRequest
-from service.serving.batching import Batcher
 from service.serving.calls import apply_json, prepare_rows
-from service.serving.registry import ModelRegistry
+from service.serving.registry import LoadedModel, ModelRegistry
 from service.serving.traffic_figures import FiguresKey, TrafficFigures
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    key: FiguresKey
+    name: str
+    current: Current
+    version: int
+    body: PredictRequest
+    size: int
+    output: str
+    answer: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    ok: bool
+    compared: int = 0
+    agreeing: int = 0
 
 
 class Shadows:
@@ -39,17 +68,14 @@ class Shadows:
         self.figures = figures
         self.timeout = settings.http.predict_timeout
         self.max_pending = settings.models.shadow_queue
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            settings.models.shadow_threads, thread_name_prefix="shadow"
-        )
-        self.batcher = Batcher(
-            self.pool,
-            concurrency=settings.models.shadow_threads,
-            max_rows=settings.models.batch_max_rows,
-            max_wait=0.0,
-        )
-        self.pending = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.max_rows = settings.models.batch_max_rows
+        self.batch_wait = settings.models.shadow_batch_wait_ms / 1000
+        self.threads = settings.models.shadow_threads
+        self.pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="shadow")
+        self.pending = 0  # queued or in a call, not yet counted
+        self.calls = 0  # estimator calls made, for tests and metrics
+        self._queue: asyncio.Queue[_Work] = asyncio.Queue()
+        self._consumers: list[asyncio.Task[None]] = []
 
     def submit(
         self,
@@ -61,59 +87,104 @@ class Shadows:
         output: str,
         answer: list[Any],
     ) -> None:
-        """Starts every shadow of `current` on the request's rows; returns at once."""
-        loop = asyncio.get_running_loop()
+        """Queues every shadow of `current` on the request's rows; returns at once."""
+        if not self._consumers:
+            self._consumers = [
+                asyncio.get_running_loop().create_task(self._consume(), name=f"shadow-{i}")
+                for i in range(self.threads)
+            ]
         for version in current.shadow:
             if self.pending >= self.max_pending:
                 self.figures.record_dropped(key, version)
                 continue
             self.pending += 1
-            task = loop.create_task(
-                self._shadow(key, name, current, version, body, size, output, answer)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._queue.put_nowait(_Work(key, name, current, version, body, size, output, answer))
 
-    async def _shadow(
-        self,
-        key: FiguresKey,
-        name: str,
-        current: Current,
-        version: int,
-        body: PredictRequest,
-        size: int,
-        output: str,
-        answer: list[Any],
-    ) -> None:
+    async def _consume(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            if self.batch_wait:
+                await asyncio.sleep(self.batch_wait)
+            rows = batch[0].size
+            while not self._queue.empty() and rows < self.max_rows:
+                batch.append(self._queue.get_nowait())
+                rows += batch[-1].size
+            lanes: dict[tuple[Any, ...], list[_Work]] = {}
+            for work in batch:
+                lane = (work.key, work.current.model_id, work.version, work.output)
+                lanes.setdefault(lane, []).append(work)
+            for works in lanes.values():
+                try:
+                    await self._run(works)
+                except Exception:  # a consumer must outlive any one batch
+                    log.exception("shadow batch failed")
+
+    async def _run(self, works: list[_Work]) -> None:
+        first = works[0]
         started = time.perf_counter()
-        ok, compared, agreeing = False, 0, 0
+        outcomes: Sequence[_Outcome] = [_Outcome(False)] * len(works)
+        call: asyncio.Future[list[_Outcome]] | None = None
         try:
-            model = await self.registry.load(name, current, version)
-            check_output(model.estimator, output)
-            call = self.batcher.submit(
-                (model.model_id, model.version, output),
-                body,
-                size,
-                functools.partial(prepare_rows, model),
-                functools.partial(apply_json, model.estimator, output),
-            )
-            values = await asyncio.wait_for(call, self.timeout)
-            compared, agreeing = agreement(answer, values)
-            ok = True
+            model = await self.registry.load(first.name, first.current, first.version)
+            check_output(model.estimator, first.output)
+            self.calls += 1
+            loop = asyncio.get_running_loop()
+            call = loop.run_in_executor(self.pool, _predict_and_compare, model, works)
+            outcomes = await asyncio.wait_for(asyncio.shield(call), self.timeout)
         except Exception as exc:  # a shadow's failure is a figure, never the caller's
             log.debug(
-                "shadow prediction failed", extra={"model": name, "version": version}, exc_info=exc
+                "shadow prediction failed",
+                extra={"model": first.name, "version": first.version},
+                exc_info=exc,
             )
-        finally:
+        elapsed = time.perf_counter() - started
+        for work, outcome in zip(works, outcomes, strict=True):
             self.pending -= 1
-            elapsed = time.perf_counter() - started
-            self.figures.record_shadow(key, version, elapsed, size, ok, compared, agreeing)
+            self.figures.record_shadow(
+                work.key,
+                work.version,
+                elapsed,
+                work.size,
+                outcome.ok,
+                outcome.compared,
+                outcome.agreeing,
+            )
+        if call is not None and not call.done():
+            with contextlib.suppress(Exception):  # counted above; wait for the thread to free
+                await call
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        for task in self._consumers:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._consumers, return_exceptions=True)
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _predict_and_compare(model: LoadedModel, works: list[_Work]) -> list[_Outcome]:
+    """On a shadow thread: each request's rows (a bad request fails alone), one stacked call,
+    and each request's predictions compared with its answer."""
+    matrices: list[Any] = []
+    for work in works:
+        try:
+            matrices.append(prepare_rows(model, work.body))
+        except Exception:
+            matrices.append(None)
+    good = [m for m in matrices if m is not None]
+    if not good:
+        return [_Outcome(False)] * len(works)
+    stacked = good[0] if len(good) == 1 else np.concatenate(good)
+    values = apply_json(model.estimator, works[0].output, stacked)
+    outcomes: list[_Outcome] = []
+    at = 0
+    for work, matrix in zip(works, matrices, strict=True):
+        if matrix is None:
+            outcomes.append(_Outcome(False))
+            continue
+        mine = values[at : at + len(matrix)]
+        at += len(matrix)
+        compared, agreeing = agreement(work.answer, mine)
+        outcomes.append(_Outcome(True, compared, agreeing))
+    return outcomes
 
 
 def agreement(answer: list[Any], shadow: list[Any]) -> tuple[int, int]:
