@@ -159,7 +159,7 @@ class ModelSettings(Section):
     batch_max_wait_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     batch_max_rows_by_type: dict[str, Positive] = msgspec.field(default_factory=dict)
     shadow_threads: Positive = 1
-    shadow_queue: Positive = 64
+    shadow_queue: Positive = 256
     shadow_batch_wait_ms: Annotated[float, msgspec.Meta(ge=0, le=1000)] = 20.0
     limits: ModelLimits = msgspec.field(default_factory=ModelLimits)
 
