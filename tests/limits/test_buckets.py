@@ -104,7 +104,8 @@ def test_a_bucket_needs_a_rate_and_a_burst() -> None:
 async def test_concurrent_takes_share_one_connection(
     redis: aioredis.Redis, queue_name: str
 ) -> None:
-    buckets = TokenBuckets(redis, rate_per_second=1000, burst=1000)
+    # A slow refill: on a busy machine a millisecond between takes would refill 1000/s buckets.
+    buckets = TokenBuckets(redis, rate_per_second=0.001, burst=1000)
     keys = [key(queue_name) for _ in range(8)]
     decisions = await asyncio.gather(*(buckets.take(keys[i % 8]) for i in range(64)))
     assert all(d.allowed for d in decisions)
