@@ -156,9 +156,11 @@ async def listen_forever(settings: DatabaseSettings, on_wake: Callable[[], None]
             on_wake()
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), KEEPALIVE_SECONDS)
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                        await lost.wait()
                 if not lost.is_set():  # a silent network loss never fires the listener
-                    await asyncio.wait_for(conn.fetchval("SELECT 1"), KEEPALIVE_SECONDS)
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                        await conn.fetchval("SELECT 1")
         except LISTEN_ERRORS:
             pass
         finally:

@@ -44,11 +44,15 @@ class ModelChanges:
         return session
 
     async def until_lost(self, keepalive_seconds: float) -> None:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+        # lands as its timeout fires, and this loop would then outlive the process's shutdown.
         while not self.lost.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.lost.wait(), keepalive_seconds)
+                async with asyncio.timeout(keepalive_seconds):
+                    await self.lost.wait()
             if not self.lost.is_set():  # a silent network loss never fires the listener
-                await asyncio.wait_for(self.conn.fetchval("SELECT 1"), keepalive_seconds)
+                async with asyncio.timeout(keepalive_seconds):
+                    await self.conn.fetchval("SELECT 1")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

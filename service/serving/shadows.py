@@ -130,7 +130,8 @@ class Shadows:
             self.calls += 1
             loop = asyncio.get_running_loop()
             call = loop.run_in_executor(self.pool, _predict_and_compare, model, works)
-            outcomes = await asyncio.wait_for(asyncio.shield(call), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                outcomes = await asyncio.shield(call)
         except Exception as exc:  # a shadow's failure is a figure, never the caller's
             log.debug(
                 "shadow prediction failed",

@@ -90,7 +90,8 @@ class Deliverer:
         self._wake.set()
         if self._runner is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._runner), wait_seconds)
+                async with asyncio.timeout(wait_seconds):
+                    await asyncio.shield(self._runner)
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
@@ -113,7 +114,8 @@ class Deliverer:
                 except Exception:  # claiming must never end the loop; it runs again soon
                     log.exception("claiming webhook deliveries failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+                    async with asyncio.timeout(self.settings.poll_seconds):
+                        await self._wake.wait()
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
