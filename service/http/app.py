@@ -26,6 +26,8 @@ from service.domain.errors import QueryTimeout, Unavailable
 from service.domain.jobs import Jobs
 from service.domain.model_types import ModelTypes
 from service.domain.models import Models
+from service.domain.stream_hub import StreamHub
+from service.domain.streams import Streams
 from service.domain.traffic import Traffic
 from service.domain.versions import Versions
 from service.estimators.catalogue import load_catalogue
@@ -59,6 +61,9 @@ def create_app(settings: Settings) -> Starlette:
     # before serving.
     auth = build_authenticator(settings.auth)
     artifact_keys = Keyring.from_settings(settings.artifacts)
+    # Built here, not in the lifespan, so the server can end open streams (`begin_drain`) the
+    # moment it is told to stop: Hypercorn waits for open responses before the lifespan ends.
+    hub = StreamHub(settings.database, settings.streams.max_streams_per_caller)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -70,6 +75,7 @@ def create_app(settings: Settings) -> Starlette:
         await registry.start()
         figures = TrafficFigures(redis, key_prefix=f"{settings.redis.queue_name}:traffic:")
         await figures.start()
+        await hub.start()
         predictor = Predictor(registry, figures, settings)
         jobs = Jobs(db, queue, catalogue, settings.worker, settings.limits.active_jobs_per_tenant)
         svc = Services(
@@ -91,6 +97,7 @@ def create_app(settings: Settings) -> Starlette:
             predictor=predictor,
             datasets=Datasets(db, settings.http.spool_dir),
             batch_predictions=BatchPredictions(jobs),
+            streams=Streams(db, hub, settings.streams),
             rate_limits=RateLimits.from_settings(
                 redis, settings.limits, settings.redis.queue_name, metrics
             ),
@@ -106,6 +113,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             if sync is not None:
                 sync.cancel()
+            await hub.close()
             await predictor.close()
             await figures.close()
             await registry.close()
@@ -130,7 +138,16 @@ def create_app(settings: Settings) -> Starlette:
     # No 307 from `/models/` to `/models`: a name of `/` (`/models/%2F`) would land on the
     # collection. Every path is fixed by the contract; any other is a 404 problem.
     app.router.redirect_slashes = False
+    app.state.stream_hub = hub
     app.state.openapi = msgspec.json.encode(
         build_openapi(OPERATIONS, "models-service", __version__)
     )
     return app
+
+
+def begin_drain(app: Starlette) -> None:
+    """The server stops accepting connections: open event streams end now, cleanly, so they
+    do not hold the graceful timeout (clients reconnect to another replica)."""
+    hub = app.state.stream_hub
+    assert isinstance(hub, StreamHub)
+    hub.drain()

@@ -12,6 +12,7 @@ from service.http.endpoints import (
     models,
     operations,
     predictions,
+    streams,
     traffic,
     versions,
 )
@@ -23,6 +24,7 @@ OPERATIONS: list[Operation] = [
     *models.OPERATIONS,
     *predictions.OPERATIONS,
     *jobs.OPERATIONS,
+    *streams.OPERATIONS,
     *versions.OPERATIONS,
     *aliases.OPERATIONS,
     *traffic.OPERATIONS,
