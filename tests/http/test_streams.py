@@ -8,11 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx2
 import msgspec
 import pytest
 
@@ -20,7 +25,9 @@ from service.estimators.phases import PROGRESS, Phase
 from service.repositories.wakeups import APPLICATION_NAME
 from service.settings import Settings
 from tests.factories import (
+    HMAC_KEY,
     LOGREG,
+    ROOT,
     AppClient,
     ClientFactory,
     Worker,
@@ -35,6 +42,7 @@ from tests.factories import (
 )
 from tests.iris import iris_records
 from tests.sse import SseMessage, SseStream, open_stream, parse
+from tests.tcpproxy import free_port
 from tests.worker import plugin_gated
 
 pytestmark = pytest.mark.anyio
@@ -275,3 +283,59 @@ async def test_a_draining_server_ends_its_streams_with_a_closing_comment(
         assert stream.ended
         assert rest[-1].comment is not None and rest[-1].comment.startswith("closing")
         await stream.close()
+
+
+async def test_sigterm_ends_open_streams_cleanly_instead_of_holding_the_drain(
+    settings: Settings,
+) -> None:
+    """A real api process: a stream never ends by itself, so without the drain it would be cut
+    only after the graceful timeout (set far beyond the test's waits here), its body incomplete."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
+    env.update(
+        {
+            "SERVICE__HTTP__BIND": f"127.0.0.1:{port}",
+            "SERVICE__HTTP__GRACEFUL_TIMEOUT": "600",
+            "SERVICE__DATABASE__URL": settings.database.url,
+            "SERVICE__REDIS__URL": settings.redis.url,
+            "SERVICE__AUTH__MODE": "disabled",
+            "SERVICE__ARTIFACTS__HMAC_KEY": HMAC_KEY,
+        }
+    )
+    api = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "api",
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+
+            async def ready() -> bool:
+                assert api.returncode is None, f"the api exited with {api.returncode}"
+                try:
+                    return (await http.get("/livez")).status_code == 200
+                except httpx2.TransportError:
+                    return False
+
+            await wait_until(ready, 30, "the api to answer")
+            lines: list[str] = []
+            async with (
+                http.stream("GET", "/events") as events,
+                http.stream("GET", "/events", headers={"Last-Event-ID": "0"}) as replayed,
+            ):
+                assert events.status_code == replayed.status_code == 200
+                api.send_signal(signal.SIGTERM)
+                # Both bodies end, complete (httpx2 raises on a body cut short).
+                lines = [line async for line in events.aiter_lines()]
+                lines += [line async for line in replayed.aiter_lines()]
+        assert [line for line in lines if line.startswith(": closing")] == [lines[0]] * 2
+        assert await asyncio.wait_for(api.wait(), 30) == 0
+    finally:
+        if api.returncode is None:
+            api.kill()
+            await api.wait()
