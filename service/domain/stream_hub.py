@@ -21,7 +21,8 @@ from collections.abc import Iterator
 
 from service.domain.limits import TooBusy
 from service.repositories.database import OUTAGE_ERRORS
-from service.repositories.wakeups import EVENTS_CHANNEL, JOB_CHANNEL, LISTEN_ERRORS, Wakeups
+from service.repositories.notifications import LISTEN_ERRORS
+from service.repositories.wakeups import EVENTS_CHANNEL, JOB_CHANNEL, Wakeups
 from service.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
