@@ -100,9 +100,6 @@ class StreamHub:
             if not subscribers:
                 del self._subscribers[key]
 
-    def open_streams(self) -> int:
-        return sum(len(subscribers) for subscribers in self._subscribers.values())
-
     def drain(self) -> None:
         """The server is stopping: every stream ends now instead of holding the shutdown."""
         self.draining.set()
