@@ -82,7 +82,7 @@ def _write_dev_key(settings: Settings, jwks: str | None) -> int:
 def _run_api(settings: Settings) -> int:
     from hypercorn.asyncio import serve
 
-    from service.http.app import create_app
+    from service.http.app import begin_drain, create_app
     from service.process import hypercorn_config
 
     try:
@@ -97,7 +97,12 @@ def _run_api(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+        async def stopping() -> None:
+            await stop.wait()
+            begin_drain(app)  # in-flight requests finish; streams, which never would, end
+
+        await serve(app, config, shutdown_trigger=stopping)  # type: ignore[arg-type]
 
     asyncio.run(serve_until_signalled())
     log.info("api stopped")

@@ -141,6 +141,7 @@ async def client_factory(database_url: str) -> AsyncIterator[ClientFactory]:
             transport=httpx2.ASGITransport(app=manager.app), base_url="http://testserver"
         )
         client.services = manager._state["services"]
+        client.app = manager.app
         clients.append(client)
         return client
 

@@ -15,6 +15,7 @@ import asyncpg
 import httpx2
 import msgspec
 import pytest
+from starlette.types import ASGIApp
 
 from service.artifacts.keys import Keyring
 from service.auth.backend import BearerAuthenticator
@@ -140,9 +141,11 @@ AuthFactory = Callable[..., Awaitable[BearerAuthenticator]]
 
 
 class AppClient(httpx2.AsyncClient):
-    """An in-process client that can also reach its app's lifespan services (for counters)."""
+    """An in-process client that can also reach its app's lifespan services (for counters),
+    and the app itself (for reading a response as it streams, see `tests/sse.py`)."""
 
     services: Services
+    app: ASGIApp
 
 
 ClientFactory = Callable[[Settings], Awaitable[AppClient]]

@@ -26,6 +26,8 @@ from service.domain.errors import QueryTimeout, Unavailable
 from service.domain.jobs import Jobs
 from service.domain.model_types import ModelTypes
 from service.domain.models import Models
+from service.domain.stream_hub import StreamHub
+from service.domain.streams import Streams
 from service.domain.traffic import Traffic
 from service.domain.versions import Versions
 from service.domain.webhooks import Webhooks
@@ -65,6 +67,9 @@ def create_app(settings: Settings) -> Starlette:
         secrets = SecretBox.from_settings(settings)
     except ValueError as exc:  # no key to seal webhook secrets with
         raise ConfigError(str(exc)) from None
+    # Built here, not in the lifespan, so the server can end open streams (`begin_drain`) the
+    # moment it is told to stop: Hypercorn waits for open responses before the lifespan ends.
+    hub = StreamHub(settings.database, settings.streams.max_streams_per_caller)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -76,6 +81,7 @@ def create_app(settings: Settings) -> Starlette:
         await registry.start()
         figures = TrafficFigures(redis, key_prefix=f"{settings.redis.queue_name}:traffic:")
         await figures.start()
+        await hub.start()
         predictor = Predictor(registry, figures, settings)
         jobs = Jobs(db, queue, catalogue, settings.worker, settings.limits.active_jobs_per_tenant)
         svc = Services(
@@ -103,6 +109,7 @@ def create_app(settings: Settings) -> Starlette:
                 settings.webhooks.allow_private,
                 settings.webhooks.max_webhooks_per_tenant,
             ),
+            streams=Streams(db, hub, settings.streams),
             rate_limits=RateLimits.from_settings(
                 redis, settings.limits, settings.redis.queue_name, metrics
             ),
@@ -118,6 +125,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             if sync is not None:
                 sync.cancel()
+            await hub.close()
             await predictor.close()
             await figures.close()
             await registry.close()
@@ -142,7 +150,16 @@ def create_app(settings: Settings) -> Starlette:
     # No 307 from `/models/` to `/models`: a name of `/` (`/models/%2F`) would land on the
     # collection. Every path is fixed by the contract; any other is a 404 problem.
     app.router.redirect_slashes = False
+    app.state.stream_hub = hub
     app.state.openapi = msgspec.json.encode(
         build_openapi(OPERATIONS, "models-service", __version__)
     )
     return app
+
+
+def begin_drain(app: Starlette) -> None:
+    """The server stops accepting connections: open event streams end now, cleanly, so they
+    do not hold the graceful timeout (clients reconnect to another replica)."""
+    hub = app.state.stream_hub
+    assert isinstance(hub, StreamHub)
+    hub.drain()

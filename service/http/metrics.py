@@ -61,6 +61,18 @@ class ApiMetrics:
             ["limit"],
             registry=self.registry,
         )
+        self.sse_open_streams = Gauge(
+            "sse_open_streams",
+            "Server-Sent Event streams open on this process.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.sse_events_sent = Counter(
+            "sse_events_sent_total",
+            "Messages sent on Server-Sent Event streams (heartbeats not counted).",
+            ["route"],
+            registry=self.registry,
+        )
         self.rate_limiter_failures = Counter(
             "rate_limiter_failures_total",
             "Requests let through unchecked because Redis did not answer the rate limiter.",

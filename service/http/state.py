@@ -14,6 +14,7 @@ from service.domain.datasets import Datasets
 from service.domain.jobs import Jobs
 from service.domain.model_types import ModelTypes
 from service.domain.models import Models
+from service.domain.streams import Streams
 from service.domain.traffic import Traffic
 from service.domain.versions import Versions
 from service.domain.webhooks import Webhooks
@@ -48,6 +49,7 @@ class Services:
     datasets: Datasets
     batch_predictions: BatchPredictions
     webhooks: Webhooks
+    streams: Streams
     rate_limits: RateLimits | None = None  # None: `limits.rate_per_second` is 0
 
 

@@ -7,7 +7,8 @@ that stalls would hold all of that for as long as it likes. Two bounds:
 
 - `send_timeout`: each piece must be taken by the client within it; a reader that stops
   reading is cut after the kernel's buffers fill plus this long.
-- `deadline`: the whole response, for a reader that takes a trickle, just fast enough.
+- `deadline`: the whole response, for a reader that takes a trickle, just fast enough (None
+  for an event stream, which is meant to stay open; a cut reader of one simply reconnects).
 
 Cut, the body iterator is closed at once (ending the snapshot and releasing the connection) and
 the response ends without its last chunk, so the server closes the connection and the client
@@ -32,7 +33,7 @@ class BoundedStreamingResponse(StreamingResponse):
         content: AsyncIterator[bytes],
         *,
         send_timeout: float,
-        deadline: float,
+        deadline: float | None,
         media_type: str,
         headers: Mapping[str, str] | None = None,
     ) -> None:

@@ -1,5 +1,6 @@
 """Hearing `NOTIFY model_changed` on a connection of its own (not the pool's: it is held for the
-life of the process, and a pooled connection would be reset between uses)."""
+life of the process, and a pooled connection would be reset between uses). `Listening` is the
+session both this and the streams' `Wakeups` keep."""
 
 from __future__ import annotations
 
@@ -18,30 +19,13 @@ from service.settings import DatabaseSettings
 LISTEN_ERRORS: tuple[type[BaseException], ...] = (*OUTAGE_ERRORS, TimeoutError)
 
 
-class ModelChanges:
-    """One listening session; `until_lost` returns or raises LISTEN_ERRORS when it ends."""
+class Listening:
+    """One listening session on a connection of its own; `until_lost` returns or raises
+    LISTEN_ERRORS when it ends."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self.lost = asyncio.Event()
-
-    @classmethod
-    async def listen(
-        cls, settings: DatabaseSettings, on_change: Callable[[str, str], None]
-    ) -> ModelChanges:
-        """Calls `on_change(tenant, model name)` for every notification; raises OUTAGE_ERRORS."""
-        conn = await asyncpg.connect(settings.url, timeout=settings.connect_timeout)
-        session = cls(conn)
-        try:
-            conn.add_termination_listener(functools.partial(_set_event, session.lost))
-            await conn.add_listener(
-                NOTIFY_CHANNEL,
-                lambda _conn, _pid, _channel, payload: on_change(*changed_model(payload)),
-            )
-        except BaseException:
-            await session.close()
-            raise
-        return session
 
     async def until_lost(self, keepalive_seconds: float) -> None:
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
@@ -57,6 +41,32 @@ class ModelChanges:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.conn.close(), 2)
+
+    def notice_loss(self) -> None:
+        """Have the connection's termination set `lost`."""
+        self.conn.add_termination_listener(functools.partial(_set_event, self.lost))
+
+
+class ModelChanges(Listening):
+    """Model changes: which cached models are stale."""
+
+    @classmethod
+    async def listen(
+        cls, settings: DatabaseSettings, on_change: Callable[[str, str], None]
+    ) -> ModelChanges:
+        """Calls `on_change(tenant, model name)` for every notification; raises OUTAGE_ERRORS."""
+        conn = await asyncpg.connect(settings.url, timeout=settings.connect_timeout)
+        session = cls(conn)
+        try:
+            session.notice_loss()
+            await conn.add_listener(
+                NOTIFY_CHANNEL,
+                lambda _conn, _pid, _channel, payload: on_change(*changed_model(payload)),
+            )
+        except BaseException:
+            await session.close()
+            raise
+        return session
 
 
 def _set_event(event: asyncio.Event, _conn: object) -> None:

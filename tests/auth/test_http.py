@@ -70,6 +70,9 @@ API_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/jobs"): "models:read",
     ("GET", "/jobs/{id}"): "models:read",
     ("POST", "/jobs/{id}/cancel"): "models:write",
+    # The Events section's paragraph on streams, not a table.
+    ("GET", "/jobs/{id}/events"): "models:read",
+    ("GET", "/events"): "models:read",
     ("POST", "/datasets"): "datasets:write",
     ("GET", "/datasets"): "datasets:read",
     ("GET", "/datasets/{name}"): "datasets:read",

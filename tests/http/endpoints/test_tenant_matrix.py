@@ -22,8 +22,9 @@ import pytest
 
 from service.http.endpoints import OPERATIONS
 from service.settings import Settings
-from tests.factories import LOGREG, ClientFactory, Worker, json_of, tenant_app
+from tests.factories import LOGREG, AppClient, ClientFactory, Worker, json_of, tenant_app
 from tests.iris import IRIS_FEATURES, iris_records
+from tests.sse import open_stream, parse
 
 pytestmark = pytest.mark.anyio
 
@@ -326,6 +327,38 @@ async def get_job(w: World) -> None:
 async def cancel_job(w: World) -> None:
     await w.gone("POST", f"/jobs/{w.b_queued_job}/cancel")
     await w.gone("POST", f"/jobs/{w.b_done_job}/cancel")
+
+
+@recipe("GET /jobs/{job_id}/events")
+async def stream_job(w: World) -> None:
+    await w.gone("GET", f"/jobs/{w.b_queued_job}/events")
+    await w.gone("GET", f"/jobs/{w.b_done_job}/events")
+    own = json_of(await w.a("GET", "/jobs"))["items"][0]
+    finished = await w.a("GET", f"/jobs/{own['id']}/events")  # one message, then the end
+    job = parse(finished.text.strip()).json()
+    assert (job["id"], job["tenant"], job["status"]) == (own["id"], A, "succeeded")
+
+
+@recipe("GET /events")
+async def stream_events(w: World) -> None:
+    assert isinstance(w.client, AppClient)
+    replay = {**w.headers[A], "Last-Event-ID": "0"}
+    stream = await open_stream(w.client.app, "/events", headers=replay)
+    assert stream.status == 200, stream.body
+    # acme's last event, after every one of globex's: a leak would be read before it.
+    last = {"name": "stream-end", "data": [{"x": 1}]}
+    assert (await w.a("POST", "/datasets", json=last)).status_code == 201
+    received = []
+    while True:
+        message = await stream.next_event()
+        assert B not in (message.data or "").lower(), message.data
+        event = message.json()
+        received.append((int(message.id or ""), event["tenant"]))
+        if event["type"] == "dataset.created" and event["data"]["name"] == "stream-end":
+            break
+    await stream.close()
+    mine = await w.raw.fetch("SELECT id FROM events WHERE tenant = $1 ORDER BY id", A)
+    assert received == [(r["id"], A) for r in mine]
 
 
 @recipe("GET /models/{name}/versions")
