@@ -151,6 +151,8 @@ async def test_a_shadow_that_raises_never_changes_the_answer_and_counts_its_erro
         # The shadow really ran, and really failed: a pinned call to it fails the same way.
         pinned = await client.post("/models/f/predict", json={"data": [{"x": 1.0}], "version": 2})
         assert pinned.status_code != 200
+        shadows = client.services.predictor.shadows  # queued shadows run while still armed
+        await wait_until(lambda: shadows.pending == 0, 10, "the shadow calls to finish")
     finally:
         plugin_faulty.ARMED.clear()
 
