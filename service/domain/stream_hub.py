@@ -20,14 +20,11 @@ from collections import Counter
 from collections.abc import Iterator
 
 from service.domain.limits import TooBusy
-from service.repositories.database import OUTAGE_ERRORS
-from service.repositories.notifications import LISTEN_ERRORS
+from service.repositories.notifications import listen_forever
 from service.repositories.wakeups import EVENTS_CHANNEL, JOB_CHANNEL, Wakeups
 from service.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
-
-KEEPALIVE_SECONDS = 10.0
 
 
 def events_key(tenant: str) -> str:
@@ -129,22 +126,9 @@ class StreamHub:
                 await self._listener
 
     async def _listen_forever(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                session = await Wakeups.listen(self.database, self.notified)
-            except OUTAGE_ERRORS:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            try:
-                self.listening.set()
-                self._wake_all()  # what was sent while no one listened is read now
-                delay = 0.5
-                await session.until_lost(KEEPALIVE_SECONDS)
-            except LISTEN_ERRORS:
-                pass
-            finally:
-                self.listening.clear()
-                await session.close()
-            log.warning("lost the stream listener; reconnecting")
+        await listen_forever(
+            lambda: Wakeups.listen(self.database, self.notified),
+            self.listening,
+            self._wake_all,  # what was sent while no one listened is read now
+            "stream listener",
+        )

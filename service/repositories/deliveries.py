@@ -4,9 +4,6 @@ due ones under a lease, recording attempts, and hearing `NOTIFY webhook_deliveri
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -15,11 +12,9 @@ from typing import Literal
 import asyncpg
 import msgspec
 
-from service.repositories.database import OUTAGE_ERRORS
-from service.repositories.notifications import LISTEN_ERRORS
+from service.repositories.notifications import Listening
+from service.repositories.notifications import listen_forever as keep_listening
 from service.settings import DatabaseSettings
-
-log = logging.getLogger(__name__)
 
 CHANNEL = "webhook_deliveries"
 
@@ -140,40 +135,19 @@ class DeliveryRepository:
 async def listen_forever(settings: DatabaseSettings, on_wake: Callable[[], None]) -> None:
     """Calls `on_wake` for every `NOTIFY webhook_deliveries`, and after every (re)connect, since
     notifications sent while disconnected are lost; reconnects until cancelled."""
-    delay = 0.5
-    while True:
+
+    async def open_session() -> Listening:
+        conn = await asyncpg.connect(settings.url, timeout=settings.connect_timeout)
+        session = Listening(conn)
         try:
-            conn = await asyncpg.connect(settings.url, timeout=settings.connect_timeout)
-        except OUTAGE_ERRORS:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-            continue
-        lost = asyncio.Event()
-        try:
-            conn.add_termination_listener(functools.partial(_set, lost))
+            session.notice_loss()
             await conn.add_listener(CHANNEL, lambda *_: on_wake())
-            delay = 0.5
-            on_wake()
-            while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(KEEPALIVE_SECONDS):
-                        await lost.wait()
-                if not lost.is_set():  # a silent network loss never fires the listener
-                    async with asyncio.timeout(KEEPALIVE_SECONDS):
-                        await conn.fetchval("SELECT 1")
-        except LISTEN_ERRORS:
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2)
-        log.warning("lost the webhook delivery listener; reconnecting")
+        except BaseException:
+            await session.close()
+            raise
+        return session
 
-
-KEEPALIVE_SECONDS = 10.0
-
-
-def _set(event: asyncio.Event, _conn: object) -> None:
-    event.set()
+    await keep_listening(open_session, asyncio.Event(), on_wake, "webhook delivery listener")
 
 
 async def purge_events(conn: asyncpg.Connection, older_than_seconds: float) -> int:

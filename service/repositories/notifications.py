@@ -1,13 +1,14 @@
 """Hearing `NOTIFY model_changed` on a connection of its own (not the pool's: it is held for the
 life of the process, and a pooled connection would be reset between uses). `Listening` is the
-session both this and the streams' `Wakeups` keep."""
+session both this and the streams' `Wakeups` keep, and `listen_forever` keeps one open."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -15,8 +16,11 @@ from service.repositories.database import OUTAGE_ERRORS
 from service.repositories.models import NOTIFY_CHANNEL, changed_model
 from service.settings import DatabaseSettings
 
+log = logging.getLogger(__name__)
+
 # What ends a listening session: the server went away or stopped answering the keepalive.
 LISTEN_ERRORS: tuple[type[BaseException], ...] = (*OUTAGE_ERRORS, TimeoutError)
+KEEPALIVE_SECONDS = 10.0
 
 
 class Listening:
@@ -45,6 +49,38 @@ class Listening:
     def notice_loss(self) -> None:
         """Have the connection's termination set `lost`."""
         self.conn.add_termination_listener(functools.partial(_set_event, self.lost))
+
+
+async def listen_forever(
+    open_session: Callable[[], Awaitable[Listening]],
+    listening: asyncio.Event,
+    caught_up: Callable[[], None],
+    what: str,
+) -> None:
+    """Keeps a session open for the life of the task, reconnecting after 0.5 s, doubling to
+    10 s, while PostgreSQL does not answer. `caught_up` runs when a session starts and when it
+    ends: notifications may have been missed while none listened. `listening` is set while one
+    does."""
+    delay = 0.5
+    while True:
+        try:
+            session = await open_session()
+        except OUTAGE_ERRORS:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            continue
+        try:
+            caught_up()
+            listening.set()
+            delay = 0.5
+            await session.until_lost(KEEPALIVE_SECONDS)
+        except LISTEN_ERRORS:
+            pass
+        finally:
+            listening.clear()
+            caught_up()
+            await session.close()
+        log.warning("lost the %s; reconnecting", what)
 
 
 class ModelChanges(Listening):

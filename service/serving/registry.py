@@ -26,14 +26,13 @@ from service.artifacts.keys import Keyring
 from service.artifacts.store import ArtifactStore, unpickle
 from service.domain.errors import Conflict, NotFound
 from service.estimators.model_type import default_output
-from service.repositories.database import OUTAGE_ERRORS, Database
+from service.repositories.database import Database
 from service.repositories.models import Current, ModelRepository
-from service.repositories.notifications import LISTEN_ERRORS, ModelChanges
+from service.repositories.notifications import ModelChanges, listen_forever
 from service.serving.cache import ByteBudgetCache
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE_SECONDS = 10.0
 TOO_LARGE_REMEMBERED = 1024  # versions whose size is remembered as too large, newest kept
 
 
@@ -179,26 +178,12 @@ class ModelRegistry:
                 await self._listener
 
     async def _listen_forever(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                changes = await ModelChanges.listen(self.db.settings, self.forget)
-            except OUTAGE_ERRORS:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            try:
-                self.forget_all()  # anything cached before may have missed notifications
-                self.listening.set()
-                delay = 0.5
-                await changes.until_lost(KEEPALIVE_SECONDS)
-            except LISTEN_ERRORS:
-                pass
-            finally:
-                self.listening.clear()
-                self.forget_all()
-                await changes.close()
-            log.warning("lost the model-change listener; reconnecting")
+        await listen_forever(
+            lambda: ModelChanges.listen(self.db.settings, self.forget),
+            self.listening,
+            self.forget_all,  # anything cached may have missed notifications
+            "model-change listener",
+        )
 
 
 def _model_of(key: Hashable) -> object:
