@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from service.domain.errors import FieldError, InvalidInput, NotFound
+from service.domain.errors import Conflict, FieldError, InvalidInput, NotFound
 from service.domain.models import load_row, lock_model
 from service.domain.preconditions import IfMatch, check, etag
 from service.repositories.database import Database
@@ -21,6 +21,12 @@ from service.repositories.versions import VersionRepository
 from service.schemas.registry import ALIAS_PATTERN, AliasOut
 
 _ALIAS = re.compile(ALIAS_PATTERN)
+MAX_ALIASES = 100
+"""Aliases of one model: each is read with the model's routing on every api replica."""
+
+
+def is_alias_name(value: str) -> bool:
+    return _ALIAS.fullmatch(value) is not None
 
 
 class Aliases:
@@ -43,7 +49,7 @@ class Aliases:
     async def put(
         self, name: str, alias: str, version: int, if_match: IfMatch | None = None
     ) -> AliasOut:
-        if not _ALIAS.fullmatch(alias):
+        if not is_alias_name(alias):
             raise InvalidInput(
                 f"'{alias[:100]}' is not an alias name",
                 [FieldError("alias", "lower-case letters, digits, _ and -; starts with a letter")],
@@ -53,6 +59,11 @@ class Aliases:
             repo = AliasRepository(conn)
             existing = await repo.get(model_id, alias)
             check(if_match, _what(name, alias), existing.revision if existing else None)
+            if existing is None and await repo.count(model_id) >= MAX_ALIASES:
+                raise Conflict(
+                    f"model '{name}' already has {MAX_ALIASES} aliases, the most it may have;"
+                    " delete one first"
+                )
             if await VersionRepository(conn).missing(model_id, [version]):
                 raise InvalidInput(
                     f"model '{name}' has no version {version}",

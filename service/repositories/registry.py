@@ -51,6 +51,12 @@ class AliasRepository:
         )
         return None if row is None else AliasRow(**dict(row))
 
+    async def count(self, model_id: int) -> int:
+        found: int = await self.conn.fetchval(
+            "SELECT count(*) FROM model_aliases WHERE model_id = $1", model_id
+        )
+        return found
+
     async def put(self, model_id: int, alias: str, version: int) -> AliasRow:
         row = await self.conn.fetchrow(
             f"""

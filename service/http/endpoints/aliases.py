@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service.domain.aliases import is_alias_name
+from service.domain.errors import NotFound
 from service.http.operation import Operation, Param
 from service.http.params import MODEL_NAME, path_str
 from service.http.preconditions import IF_MATCH, if_match
@@ -22,7 +24,12 @@ ALIAS = Param(
 
 
 def _alias(request: Request) -> str:
+    """An alias named in the path; one no alias can have (a NUL byte, 300 characters) is a 404
+    here, before it reaches a query. A PUT's new name is checked by the use case (422)."""
     value: str = request.path_params["alias"]
+    if request.method != "PUT" and not is_alias_name(value):
+        shown = value[:100].encode("unicode_escape").decode()
+        raise NotFound(f"model '{path_str(request, 'name')}' has no alias '{shown}'")
     return value
 
 

@@ -16,10 +16,13 @@ from service.http.state import services
 from service.schemas.registry import SplitShare, TrafficOut, TrafficPut, VersionFigures
 
 
-async def _answer(request: Request, state: TrafficState) -> Response:
+async def _answer(request: Request, state: TrafficState, fresh: bool = False) -> Response:
+    """`fresh`: a split just stored, whose figures (kept per revision) cannot have begun, so
+    Redis is not asked: a change that committed is never answered 503 for its figures."""
     tenant = principal_of(request).tenant
     stored = state.stored
-    figures = await services(request).figures.read((tenant, state.model_id, state.figures_revision))
+    key = (tenant, state.model_id, state.figures_revision)
+    figures = {} if fresh else await services(request).figures.read(key)
     if stored is None:
         split = [] if state.current_version is None else [(state.current_version, 100)]
         shadow: list[int] = []
@@ -61,7 +64,7 @@ async def put_traffic(request: Request, body: TrafficPut) -> Response:
     state = await svc.traffic.put(name, body, if_match(request))
     # This process's next predict must follow the split without waiting for its own NOTIFY.
     svc.registry.forget(principal_of(request).tenant, name)
-    return await _answer(request, state)
+    return await _answer(request, state, fresh=True)
 
 
 async def delete_traffic(request: Request) -> Response:

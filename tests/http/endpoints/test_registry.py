@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
+import msgspec
 import pytest
 
-from tests.factories import Worker, json_of, make_model, run_job
+from service.domain.aliases import MAX_ALIASES
+from service.settings import Settings
+from tests.factories import ClientFactory, Worker, json_of, make_model, run_job
+from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -214,3 +219,55 @@ async def test_a_model_delete_takes_its_aliases_and_split_and_a_new_model_starts
     assert new_tag != old_tag
     stale = await client.patch("/models/lin", json={"title": "x"}, headers={"If-Match": old_tag})
     assert stale.status_code == 412
+
+
+async def test_what_a_caller_can_make_the_registry_hold_is_bounded(
+    client: httpx2.AsyncClient, run_worker: Worker
+) -> None:
+    """At most 100 aliases per model, 10 split shares and 3 shadows; names no alias can have
+    are a 404 to read or delete and a 422 to create, never a query."""
+    await three_versions(client, run_worker)
+    for i in range(MAX_ALIASES):
+        made = await client.put(f"/models/lin/aliases/a{i}", json={"version": 1})
+        assert made.status_code == 200, made.text
+    over = await client.put("/models/lin/aliases/one-more", json={"version": 1})
+    assert over.status_code == 409 and "100 aliases" in json_of(over)["detail"]
+    assert (await client.put("/models/lin/aliases/a0", json={"version": 2})).status_code == 200
+    assert len(json_of(await client.get("/models/lin/aliases"))["items"]) == MAX_ALIASES
+    for bad in ("%00", "x" * 300, "A%20b"):
+        assert (await client.get(f"/models/lin/aliases/{bad}")).status_code == 404
+        assert (await client.delete(f"/models/lin/aliases/{bad}")).status_code == 404
+        assert (
+            await client.put(f"/models/lin/aliases/{bad}", json={"version": 1})
+        ).status_code == 422
+    shares = [{"version": 1, "weight": 10}] * 11
+    for body in (
+        {"split": shares},
+        {"split": [{"version": 1, "weight": 100}], "shadow": [2, 3, 2, 3]},
+    ):
+        assert (await client.put("/models/lin/traffic", json=body)).status_code == 422
+
+
+async def test_a_split_stored_while_redis_is_down_is_answered_200_and_its_figures_503(
+    client_factory: ClientFactory, settings: Settings, run_worker: Worker
+) -> None:
+    target = urlsplit(settings.redis.url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await proxy.start()
+    redis = msgspec.structs.replace(
+        settings.redis, url=f"redis://127.0.0.1:{proxy.port}{target.path}"
+    )
+    client = await client_factory(msgspec.structs.replace(settings, redis=redis))
+    try:
+        await three_versions(client, run_worker)
+        await proxy.stop()
+        stored = await client.put(
+            "/models/lin/traffic", json={"split": [{"version": 2, "weight": 100}]}
+        )
+        assert stored.status_code == 200, stored.text
+        assert json_of(stored)["figures"] == []
+        assert (await client.get("/models/lin/traffic")).status_code == 503
+        answer = await client.post("/models/lin/predict", json={"data": [{"x": 1.0}]})
+        assert answer.status_code == 200 and json_of(answer)["version"] == 2
+    finally:
+        await proxy.stop()
