@@ -17,20 +17,10 @@ import pytest
 
 from service.settings import Settings
 from tests.factories import HMAC_KEY, ROOT, wait_until
+from tests.processes import accepts
 from tests.tcpproxy import free_port
 
 pytestmark = pytest.mark.anyio
-
-
-async def accepts(port: int) -> bool:
-    """Whether something accepts TCP connections on the port."""
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
 
 
 async def test_in_flight_request_finishes_after_sigterm(settings: Settings) -> None:
