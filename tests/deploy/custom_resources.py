@@ -12,7 +12,9 @@ from typing import Any
 # The operator's duration format (30s, 1m30s, 2h...).
 DURATION: dict[str, Any] = {
     "type": "string",
-    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+    "pattern": "^(0|"
+    + "".join(rf"(([0-9]+){unit})?" for unit in ("y", "w", "d", "h", "m", "s", "ms"))
+    + ")$",
 }
 STRING_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
 

@@ -97,19 +97,25 @@ def _kustomize(folder: Path) -> str:
     return done.stdout
 
 
-def renderings() -> dict[str, list[dict[str, Any]]]:
+def combinations() -> list[tuple[str, tuple[str, ...]]]:
     """Every way the manifests are meant to be applied: each overlay alone, with each
-    component, and with all of them. Keyed by a label such as `production+monitoring`."""
+    component, and with all of them."""
     combos: list[tuple[str, ...]] = [()]
     names = component_names()
     combos += [(name,) for name in names]
     if len(names) > 1:
         combos.append(tuple(names))
-    return {
-        "+".join((overlay, *combo)): render(overlay, combo)
-        for overlay in OVERLAYS
-        for combo in combos
-    }
+    return [(overlay, combo) for overlay in OVERLAYS for combo in combos]
+
+
+def label(overlay: str, components: Sequence[str]) -> str:
+    """`production+monitoring`: an overlay and the components added to it."""
+    return "+".join((overlay, *components))
+
+
+def renderings() -> dict[str, list[dict[str, Any]]]:
+    """The objects of every combination, by its label."""
+    return {label(o, c): render(o, c) for o, c in combinations()}
 
 
 def find(objects: Sequence[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
