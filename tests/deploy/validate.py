@@ -8,6 +8,8 @@ components; tests/deploy/test_manifests.py runs the same check."""
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +37,13 @@ def _custom_problems(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]:
 
 
 def _builtin_problems(obj: dict[str, Any], versions: Sequence[str]) -> list[str]:
+    # Most objects are the same in every combination of an overlay: check each once.
+    return list(_builtin_problems_of(json.dumps(obj, sort_keys=True), tuple(versions)))
+
+
+@functools.cache
+def _builtin_problems_of(text: str, versions: tuple[str, ...]) -> tuple[str, ...]:
+    obj = json.loads(text)
     found = []
     for version in versions:
         try:
@@ -47,7 +56,7 @@ def _builtin_problems(obj: dict[str, Any], versions: Sequence[str]) -> list[str]
         except kubernetes_validate.ValidationError as error:
             where = "/".join(map(str, error.absolute_path)) or "/"
             found.append(f"{_name(obj)}: Kubernetes {version}: {error.message} at {where}")
-    return found
+    return tuple(found)
 
 
 def problems(
