@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from service import __version__
+from service.devtools.keys import DEV_AUDIENCE, DEV_ISSUER
 from service.http.endpoints import OPERATIONS
 from service.settings import CONFIG_ENV, ENV_PREFIX, Settings
 from tests.deploy.pods import (
@@ -215,3 +216,20 @@ def test_grace_periods_outlast_the_pause_and_the_drain(
     wait = settings(objects, worker, tmp_path).worker.shutdown_wait_seconds
     grace = worker.pod["terminationGracePeriodSeconds"]
     assert grace > pre_stop_seconds(worker.spec) + wait
+
+
+def test_dev_accepts_the_tokens_the_development_key_mints(tmp_path: Path) -> None:
+    """`python -m service token` on the developer's machine stamps these claims."""
+    objects = render("dev")
+    api = container(objects, "models-api", "api")
+    auth = settings(objects, api, tmp_path).auth
+    assert (auth.mode, auth.issuer, auth.audience) == ("jwt", DEV_ISSUER, DEV_AUDIENCE)
+    jwks = api.mounts()[auth.jwks_file.rsplit("/", 1)[0]]
+    assert jwks["configMap"]["name"] == "models-dev-jwks"
+
+
+def test_production_verifies_tokens_with_its_identity_provider(tmp_path: Path) -> None:
+    objects = render("production")
+    auth = settings(objects, container(objects, "models-api", "api"), tmp_path).auth
+    assert auth.mode == "jwt" and auth.jwks_url.startswith("https://") and not auth.jwks_file
+    assert auth.issuer and auth.audience
