@@ -71,6 +71,15 @@ def test_production_runs_at_least_two_api_pods_under_an_autoscaler() -> None:
     # CPU utilisation is measured against the request: there must be one.
     api = container(objects, "models-api", "api")
     assert api.spec["resources"]["requests"]["cpu"]
+    # Two pods on one node would be one failure away from an outage.
+    for name in ("models-api", "models-worker"):
+        pod = find(objects, "Deployment", name)["spec"]["template"]
+        spread = {
+            c["topologyKey"]
+            for c in pod["spec"]["topologySpreadConstraints"]
+            if _selects(c["labelSelector"]["matchLabels"], pod["metadata"]["labels"])
+        }
+        assert "kubernetes.io/hostname" in spread, name
     # Production has no in-cluster database or queue.
     assert {"StatefulSet"} & {o["kind"] for o in objects} == set()
 
