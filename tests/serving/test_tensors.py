@@ -24,7 +24,7 @@ from service.serving.tensors import (
 from tests.factories import errors_of
 
 
-def tensor(datatype: str, shape: list[int], data: Any = None, **parameters: Any) -> RequestInput:
+def tensor(datatype: Any, shape: list[int], data: Any = None, **parameters: Any) -> RequestInput:
     raw = msgspec.Raw() if data is None else msgspec.Raw(msgspec.json.encode(data))
     return RequestInput(
         name="t", shape=shape, datatype=datatype, parameters=parameters or None, data=raw
