@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -248,3 +249,11 @@ def test_the_readme_names_every_secret_key_the_pods_read() -> None:
                 ref = var.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["name"] in section and ref["key"] in section, ref
+
+
+def test_the_api_may_reach_its_identity_provider(tmp_path: Path) -> None:
+    objects = render("production")
+    auth = settings(objects, container(objects, "models-api", "api"), tmp_path).auth
+    jwks = urlsplit(auth.jwks_url)
+    port = jwks.port or {"https": 443, "http": 80}[jwks.scheme]
+    assert port in _egress_ports(_policy_for(objects, "models-api"))
