@@ -1,8 +1,10 @@
 """Who runs how many, who may reach whom, who scrapes what: one api and one worker in dev and
 no autoscaler; in production at least two api pods under an autoscaler whose maximum still
-fits PostgreSQL's connections; disruption budgets for both; network policies that open the api
-and close the worker; ServiceMonitors that point at real Services, ports and routes; a migrate
-Job that retries; and a README that names every Secret key the pods read."""
+fits PostgreSQL's connections, spread over nodes; disruption budgets for both; rollouts that
+never lower capacity; network policies that open the api (and let it reach its identity
+provider) and close the worker; ServiceMonitors that point at real Services, ports and routes;
+a migrate Job that retries and that an upgrade applies first with all it needs; and a README
+that names every Secret key the pods read."""
 
 from __future__ import annotations
 
