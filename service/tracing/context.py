@@ -49,9 +49,10 @@ def detached() -> Iterator[None]:
 
 
 def current_ids() -> tuple[str, str] | None:
-    """The trace and span ids (hex) of the span being recorded, for log lines."""
-    span = trace.get_current_span()
-    if not span.is_recording():
+    """The trace and span ids (hex) of the current span when it is sampled (exported), for
+    log lines. Sampled, not "recording": a request's span ends with its last body chunk, and
+    the access log line written after that belongs to it all the same."""
+    ids = trace.get_current_span().get_span_context()
+    if not (ids.is_valid and ids.trace_flags.sampled):
         return None
-    ids = span.get_span_context()
     return format(ids.trace_id, "032x"), format(ids.span_id, "016x")

@@ -1,0 +1,140 @@
+"""Requests and tracing: with `[tracing]` on, a request is a server span continuing its caller's
+`traceparent` (an invalid one starts a new trace, never an error), its SQL statements are spans
+inside it, and its log lines name the trace; with it off no middleware is installed and a
+`traceparent` changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg
+import msgspec
+import pytest
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.trace import SpanKind
+
+from service.http.app import create_app
+from service.logs import JsonFormatter
+from service.settings import Settings
+from tests.factories import LOGREG, ClientFactory, make_model, submit
+from tests.iris import iris_records
+from tests.spans import (
+    CALLER_SPAN,
+    CALLER_TRACE,
+    CALLER_TRACEPARENT,
+    hex_ids,
+    memory_spans,
+    with_tracing,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class Lines(logging.Handler):
+    """JSON lines formatted as they are logged, while the request's span is current."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(msgspec.json.decode(self.format(record)))
+
+
+@contextmanager
+def access_lines() -> Iterator[Lines]:
+    logger = logging.getLogger("service.access")
+    lines, level = Lines(), logger.level
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
+
+
+async def test_a_callers_traceparent_is_continued_by_the_server_span_and_its_sql(
+    client_factory: ClientFactory, settings: Settings
+) -> None:
+    traced = with_tracing(settings)
+    with memory_spans(traced) as spans:
+        client = await client_factory(traced)
+        response = await client.get("/models", headers={"traceparent": CALLER_TRACEPARENT})
+        assert response.status_code == 200
+        in_trace = spans.of_trace(CALLER_TRACE)
+    [server] = [s for s in in_trace if s.kind == SpanKind.SERVER]
+    _, server_id, parent = hex_ids(server)
+    assert parent == CALLER_SPAN
+    assert server.attributes is not None and server.attributes.get("http.status_code") == 200
+    statements = [s for s in in_trace if s.kind == SpanKind.CLIENT]
+    assert statements, "the request's SQL statements are spans of its trace"
+    assert all(hex_ids(s)[2] == server_id for s in statements)
+
+
+async def test_an_invalid_traceparent_starts_a_new_trace(
+    client_factory: ClientFactory, settings: Settings
+) -> None:
+    traced = with_tracing(settings)
+    with memory_spans(traced) as spans:
+        client = await client_factory(traced)
+        for bad in ("00-nonsense", f"ff-{CALLER_TRACE}-{CALLER_SPAN}-01", "00-" + "0" * 32 + "-x"):
+            response = await client.get("/models", headers={"traceparent": bad})
+            assert response.status_code == 200
+        servers = [s for s in spans.finished() if s.kind == SpanKind.SERVER]
+    assert len(servers) == 3
+    assert all(hex_ids(s)[2] is None for s in servers)
+    assert len({hex_ids(s)[0] for s in servers}) == 3
+
+
+async def test_log_lines_of_a_traced_request_name_its_trace_and_span(
+    client_factory: ClientFactory, settings: Settings
+) -> None:
+    traced = with_tracing(settings)
+    traced = msgspec.structs.replace(
+        traced, http=msgspec.structs.replace(traced.http, access_log=True)
+    )
+    with memory_spans(traced) as spans, access_lines() as lines:
+        client = await client_factory(traced)
+        await client.get("/models", headers={"traceparent": CALLER_TRACEPARENT})
+        [server] = [s for s in spans.of_trace(CALLER_TRACE) if s.kind == SpanKind.SERVER]
+    [line] = lines.lines
+    assert (line["trace_id"], line["span_id"]) == hex_ids(server)[:2]
+
+
+async def test_with_tracing_off_nothing_is_installed_and_a_traceparent_changes_nothing(
+    client_factory: ClientFactory, settings: Settings, raw: asyncpg.Connection
+) -> None:
+    assert not settings.tracing.enabled
+    app = create_app(settings)
+    installed: list[object] = [m.cls for m in app.user_middleware]
+    assert installed and OpenTelemetryMiddleware not in installed
+    client = await client_factory(settings)
+    assert not hasattr(asyncpg.connection.Connection.execute, "__wrapped__")
+    await make_model(client, "iris", LOGREG, target="species")
+    with access_lines() as lines:
+        job = await submit(
+            client, "iris", "train", {"data": iris_records()}, traceparent=CALLER_TRACEPARENT
+        )
+    assert all("trace_id" not in line for line in lines.lines)
+    stored = await raw.fetchval("SELECT trace_context FROM jobs WHERE id = $1", job["id"])
+    assert stored is None
+
+
+async def test_with_tracing_on_a_job_row_keeps_its_submitters_trace_context(
+    client_factory: ClientFactory, settings: Settings, raw: asyncpg.Connection
+) -> None:
+    traced = with_tracing(settings)
+    with memory_spans(traced) as spans:
+        client = await client_factory(traced)
+        await make_model(client, "iris", LOGREG, target="species")
+        job = await submit(
+            client, "iris", "train", {"data": iris_records()}, traceparent=CALLER_TRACEPARENT
+        )
+        [server] = [s for s in spans.of_trace(CALLER_TRACE) if s.kind == SpanKind.SERVER]
+    stored = await raw.fetchval("SELECT trace_context::text FROM jobs WHERE id = $1", job["id"])
+    trace_id, span_id, _ = hex_ids(server)
+    assert msgspec.json.decode(stored) == {"traceparent": f"00-{trace_id}-{span_id}-01"}
