@@ -1,52 +1,111 @@
-"""OpenTelemetry's ASGI middleware around the whole app when `[tracing]` is on: a server span
-per request, continuing the caller's W3C `traceparent`; an invalid one starts a new trace.
-With tracing off the app is returned untouched: no middleware, no instrumentation, and not
-even OpenTelemetry's SDK imported.
+"""Tracing of requests when `[tracing]` is on: a gate outside every other middleware, and
+OpenTelemetry's ASGI middleware behind it for the requests the gate lets through.
+
+OpenTelemetry's middleware costs a request some hundreds of microseconds before it even asks
+the sampler (it parses the URL and every header into attributes), so it is not run for requests
+that would not be recorded. The gate decides first, from the `traceparent` header alone: a
+valid sampled one is traced (its server span continues the caller's), a valid unsampled one is
+served in that context without recording (a job it submits carries it, unsampled), and
+without a valid one (absent, or invalid: never an error) `sample_ratio` of requests are traced,
+each starting a new trace. Probes and scrapes are never traced.
+
+With tracing off the app is returned untouched: no gate, no middleware, no instrumentation, and
+not even OpenTelemetry's SDK imported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.settings import TracingSettings
+from service.tracing.context import continued
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
-# Probes and scrapes: a span each, every few seconds, from every replica, that nobody reads.
-# Matched against the full URL; anchored so a model named `metrics` is still traced.
-UNTRACED = r"^[a-z]+://[^/]+/(livez|readyz|metrics)(\?.*)?$"
+UNTRACED = frozenset({"/livez", "/readyz", "/metrics"})
+# W3C Trace Context, version 00 (a later version's first four fields read alike), as
+# OpenTelemetry's propagator reads it, so that the gate and the middleware always agree.
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+
+
+def sampled_by_caller(headers: list[tuple[bytes, bytes]]) -> bool | None:
+    """The sampled flag of a valid `traceparent`; None without one (absent or invalid)."""
+    values = [value for name, value in headers if name == b"traceparent"]
+    if len(values) != 1:  # two are invalid: W3C says restart the trace
+        return None
+    found = _TRACEPARENT.fullmatch(values[0].decode("latin-1").strip())
+    if found is None:
+        return None
+    version, trace_id, span_id, flags, rest = found.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        return None
+    return bool(int(flags, 16) & 1)
+
+
+class TracingGate:
+    """Runs a request through OpenTelemetry's middleware only when it is to be recorded."""
+
+    def __init__(self, app: ASGIApp, provider: TracerProvider, ratio: float) -> None:
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        self.app = app
+        self.ratio = ratio
+        self.traced = OpenTelemetryMiddleware(
+            app,
+            tracer_provider=provider,
+            # Metrics are Prometheus's (service/http/metrics.py); not twice.
+            meter_provider=NoOpMeterProvider(),
+            # One span per request, not one more per body chunk sent or received.
+            exclude_spans=["receive", "send"],
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNTRACED:
+            await self.app(scope, receive, send)
+            return
+        sampled = sampled_by_caller(scope["headers"])
+        if sampled or (sampled is None and random.random() < self.ratio):
+            await self.traced(scope, receive, send)
+        elif sampled is False:
+            carrier = {"traceparent": _header(scope, b"traceparent")}
+            with continued(carrier):
+                await self.app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    value: bytes = next(v for k, v in scope["headers"] if k == name)
+    return value.decode("latin-1")
 
 
 def traced(
     app: Starlette, settings: TracingSettings, exporter: SpanExporter | None = None
 ) -> Starlette:
-    """`app` with the tracing middleware outside every other one (so the request id, access
-    log and error answers all see its span), holding the process's tracer provider until the
+    """`app` with the gate outside every other middleware (so the request id, access log and
+    error answers all see the request's span), holding the process's tracer provider until the
     app's lifespan ends."""
     if not settings.enabled:
         return app
-    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-    from opentelemetry.metrics import NoOpMeterProvider
-
     from service.tracing.provider import acquire
 
     tracing = acquire(settings, exporter)
     assert tracing is not None
-    app.add_middleware(
-        OpenTelemetryMiddleware,
-        tracer_provider=tracing.provider,
-        # Metrics are Prometheus's (service/http/metrics.py); not twice.
-        meter_provider=NoOpMeterProvider(),
-        # One span per request, not one more per body chunk sent or received.
-        exclude_spans=["receive", "send"],
-        excluded_urls=UNTRACED,
-    )
+    app.add_middleware(TracingGate, provider=tracing.provider, ratio=settings.sample_ratio)
     inner = app.router.lifespan_context
 
     @asynccontextmanager

@@ -82,9 +82,11 @@ def tracer_of(tracing: Tracing | None, name: str) -> Tracer:
 
 
 class RootSampler(Sampler):
-    """Decides for spans that start a trace: a share of requests and jobs, and never a lone
-    SQL statement (a heartbeat, a sweep, a listener's), which would be a trace of one span.
-    Spans with a parent follow it (`ParentBased`)."""
+    """Decides for spans that start a trace: every request's (the api's gate let through only
+    the share `sample_ratio` of them, before any of OpenTelemetry's work: see
+    service/http/tracing.py), a share of the others (a job submitted outside any trace), and
+    never a lone SQL statement (a heartbeat, a sweep, a listener's), which would be a trace of
+    one span. Spans with a parent follow it (`ParentBased`)."""
 
     def __init__(self, ratio: float) -> None:
         self.ratio = TraceIdRatioBased(ratio)
@@ -101,6 +103,8 @@ class RootSampler(Sampler):
     ) -> SamplingResult:
         if kind == SpanKind.CLIENT:
             return SamplingResult(Decision.DROP)
+        if kind == SpanKind.SERVER:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
         return self.ratio.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )

@@ -1,7 +1,8 @@
 """Requests and tracing: with `[tracing]` on, a request is a server span continuing its caller's
 `traceparent` (an invalid one starts a new trace, never an error), its SQL statements are spans
-inside it, and its log lines name the trace; with it off no middleware is installed and a
-`traceparent` changes nothing."""
+inside it, and its log lines name the trace; the gate in front records a caller's sampled
+requests, none of its unsampled ones, and `sample_ratio` of the rest; with tracing off no
+middleware is installed and a `traceparent` changes nothing."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from contextlib import contextmanager
 import asyncpg
 import msgspec
 import pytest
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.trace import SpanKind
 
 from service.http.app import create_app
+from service.http.tracing import TracingGate, sampled_by_caller
 from service.logs import JsonFormatter
 from service.settings import Settings
 from tests.factories import LOGREG, ClientFactory, make_model, submit
@@ -111,7 +112,7 @@ async def test_with_tracing_off_nothing_is_installed_and_a_traceparent_changes_n
     assert not settings.tracing.enabled
     app = create_app(settings)
     installed: list[object] = [m.cls for m in app.user_middleware]
-    assert installed and OpenTelemetryMiddleware not in installed
+    assert installed and TracingGate not in installed
     client = await client_factory(settings)
     assert not hasattr(asyncpg.connection.Connection.execute, "__wrapped__")
     await make_model(client, "iris", LOGREG, target="species")
@@ -138,3 +139,62 @@ async def test_with_tracing_on_a_job_row_keeps_its_submitters_trace_context(
     stored = await raw.fetchval("SELECT trace_context::text FROM jobs WHERE id = $1", job["id"])
     trace_id, span_id, _ = hex_ids(server)
     assert msgspec.json.decode(stored) == {"traceparent": f"00-{trace_id}-{span_id}-01"}
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "sampled"),
+    [
+        (CALLER_TRACEPARENT, True),
+        (f"00-{CALLER_TRACE}-{CALLER_SPAN}-00", False),
+        (f"01-{CALLER_TRACE}-{CALLER_SPAN}-01-later-fields", True),
+        (f"00-{CALLER_TRACE}-{CALLER_SPAN}-01-extra", None),
+        (f"ff-{CALLER_TRACE}-{CALLER_SPAN}-01", None),
+        (f"00-{'0' * 32}-{CALLER_SPAN}-01", None),
+        (f"00-{CALLER_TRACE}-{'0' * 16}-01", None),
+        (f"00-{CALLER_TRACE.upper()}-{CALLER_SPAN}-01", None),
+        ("nonsense", None),
+        (None, None),
+    ],
+)
+def test_the_gate_reads_a_callers_sampling_decision_as_w3c_defines_it(
+    traceparent: str | None, sampled: bool | None
+) -> None:
+    headers = [(b"host", b"x")]
+    if traceparent is not None:
+        headers.append((b"traceparent", traceparent.encode()))
+    assert sampled_by_caller(headers) is sampled
+    if traceparent is not None:  # twice is never valid
+        assert sampled_by_caller([*headers, (b"traceparent", traceparent.encode())]) is None
+
+
+async def test_at_ratio_zero_only_a_callers_sampled_requests_are_recorded(
+    client_factory: ClientFactory, settings: Settings, raw: asyncpg.Connection
+) -> None:
+    traced = with_tracing(settings, sample_ratio=0.0)
+    unsampled = f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"
+    with memory_spans(traced) as spans:
+        client = await client_factory(traced)
+        await make_model(client, "iris", LOGREG, target="species")
+        assert (await client.get("/models")).status_code == 200
+        job = await submit(client, "iris", "train", {"data": iris_records()}, traceparent=unsampled)
+        assert spans.finished() == []
+        response = await client.get("/models", headers={"traceparent": CALLER_TRACEPARENT})
+        assert response.status_code == 200
+        [server] = [s for s in spans.finished() if s.kind == SpanKind.SERVER]
+    assert hex_ids(server)[2] == CALLER_SPAN
+    # The caller's unsampled context still travels with the job, so its run is not recorded.
+    stored = await raw.fetchval("SELECT trace_context::text FROM jobs WHERE id = $1", job["id"])
+    assert msgspec.json.decode(stored) == {"traceparent": unsampled}
+
+
+async def test_probes_and_scrapes_are_never_traced(
+    client_factory: ClientFactory, settings: Settings
+) -> None:
+    traced = with_tracing(settings)
+    with memory_spans(traced) as spans:
+        client = await client_factory(traced)
+        for path in ("/livez", "/readyz", "/metrics"):
+            await client.get(path, headers={"traceparent": CALLER_TRACEPARENT})
+        await client.get("/models/metrics", headers={"traceparent": CALLER_TRACEPARENT})
+        [server] = [s for s in spans.finished() if s.kind == SpanKind.SERVER]
+    assert server.attributes is not None and server.attributes["http.target"] == "/models/metrics"
