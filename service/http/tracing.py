@@ -81,16 +81,15 @@ class TracingGate:
         if sampled or (sampled is None and random.random() < self.ratio):
             await self.traced(scope, receive, send)
         elif sampled is False:
-            carrier = {"traceparent": _header(scope, b"traceparent")}
-            with continued(carrier):
+            with continued(_trace_headers(scope)):
                 await self.app(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
 
-def _header(scope: Scope, name: bytes) -> str:
-    value: bytes = next(v for k, v in scope["headers"] if k == name)
-    return value.decode("latin-1")
+def _trace_headers(scope: Scope) -> dict[str, str]:
+    wanted = {b"traceparent": "traceparent", b"tracestate": "tracestate"}
+    return {wanted[k]: v.decode("latin-1") for k, v in scope["headers"] if k in wanted}
 
 
 def traced(

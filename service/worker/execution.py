@@ -8,7 +8,8 @@ a fit runs in a child process, which is killed.
 
 With tracing on, a job's spans continue the trace of the request that submitted it: `job
 queued` (from submission to this pickup, on the first attempt), then `job run` around the
-attempt, with `load inputs`, `fit` (the child) and `store version` inside it.
+attempt, with `load inputs`, `fit` (the child) and `store version` inside it. A job submitted
+outside any trace starts its own at `job run` (sampled at `tracing.sample_ratio`).
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ class JobRunner:
             "job.queue_wait_seconds": origin.waited_seconds,
         }
         with continued(origin.trace_context):
-            if origin.attempts == 0:  # a retry's wait since submission includes the tries
+            # A retry's wait since submission includes the tries; and without a trace to
+            # continue, this span would start a trace of its own.
+            if origin.attempts == 0 and origin.trace_context:
                 now = time.time_ns()
                 queued = now - int(origin.waited_seconds * 1e9)
                 self.tracer.start_span("job queued", start_time=queued).end(end_time=now)
