@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import subprocess
 import sys
@@ -304,9 +305,21 @@ async def run(config: Config) -> Section:
                 " off and on: this tree. Auth disabled everywhere."
             )
             section.line()
+            load_before = os.getloadavg()[0]
             results = await _measure(sides, body, config)
+            busy = max(load_before, os.getloadavg()[0])
         finally:
             for side in sides:
                 await _stop(side, servers)  # `on` exports its last spans as it stops
         _report(section, results, receiver, config)
+    cores = os.cpu_count() or 1
+    section.line()
+    section.line(
+        f"Load average around the measurement: up to {busy:.1f} on {cores} cores"
+        + (
+            ": a busy machine (other work ran meanwhile); these ratios are within its noise."
+            if busy > cores
+            else "."
+        )
+    )
     return section
