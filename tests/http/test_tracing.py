@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import asyncpg
+import httpx2
 import msgspec
 import pytest
+from asgi_lifespan import LifespanManager
 from opentelemetry.trace import SpanKind
 
 from service.http.app import create_app
@@ -27,6 +29,7 @@ from tests.spans import (
     CALLER_TRACEPARENT,
     hex_ids,
     memory_spans,
+    otlp_receiver,
     with_tracing,
 )
 
@@ -198,3 +201,20 @@ async def test_probes_and_scrapes_are_never_traced(
         await client.get("/models/metrics", headers={"traceparent": CALLER_TRACEPARENT})
         [server] = [s for s in spans.finished() if s.kind == SpanKind.SERVER]
     assert server.attributes is not None and server.attributes["http.target"] == "/models/metrics"
+
+
+async def test_a_configured_app_exports_its_spans_over_otlp_to_the_endpoint(
+    settings: Settings,
+) -> None:
+    with otlp_receiver() as receiver:
+        traced = with_tracing(settings, otlp_endpoint=receiver.url, service_name="api-under-test")
+        async with LifespanManager(create_app(traced)) as manager:
+            transport = httpx2.ASGITransport(app=manager.app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await client.get("/models", headers={"traceparent": CALLER_TRACEPARENT})
+                assert response.status_code == 200
+        # The lifespan's end flushed the batch to the receiver.
+        assert receiver.received.wait(10)
+    assert set(receiver.paths) == {"/v1/traces"}
+    assert set(receiver.service_names) == {"api-under-test"}
+    assert "GET" in " ".join(receiver.span_names)
