@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.settings import TracingSettings
 from service.tracing.context import continued
@@ -31,8 +31,11 @@ from service.tracing.context import continued
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span
 
 UNTRACED = frozenset({"/livez", "/readyz", "/metrics"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_SPAN = "service.tracing.span"  # the request's server span, in its ASGI scope
 # W3C Trace Context, version 00 (a later version's first four fields read alike), as
 # OpenTelemetry's propagator reads it, so that the gate and the middleware always agree.
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -71,6 +74,10 @@ class TracingGate:
             meter_provider=NoOpMeterProvider(),
             # One span per request, not one more per body chunk sent or received.
             exclude_spans=["receive", "send"],
+            # Named by method until the route is known: never by the raw path, which names
+            # models and would make a span name per model.
+            default_span_details=lambda scope: (_method(scope), {}),
+            server_request_hook=_keep_span,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,12 +86,35 @@ class TracingGate:
             return
         sampled = sampled_by_caller(scope["headers"])
         if sampled or (sampled is None and random.random() < self.ratio):
-            await self.traced(scope, receive, send)
+
+            async def send_named(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    _name_by_route(scope)
+                await send(message)
+
+            await self.traced(scope, receive, send_named)
         elif sampled is False:
             with continued(_trace_headers(scope)):
                 await self.app(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+def _method(scope: Scope) -> str:
+    method = str(scope.get("method", ""))
+    return method if method in _METHODS else "HTTP"
+
+
+def _keep_span(span: Span, scope: dict[str, Any]) -> None:
+    scope[_SPAN] = span
+
+
+def _name_by_route(scope: Scope) -> None:
+    """The span named and labelled by the route template the router matched, if any."""
+    span, template = scope.get(_SPAN), getattr(scope.get("route"), "path", None)
+    if span is not None and isinstance(template, str):
+        span.update_name(f"{_method(scope)} {template}")
+        span.set_attribute("http.route", template)
 
 
 def _trace_headers(scope: Scope) -> dict[str, str]:

@@ -201,6 +201,9 @@ async def test_probes_and_scrapes_are_never_traced(
         await client.get("/models/metrics", headers={"traceparent": CALLER_TRACEPARENT})
         [server] = [s for s in spans.finished() if s.kind == SpanKind.SERVER]
     assert server.attributes is not None and server.attributes["http.target"] == "/models/metrics"
+    # Named by its route template, never by the model's name.
+    assert server.name == "GET /models/{name}"
+    assert server.attributes["http.route"] == "/models/{name}"
 
 
 async def test_a_configured_app_exports_its_spans_over_otlp_to_the_endpoint(
