@@ -5,11 +5,12 @@
 Cases: predict (throughput and latency, then memory), memory, jobs, models_list, auth
 (bench/bench_auth.py), datasets (bench/bench_datasets.py, when present), tenancy (this tree
 against the commit before tenants), registry (predictions by alias, through a traffic split
-and with a shadow, against the current version's) and events (webhook delivery lag, and the
-api's throughput with 200 open event streams) and inference (the predict path in every input
-form, the Open Inference Protocol included, against in-process floors and Hypercorn hello).
-`--quick` (or BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to check that a
-case works;
+and with a shadow, against the current version's), events (webhook delivery lag, and the
+api's throughput with 200 open event streams), inference (the predict path in every input form,
+the Open Inference Protocol included, against in-process floors and Hypercorn hello) and tracing
+(a prediction with tracing off against the code before it, and with tracing on at 10 %
+sampling). `--quick` (or BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to
+check that a case works;
 BENCH_SECONDS / BENCH_REPS set the length too. A full-length run replaces the sections of the
 cases it ran in bench/RESULTS.md and keeps the others. BENCH_LOAD=python uses the Python load
 generator even when wrk exists.
@@ -37,6 +38,7 @@ from bench import (
     registry,
     report,
     tenancy,
+    tracing,
 )
 from bench.common import QUICK, Config, Section
 from bench.load import describe_tool
@@ -54,6 +56,7 @@ CASES: dict[str, list[Case]] = {
     "registry": [registry.run],
     "events": [events.run],
     "inference": [inference.run],
+    "tracing": [tracing.run],
 }
 
 

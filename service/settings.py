@@ -213,6 +213,18 @@ class LoggingSettings(Section):
     format: Literal["json", "text"] = "json"
 
 
+class TracingSettings(Section):
+    """OpenTelemetry traces, exported over OTLP/HTTP (see README, "Tracing")."""
+
+    enabled: bool = False
+    # Empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces,
+    # else http://localhost:4318/v1/traces (the library's own rules).
+    otlp_endpoint: str = ""
+    # Share of traces begun here that are kept; a caller's `traceparent` decides for its own.
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+    service_name: Annotated[str, msgspec.Meta(min_length=1)] = "models-service"
+
+
 class Settings(Section):
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
@@ -225,6 +237,7 @@ class Settings(Section):
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    tracing: TracingSettings = msgspec.field(default_factory=TracingSettings)
 
 
 class ConfigError(Exception):

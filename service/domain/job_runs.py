@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 from service.domain.actors import Actor
-from service.domain.job_specs import ClaimedJob
+from service.domain.job_specs import ClaimedJob, JobOrigin
 from service.repositories.database import Database
 from service.repositories.jobs import JobRepository
 
@@ -23,6 +23,11 @@ class JobRuns:
         runs the job as, and None when the job is gone."""
         async with self.db.maintenance() as conn:
             return await JobRepository(conn).actor_of(job_id)
+
+    async def origin_of(self, job_id: uuid.UUID) -> JobOrigin | None:
+        """`actor_of`, with the job's trace context, age and attempts; None when it is gone."""
+        async with self.db.maintenance() as conn:
+            return await JobRepository(conn).origin_of(job_id)
 
     async def claim(self, job_id: uuid.UUID, worker: str) -> ClaimedJob | None:
         """`queued → running` for this worker; None when the job is no longer queued."""

@@ -41,6 +41,7 @@ from service.http.rate_limits import RateLimits
 from service.http.request_id import RequestIdMiddleware
 from service.http.routes import build_routes
 from service.http.state import Services
+from service.http.tracing import traced
 from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
 from service.repositories.database import Database
@@ -154,7 +155,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.openapi = msgspec.json.encode(
         build_openapi(OPERATIONS, "models-service", __version__)
     )
-    return app
+    return traced(app, settings.tracing)
 
 
 def begin_drain(app: Starlette) -> None:

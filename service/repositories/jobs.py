@@ -16,7 +16,7 @@ import msgspec
 
 from service.domain.actors import Actor
 from service.domain.errors import Conflict
-from service.domain.job_specs import ClaimedJob, JobResult, JobSpec
+from service.domain.job_specs import ClaimedJob, JobOrigin, JobResult, JobSpec
 from service.query import Column, ColumnType, Compiled, Query, Source, compile_query
 from service.repositories.database import Connection
 from service.repositories.listing import fetch_page
@@ -113,12 +113,14 @@ class JobRepository:
         kind: JobKind,
         spec: JobSpec,
         created_by: str,
+        trace_context: dict[str, str] | None = None,
     ) -> JobOut:
         try:
             row = await self.conn.fetchrow(
                 f"""
-                INSERT INTO jobs (id, model_id, model_name, kind, status, spec, created_by)
-                VALUES ($1, $2, $3, $4, 'queued', $5, $6)
+                INSERT INTO jobs (id, model_id, model_name, kind, status, spec, created_by,
+                                  trace_context)
+                VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7)
                 RETURNING {_OUT}
                 """,
                 job_id,
@@ -127,6 +129,7 @@ class JobRepository:
                 kind,
                 spec,
                 created_by,
+                trace_context,
             )
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"model '{model_name}' already has an active job") from exc
@@ -134,10 +137,29 @@ class JobRepository:
 
     async def actor_of(self, job_id: uuid.UUID) -> Actor | None:
         """Whom the job acts for: its tenant, the `sub` and the request that submitted it."""
+        origin = await self.origin_of(job_id)
+        return None if origin is None else origin.actor
+
+    async def origin_of(self, job_id: uuid.UUID) -> JobOrigin | None:
+        """Its actor, trace context, age (by the database's clock, as `created_at` is) and
+        attempts so far."""
         row = await self.conn.fetchrow(
-            "SELECT tenant, created_by, coalesce(request_id, '') FROM jobs WHERE id = $1", job_id
+            "SELECT tenant, created_by, coalesce(request_id, ''), kind, model_name, trace_context,"
+            " attempts, extract(epoch FROM clock_timestamp() - created_at)::float8 FROM jobs"
+            " WHERE id = $1",
+            job_id,
         )
-        return None if row is None else Actor(*row)
+        if row is None:
+            return None
+        tenant, sub, request_id, kind, model_name, trace_context, attempts, waited = row
+        return JobOrigin(
+            Actor(tenant, sub, request_id),
+            kind,
+            model_name,
+            trace_context,
+            max(0.0, waited),
+            attempts,
+        )
 
     async def get(self, job_id: uuid.UUID) -> JobOut | None:
         row = await self.conn.fetchrow(f"SELECT {_OUT} FROM jobs WHERE id = $1", job_id)
