@@ -46,6 +46,7 @@ from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
 from service.repositories.database import Database
 from service.repositories.migrator import discover
+from service.serving.model_metrics import ModelMetrics
 from service.serving.predictor import Predictor
 from service.serving.registry import ModelRegistry
 from service.serving.traffic_figures import TrafficFigures
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> Starlette:
     metrics = ApiMetrics()
+    model_metrics = ModelMetrics(metrics.registry, settings.metrics.per_model_limit)
     limits = SettingLimits.of(msgspec.structs.asdict(settings.models.limits))
     catalogue = load_catalogue(settings.models.plugins, limits)
     expected_migrations = [m.version for m in discover()]
@@ -78,7 +80,7 @@ def create_app(settings: Settings) -> Starlette:
         await db.start()
         redis = connect_redis(settings.redis)
         queue = JobQueue(redis, settings.redis.queue_name)
-        registry = ModelRegistry(db, artifact_keys, settings.models.cache_bytes)
+        registry = ModelRegistry(db, artifact_keys, settings.models.cache_bytes, model_metrics)
         await registry.start()
         figures = TrafficFigures(redis, key_prefix=f"{settings.redis.queue_name}:traffic:")
         await figures.start()

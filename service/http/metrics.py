@@ -79,6 +79,24 @@ class ApiMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.ready = Gauge(
+            "api_ready",
+            "1 when this process's last readiness check (GET /readyz) passed, else 0.",
+            registry=self.registry,
+        )
+        self.readiness_changes = Counter(
+            "api_readiness_changes_total",
+            "Times the answer of GET /readyz changed between ready and not ready.",
+            registry=self.registry,
+        )
+        self._last_ready: bool | None = None
+
+    def readiness(self, ready: bool) -> None:
+        """Records a readiness check; a change from the last one counts (not the first)."""
+        self.ready.set(1 if ready else 0)
+        if self._last_ready is not None and ready != self._last_ready:
+            self.readiness_changes.inc()
+        self._last_ready = ready
 
 
 class MetricsMiddleware:

@@ -78,6 +78,17 @@ class Dispatch(msgspec.Struct, frozen=True):
     dispatches: int
 
 
+class Backlog(msgspec.Struct, frozen=True):
+    """Active jobs of one kind, across tenants, as the worker's metrics show them."""
+
+    kind: str
+    queued: int
+    running: int
+    oldest_queued_seconds: float  # 0 when none is queued
+    stale: int  # running, heartbeat older than the sweeper's limit
+    overdue: int  # running longer than the job timeout allows
+
+
 def to_out(row: asyncpg.Record | dict[str, Any]) -> JobOut:
     return msgspec.convert(dict(row), JobOut)
 
@@ -305,6 +316,30 @@ class JobRepository:
             limit,
         )
         return [Dispatch(r["id"], r["attempts"], r["dispatches"]) for r in rows]
+
+    async def backlog(
+        self, stale_after_seconds: float, overdue_after_seconds: float
+    ) -> list[Backlog]:
+        """One row per kind with active jobs; reads only `queued` and `running` rows (the partial
+        index on status), so its cost follows the backlog, not the history."""
+        rows = await self.conn.fetch(
+            """
+            SELECT kind,
+                   count(*) FILTER (WHERE status = 'queued') AS queued,
+                   count(*) FILTER (WHERE status = 'running') AS running,
+                   coalesce(extract(epoch FROM now() - min(created_at)
+                                    FILTER (WHERE status = 'queued')), 0)::float8
+                       AS oldest_queued_seconds,
+                   count(*) FILTER (WHERE status = 'running'
+                                    AND heartbeat_at < now() - make_interval(secs => $1)) AS stale,
+                   count(*) FILTER (WHERE status = 'running'
+                                    AND started_at < now() - make_interval(secs => $2)) AS overdue
+            FROM jobs WHERE status IN ('queued', 'running') GROUP BY kind
+            """,
+            stale_after_seconds,
+            overdue_after_seconds,
+        )
+        return [msgspec.convert(dict(r), Backlog) for r in rows]
 
     async def set_progress(self, job_id: uuid.UUID, fraction: float) -> None:
         await self.conn.execute(

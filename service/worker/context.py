@@ -18,6 +18,7 @@ from service.webhooks.delivery import Deliverer
 from service.webhooks.secrets import SecretBox
 from service.worker import child
 from service.worker.execution import JobRunner
+from service.worker.job_stats import JobStats
 from service.worker.metrics import WorkerMetrics
 from service.worker.sweeper import Sweeper
 
@@ -34,6 +35,7 @@ class WorkerContext:
     runner: JobRunner
     sweeper_task: asyncio.Task[None] | None = None
     warm_up_task: asyncio.Task[None] | None = None
+    stats_task: asyncio.Task[None] | None = None
     deliverer: Deliverer | None = None
     tracing: Tracing | None = None
 
@@ -54,6 +56,8 @@ class WorkerContext:
         runner = JobRunner(services, settings, worker_id, metrics, tracer)
         context = cls(settings, services, redis, metrics, runner, tracing=tracing)
         context.warm_up_task = asyncio.create_task(asyncio.to_thread(child.warm_up))
+        stats = JobStats(services.sweeps, redis, settings, metrics)
+        context.stats_task = asyncio.create_task(stats.run_forever())
         if sweep:
             sweeper = Sweeper(services.sweeps, queue, settings.worker)
             context.sweeper_task = asyncio.create_task(sweeper.run_forever())
@@ -69,10 +73,11 @@ class WorkerContext:
         return context
 
     async def close(self) -> None:
-        if self.sweeper_task is not None:
-            self.sweeper_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.sweeper_task
+        for task in (self.sweeper_task, self.stats_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.deliverer is not None:
             await self.deliverer.stop(self.settings.worker.shutdown_wait_seconds)
         await self.redis.aclose()

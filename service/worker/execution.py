@@ -98,6 +98,18 @@ class JobRunner:
         job = await self.runs.claim(job_id, self.worker)
         if job is None:
             return "skipped"
+        outcome = "interrupted"
+        try:
+            outcome = await self._attempt(job)
+        except RetryLater:
+            outcome = "retried"
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.job_outcomes.labels(job.kind, outcome).inc()
+        return outcome
+
+    async def _attempt(self, job: ClaimedJob) -> str:
         deadline = asyncio.timeout(self.settings.worker.job_timeout)
         try:
             async with deadline:
@@ -182,6 +194,7 @@ class JobRunner:
             threads=worker.fit_threads,
             limits=msgspec.structs.asdict(self.settings.models.limits),
         )
+        started = time.perf_counter()
         try:
             with self.tracer.start_as_current_span(
                 "fit", attributes={"model.type": spec.model_type}
@@ -198,6 +211,10 @@ class JobRunner:
             if kind is None:
                 raise
             raise self._limit_hit(kind) from exc
+        finally:
+            if self.metrics is not None:
+                elapsed = time.perf_counter() - started
+                self.metrics.fit_duration.labels(spec.model_type).observe(elapsed)
         outcome = msgspec.msgpack.decode(reply, type=FitOutcome)
         if outcome.error_type == limits.RESOURCE_LIMIT:
             raise self._limit_hit(outcome.limit)

@@ -34,6 +34,7 @@ async def livez(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     checks = await readiness(services(request))
     ready = all(v == "ok" for v in checks.values())
+    svc.metrics.readiness(ready)
     headers = None if ready else {"Retry-After": "5"}
     return json_response(Health(ready, checks), 200 if ready else 503, headers)
 
