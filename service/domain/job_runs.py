@@ -39,6 +39,11 @@ class JobRuns:
         async with self.db.connection() as conn:
             return await JobRepository(conn).beat(job_id)
 
+    async def status(self, job_id: uuid.UUID) -> str | None:
+        async with self.db.connection() as conn:
+            job = await JobRepository(conn).get(job_id)
+        return None if job is None else job.status
+
     async def record_child(self, job_id: uuid.UUID, pid: int) -> None:
         async with self.db.connection() as conn:
             await JobRepository(conn).set_child(job_id, pid)

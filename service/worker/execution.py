@@ -115,7 +115,7 @@ class JobRunner:
             async with deadline:
                 await self._with_heartbeat(job, self._work(job))
         except JobLost:
-            return "cancelled"
+            return await self._lost(job)
         except GiveUp as exc:
             await self._finish_failed(job.id, exc.error_type, exc.message)
             return "failed"
@@ -138,6 +138,15 @@ class JobRunner:
             await self._finish_failed(job.id, _public_type(exc), _public_message(exc))
             return "failed"
         return "succeeded"
+
+    async def _lost(self, job: ClaimedJob) -> str:
+        """How a job that stopped being ours ended: cancelled, or finished by its own work
+        while a heartbeat waited for the row it was committing."""
+        with contextlib.suppress(Unavailable):
+            status = await self.runs.status(job.id)
+            if status in ("succeeded", "failed"):
+                return status
+        return "cancelled"
 
     async def _work(self, job: ClaimedJob) -> None:
         if isinstance(job.spec, BatchPredictSpec):

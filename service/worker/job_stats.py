@@ -14,18 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import get_args
 
 from arq.connections import ArqRedis
 
 from service.domain.sweeps import Sweeps
-from service.schemas.jobs import JobKind
 from service.settings import Settings
-from service.worker.metrics import WorkerMetrics
+from service.worker.metrics import JOB_KINDS, WorkerMetrics
 
 log = logging.getLogger(__name__)
 
-KINDS: tuple[str, ...] = get_args(JobKind)
 # Beyond worker.job_timeout our own deadline should have failed the job; give it this long.
 OVERDUE_MARGIN_SECONDS = 60.0
 
@@ -41,8 +38,6 @@ class JobStats:
         self.interval = settings.metrics.job_stats_seconds
         self.tick = min(self.interval, settings.worker.heartbeat_seconds)
         self.metrics = metrics
-        for kind in KINDS:  # every series exists from the start, at 0
-            self._set_kind(kind, 0, 0, 0.0, 0, 0)
 
     async def run_forever(self) -> None:
         next_read = 0.0
@@ -66,7 +61,7 @@ class JobStats:
             log.debug("backlog not read from postgres", extra={"error": repr(exc)})
             return
         seen = {row.kind: row for row in rows}
-        for kind in {*KINDS, *seen}:
+        for kind in {*JOB_KINDS, *seen}:
             row = seen.get(kind)
             if row is None:
                 self._set_kind(kind, 0, 0, 0.0, 0, 0)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from service.schemas.jobs import JobKind
+
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 # From an event to its receiver's 2xx: milliseconds when all is well, hours through retries.
+JOB_KINDS: tuple[str, ...] = get_args(JobKind)
 FIT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
@@ -114,3 +119,8 @@ class WorkerMetrics:
             ["source"],
             registry=self.registry,
         )
+        for kind in JOB_KINDS:  # every backlog series exists from the start, at 0
+            for gauge in (self.jobs_queued, self.jobs_running, self.oldest_queued):
+                gauge.labels(kind)
+            for reason in ("heartbeat_stale", "over_timeout"):
+                self.jobs_stuck.labels(kind, reason)

@@ -116,8 +116,9 @@ def sample_names(exposition: str) -> set[str]:
 
 
 def samples(exposition: str, name: str) -> list[dict[str, str]]:
+    """The labels of each sample of `name`, with its value under "value"."""
     return [
-        s.labels
+        {**s.labels, "value": str(s.value)}
         for f in text_string_to_metric_families(exposition)
         for s in f.samples
         if s.name == name
@@ -241,7 +242,7 @@ async def test_every_metric_of_the_alerts_and_dashboards_is_exported_by_a_runnin
         )
         async with httpx2.AsyncClient(base_url=base, timeout=30) as client:
             await wait_ready(client, api)
-            for name in ("alpha", "beta", "alpha"):
+            for name in ("alpha", "beta", "alpha", "alpha"):
                 assert (await predict(client, name)).status_code == 200
             assert (await predict(client, "nobody")).status_code == 404
             stream = await client.get(f"/jobs/{jobs[0]}/events")  # a finished job: one message
@@ -266,5 +267,9 @@ async def test_every_metric_of_the_alerts_and_dashboards_is_exported_by_a_runnin
     assert [(s["model"], s["reason"]) for s in errors] == [(OTHER, "NotFound")]
     evictions = samples(api_page, "model_cache_evictions_total")
     assert {s["model"] for s in evictions} <= {"alpha", OTHER} and evictions
+    cache = {(s["model"], s["result"]): s for s in samples(api_page, "model_cache_requests_total")}
+    assert set(cache) == {("alpha", "miss"), ("alpha", "hit"), (OTHER, "miss")}
+    assert float(cache["alpha", "miss"]["value"]) == 2  # loaded again after beta evicted it
+    assert float(cache["alpha", "hit"]["value"]) == 1
     outcomes = samples(worker_page, "worker_job_outcomes_total")
     assert {(s["kind"], s["outcome"]) for s in outcomes} == {("train", "succeeded")}
