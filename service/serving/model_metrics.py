@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -37,6 +38,7 @@ class ModelMetrics:
         self._admitted: set[Labels] = set()
         self._by_model_id: dict[int, Labels] = {}
         self._model_ids: dict[Labels, int] = {}  # so a re-created model's old id is dropped
+        self._series: dict[Labels, _Children] = {}
         labels = ["tenant", "model"]
         self.latency = Histogram(
             "model_predict_duration_seconds",
@@ -110,19 +112,42 @@ class ModelMetrics:
         except Exception as exc:
             self.errors.labels(*self.labels(tenant, name), _reason(exc)).inc()
             raise
-        labels = self.labels(tenant, name)
-        self.latency.labels(*labels).observe(time.perf_counter() - start)
-        self.rows.labels(*labels).inc(len(response.predictions))
+        children = self._children(self.labels(tenant, name))
+        children.latency.observe(time.perf_counter() - start)
+        children.rows.inc(rows)
         return response
 
     def cache_lookup(self, model_id: int, hit: bool) -> None:
-        self.cache.labels(*self.labels_of(model_id), "hit" if hit else "miss").inc()
+        children = self._children(self.labels_of(model_id))
+        (children.hits if hit else children.misses).inc()
 
     def evicted(self, model_id: int) -> None:
         self.evictions.labels(*self.labels_of(model_id)).inc()
 
     def loaded(self, model_id: int, seconds: float) -> None:
         self.load_time.labels(*self.labels_of(model_id)).observe(seconds)
+
+    def _children(self, labels: Labels) -> _Children:
+        # prometheus_client's `labels()` takes a lock and builds a key on every call; the hot
+        # path looks its series up once per pair (at most `limit` + 1 of them).
+        found = self._series.get(labels)
+        if found is None:
+            found = _Children(
+                self.latency.labels(*labels),
+                self.rows.labels(*labels),
+                self.cache.labels(*labels, "hit"),
+                self.cache.labels(*labels, "miss"),
+            )
+            self._series[labels] = found
+        return found
+
+
+@dataclass(frozen=True)
+class _Children:
+    latency: Histogram
+    rows: Counter
+    hits: Counter
+    misses: Counter
 
 
 def _reason(exc: Exception) -> str:
