@@ -86,7 +86,7 @@ class Backlog(msgspec.Struct, frozen=True):
     running: int
     oldest_queued_seconds: float  # 0 when none is queued
     stale: int  # running, heartbeat older than the sweeper's limit
-    overdue: int  # running longer than the job timeout allows
+    overdue: int  # running longer than its attempts could take (started_at is the first's)
 
 
 def to_out(row: asyncpg.Record | dict[str, Any]) -> JobOut:
@@ -333,7 +333,8 @@ class JobRepository:
                    count(*) FILTER (WHERE status = 'running'
                                     AND heartbeat_at < now() - make_interval(secs => $1)) AS stale,
                    count(*) FILTER (WHERE status = 'running'
-                                    AND started_at < now() - make_interval(secs => $2)) AS overdue
+                                    AND started_at < now() - make_interval(
+                                        secs => $2 * greatest(attempts, 1))) AS overdue
             FROM jobs WHERE status IN ('queued', 'running') GROUP BY kind
             """,
             stale_after_seconds,

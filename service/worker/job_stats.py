@@ -23,7 +23,8 @@ from service.worker.metrics import JOB_KINDS, WorkerMetrics
 
 log = logging.getLogger(__name__)
 
-# Beyond worker.job_timeout our own deadline should have failed the job; give it this long.
+# Beyond worker.job_timeout our own deadline should have failed an attempt; between attempts a
+# job may wait up to a minute (the retry delay), or until the sweeper finds it abandoned.
 OVERDUE_MARGIN_SECONDS = 60.0
 
 
@@ -52,10 +53,14 @@ class JobStats:
         await asyncio.gather(self._read_postgres(), self._read_redis())
 
     async def _read_postgres(self) -> None:
-        overdue_after = self.worker.job_timeout + OVERDUE_MARGIN_SECONDS
+        # Per attempt: `started_at` is when the first attempt started.
+        w = self.worker
+        overdue_after = (
+            w.job_timeout + OVERDUE_MARGIN_SECONDS + w.stale_after_seconds + w.sweep_seconds
+        )
         try:
             async with asyncio.timeout(self.interval):
-                rows = await self.sweeps.backlog(self.worker.stale_after_seconds, overdue_after)
+                rows = await self.sweeps.backlog(w.stale_after_seconds, overdue_after)
         except Exception as exc:  # any failure only dims the figures; the worker carries on
             self.metrics.stats_up.labels("postgres").set(0)
             log.debug("backlog not read from postgres", extra={"error": repr(exc)})

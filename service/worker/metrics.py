@@ -70,7 +70,7 @@ class WorkerMetrics:
             "worker_job_outcomes_total",
             "Job runs by kind and outcome: succeeded, failed, cancelled, retried (an attempt"
             " failed for an infrastructure reason and the job was queued again), interrupted"
-            " (the worker stopped), skipped (no longer queued when its turn came).",
+            " (the worker stopped or the attempt was aborted).",
             ["kind", "outcome"],
             registry=self.registry,
         )
@@ -102,7 +102,8 @@ class WorkerMetrics:
             "jobs_stuck",
             "Running jobs that look stuck, by kind and reason: heartbeat_stale (no heartbeat for"
             " worker.stale_after_seconds; the sweeper should re-queue them) or over_timeout"
-            " (running longer than worker.job_timeout plus a minute).",
+            " (running longer than its attempts may take: each worker.job_timeout plus the"
+            " delays between attempts).",
             ["kind", "reason"],
             registry=self.registry,
         )

@@ -1,7 +1,8 @@
 """The job backlog on the worker's metrics: queued and running jobs by kind, the age of the
-oldest queued one, running jobs that look stuck (no heartbeat, or past the job timeout), and the
-Redis queue's depth; a PostgreSQL or Redis that does not answer marks its source down, leaves
-the figures as they were, and neither stops the heartbeat nor breaks the metrics page."""
+oldest queued one, running jobs that look stuck (no heartbeat, or past what their attempts may
+take), and the Redis queue's depth; a PostgreSQL or Redis that does not answer marks its source
+down, leaves the figures as they were, and neither stops the heartbeat nor breaks the metrics
+page."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ async def refreshed(settings: Settings, metrics: WorkerMetrics) -> None:
 async def test_the_backlog_shows_waiting_running_and_stuck_jobs_by_kind(
     client: httpx2.AsyncClient, settings: Settings, database_url: str
 ) -> None:
-    for name in ("waiting", "hung", "endless"):
+    for name in ("waiting", "hung", "endless", "second_try"):
         await make_model(client, name, LOGREG, target="species")
         await submit(client, name, "train", {"data": iris_records()})
     raw = await asyncpg.connect(database_url)
@@ -66,18 +67,23 @@ async def test_the_backlog_shows_waiting_running_and_stuck_jobs_by_kind(
             "UPDATE jobs SET status = 'running', started_at = now() - interval '2 hours',"
             " heartbeat_at = now() WHERE model_name = 'endless'"
         )
+        # Its second attempt: two job timeouts' worth since the first one started is fine.
+        await raw.execute(
+            "UPDATE jobs SET status = 'running', started_at = now() - interval '2 hours',"
+            " heartbeat_at = now(), attempts = 2 WHERE model_name = 'second_try'"
+        )
     finally:
         await raw.close()
     metrics = WorkerMetrics()
     await refreshed(settings, metrics)
     assert value(metrics, "jobs_queued", kind="train") == 1
-    assert value(metrics, "jobs_running", kind="train") == 2
+    assert value(metrics, "jobs_running", kind="train") == 3
     assert value(metrics, "jobs_queued", kind="batch_predict") == 0  # every kind has a series
     oldest = value(metrics, "jobs_oldest_queued_age_seconds", kind="train")
     assert oldest is not None and 600 <= oldest < 3600
     assert value(metrics, "jobs_stuck", kind="train", reason="heartbeat_stale") == 1
-    assert value(metrics, "jobs_stuck", kind="train", reason="over_timeout") == 1  # > 3600 + 60
-    assert value(metrics, "arq_queue_depth", state="due") == 3  # all three were enqueued
+    assert value(metrics, "jobs_stuck", kind="train", reason="over_timeout") == 1  # endless
+    assert value(metrics, "arq_queue_depth", state="due") == 4  # all four were enqueued
     assert value(metrics, "arq_queue_depth", state="deferred") == 0
     assert value(metrics, "worker_job_stats_up", source="postgres") == 1
     assert value(metrics, "worker_job_stats_up", source="redis") == 1
