@@ -55,7 +55,7 @@ async def test_models_past_the_limit_share_the_overflow_labels() -> None:
         [("acme", "a"), ("acme", "b"), ("acme", "c"), ("zeta", "a"), ("acme", "a")]
     ):
         metrics.admit(tenant, name, model_id)
-        await metrics.observe_predict(tenant, name, answer(3))
+        await metrics.observe_predict(tenant, name, 3, answer(3))
     assert series(registry, "model_predict_rows_total") == {
         ("acme", "a"),
         ("acme", "b"),
@@ -71,10 +71,10 @@ async def test_names_never_found_take_no_slot_and_failures_count_by_reason() -> 
     metrics = ModelMetrics(registry, limit=1)
     for _ in range(3):
         with pytest.raises(NotFound):
-            await metrics.observe_predict("acme", "ghost", not_found())
+            await metrics.observe_predict("acme", "ghost", 1, not_found())
     metrics.admit("acme", "real", 7)
     with pytest.raises(RuntimeError):
-        await metrics.observe_predict("acme", "real", broken())
+        await metrics.observe_predict("acme", "real", 1, broken())
     labels = {"tenant": OTHER, "model": OTHER, "reason": "NotFound"}
     assert value(registry, "model_predict_errors_total", **labels) == 3
     labels = {"tenant": "acme", "model": "real", "reason": "internal"}
