@@ -20,10 +20,10 @@ import httpx2
 import promql_parser
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from ruamel.yaml import YAML
 
 from service.serving.model_metrics import OTHER
 from service.settings import Settings
+from tests.deploy.render import render
 from tests.factories import LOGREG, ROOT, json_of, make_model, wait_until
 from tests.iris import iris_records
 from tests.processes import worker_env
@@ -32,7 +32,6 @@ from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.anyio
 
-OVERLAY = ROOT / "tests" / "deploy" / "observability"
 BOUND = 120.0  # how long the test waits for a process or a job
 
 
@@ -40,11 +39,14 @@ BOUND = 120.0  # how long the test waits for a process or a job
 
 
 def rendered() -> list[dict[str, Any]]:
-    """The component as an overlay renders it (`kubectl kustomize`; a missing kubectl fails)."""
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(OVERLAY)], capture_output=True, text=True, check=True
-    ).stdout
-    return [doc for doc in YAML(typ="safe", pure=True).load_all(out) if doc]
+    """The component as the production overlay includes it."""
+    return render("production", ["observability"])
+
+
+def dashboard_label(doc: dict[str, Any]) -> str | None:
+    """What Grafana's sidecar looks for on a ConfigMap."""
+    labels: dict[str, str] = doc["metadata"].get("labels", {})
+    return labels.get("grafana_dashboard")
 
 
 def panel_exprs(panels: list[dict[str, Any]]) -> Iterator[str]:
@@ -62,7 +64,7 @@ def queries() -> dict[str, str]:
             for group in doc["spec"]["groups"]:
                 for rule in group["rules"]:
                     found[f"rule {rule['alert']}"] = rule["expr"]
-        elif doc["kind"] == "ConfigMap" and doc["metadata"]["labels"]["grafana_dashboard"] == "1":
+        elif doc["kind"] == "ConfigMap" and dashboard_label(doc) == "1":
             for file, text in doc["data"].items():
                 for n, expr in enumerate(panel_exprs(json.loads(text)["panels"])):
                     # Grafana fills its variables in before Prometheus parses the query.
