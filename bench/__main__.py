@@ -1,6 +1,7 @@
 """Run the benchmarks: every case in turn, or the ones named.
 
     python -m bench [CASE ...] [--quick] [--seconds S] [--reps N]
+    python -m bench profile [--model M] [--connections C] [--seconds S] [--top N]
 
 Cases: predict (throughput and latency, then memory), memory, jobs, models_list, auth
 (bench/bench_auth.py), datasets (bench/bench_datasets.py, when present), tenancy (this tree
@@ -11,7 +12,8 @@ BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to check that a
 BENCH_SECONDS / BENCH_REPS set the length too. A full-length run replaces the sections of the
 cases it ran in bench/RESULTS.md and keeps the others. BENCH_LOAD=python uses the Python load
 generator even when wrk exists.
-The chaos soak is not a case: `make soak` (`python -m bench.soak`).
+`profile` is not a case: it prints where a 1-row prediction spends the api's event loop
+(bench/profile.py). The chaos soak is not a case either: `make soak` (`python -m bench.soak`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,19 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import events, external, jobs, memory, models_list, predict, registry, report, tenancy
+from bench import (
+    events,
+    external,
+    jobs,
+    memory,
+    models_list,
+    overhead,
+    predict,
+    profile,
+    registry,
+    report,
+    tenancy,
+)
 from bench.common import QUICK, Config, Section
 from bench.load import describe_tool
 
@@ -40,6 +54,7 @@ CASES: dict[str, list[Case]] = {
     "tenancy": [tenancy.run],
     "registry": [registry.run],
     "events": [events.run],
+    "overhead": [overhead.run],
 }
 
 
@@ -52,6 +67,9 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["profile"]:
+        return profile.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", choices=[[], *CASES], metavar="CASE")
     parser.add_argument("--quick", action="store_true", help="3 × 2 s per scenario, small data")
