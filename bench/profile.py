@@ -1,6 +1,7 @@
 """Where a single-row prediction spends its time on the api's event loop.
 
     python -m bench profile [--model iris|diabetes] [--connections C] [--seconds S] [--top N]
+                            [--keep FILE]
 
 Starts the service with its api under `bench.profiled_api`, trains the model through the api,
 warms up, then profiles the event loop (cProfile) while the load generator sends 1-row
@@ -27,7 +28,9 @@ from bench.load import describe_tool, load
 from bench.predict import MODELS, _bodies
 
 
-async def profile(model: str, connections: int, seconds: float, top: int) -> None:
+async def profile(
+    model: str, connections: int, seconds: float, top: int, keep: Path | None = None
+) -> None:
     model_type, settings, dataset = MODELS[model]
     features, target, records = dataset()
     one, _ = _bodies(features, records)
@@ -51,7 +54,10 @@ async def profile(model: str, connections: int, seconds: float, top: int) -> Non
             f"{result.requests} requests, {result.rps:.0f} req/s under the profiler, "
             f"p50 {result.p50_ms:.2f} ms, errors {result.errors}"
         )
-        _print(pstats.Stats(str(stats_path)), max(1, result.requests), top)
+        stats = pstats.Stats(str(stats_path))
+        if keep is not None:
+            stats.dump_stats(keep)
+        _print(stats, max(1, result.requests), top)
 
 
 def _print(stats: pstats.Stats, requests: int, top: int) -> None:
@@ -91,6 +97,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--keep", type=Path, help="also write the cProfile statistics here")
     args = parser.parse_args(argv)
-    asyncio.run(profile(args.model, args.connections, args.seconds, args.top))
+    asyncio.run(profile(args.model, args.connections, args.seconds, args.top, args.keep))
     return 0
