@@ -9,7 +9,9 @@ RandomForestRegressor with 100 trees: `bench/predict.py`). BENCH_TREES="label=pa
 further sides (variants of this tree). Every round runs single-row predictions at c1 and c64
 on every side, plus the Hypercorn hello floor (`bench/hello.py`), the order of the sides
 alternating between rounds, so drift hits all alike. The in-process floor (json → estimator →
-json) is measured once, with the after side's iris artifact.
+json) is measured once, with the after side's iris artifact. Each api's CPU time per request
+(user + system, from /proc) is measured too: neighbours on a shared machine disturb it far
+less than latency or req/s.
 
 Targets (issue 15): iris c1 p50 − in-process ≤ 0.6 ms; iris c64 req/s ≥ 0.6 × hello c64; iris
 c64 p99 ≤ 2 × hello c64 p99; diabetes (RandomForest) c64 req/s ≥ 4 × its c1 req/s.
@@ -30,6 +32,7 @@ from bench.common import Config, Section, med, spread
 from bench.floor import InProcessFloor, load_estimator
 from bench.harness import ROOT, Service, hello_server, running_service
 from bench.load import LoadResult, describe_tool, load
+from bench.pg_probe import cpu_seconds
 from bench.predict import _train_models
 
 CONNECTIONS = (1, 64)
@@ -95,53 +98,66 @@ async def run(config: Config) -> Section:
                 prepared["iris"][2],
             ).measure(config)
             with hello_server() as hello:
-                results = await _measure(sides, hello, after.bodies["iris"], config)
-    _report(section, sides, results, med(floor.one_us) / 1e3)
+                results, cpu = await _measure(sides, hello, after.bodies["iris"], config)
+    _report(section, sides, results, cpu, med(floor.one_us) / 1e3)
     return section
 
 
-def _scenarios(sides: list[Side], hello: str, body: bytes) -> list[tuple[str, str, int, bytes]]:
+Scenario = tuple[str, str, int, bytes, int]  # label, url, connections, body, api pid (0: none)
+
+
+def _scenarios(sides: list[Side], hello: str, body: bytes) -> list[Scenario]:
     out = []
     for side in sides:
         assert side.svc is not None and side.bodies is not None
         for name in MODELS:
             for c in CONNECTIONS:
                 url = f"{side.svc.url}/models/{name}/predict"
-                out.append((f"{side.label} {name} c{c}", url, c, side.bodies[name]))
-    out += [(f"hello c{c}", f"{hello}/", c, body) for c in CONNECTIONS]
+                label = f"{side.label} {name} c{c}"
+                out.append((label, url, c, side.bodies[name], side.svc.api.pid))
+    out += [(f"hello c{c}", f"{hello}/", c, body, 0) for c in CONNECTIONS]
     return out
 
 
 async def _measure(
     sides: list[Side], hello: str, body: bytes, config: Config
-) -> dict[str, list[LoadResult]]:
+) -> tuple[dict[str, list[LoadResult]], dict[str, list[float]]]:
+    """Load results, and the api's CPU µs per request, per scenario and round."""
     scenarios = _scenarios(sides, hello, body)
-    for _, url, c, payload in scenarios:
+    for _, url, c, payload, _ in scenarios:
         await load(url, connections=c, seconds=config.warmup, body=payload)
-    results: dict[str, list[LoadResult]] = {label: [] for label, *_ in scenarios}
+    results: dict[str, list[LoadResult]] = {s[0]: [] for s in scenarios}
+    cpu: dict[str, list[float]] = {s[0]: [] for s in scenarios if s[4]}
     for rep in range(config.reps):
         ordered = scenarios if rep % 2 == 0 else _reversed_sides(scenarios, sides)
-        for label, url, c, payload in ordered:
+        for label, url, c, payload, pid in ordered:
+            before = cpu_seconds(pid) if pid else 0.0
             r = await load(url, connections=c, seconds=config.seconds, body=payload)
             results[label].append(r)
+            used = ""
+            if pid:
+                cpu[label].append((cpu_seconds(pid) - before) / max(1, r.requests) * 1e6)
+                used = f"  cpu {cpu[label][-1]:6.0f} µs/req"
             print(
                 f"  round {rep + 1}: {label:22} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f} ms"
-                f"  p99 {r.p99_ms:7.2f} ms  errors {r.errors}",
+                f"  p99 {r.p99_ms:7.2f} ms  errors {r.errors}{used}",
                 flush=True,
             )
-    return results
+    return results, cpu
 
 
-def _reversed_sides(
-    scenarios: list[tuple[str, str, int, bytes]], sides: list[Side]
-) -> list[tuple[str, str, int, bytes]]:
+def _reversed_sides(scenarios: list[Scenario], sides: list[Side]) -> list[Scenario]:
     order = [s.label for s in reversed(sides)]
     rank = {label: i for i, label in enumerate(order)}
     return sorted(scenarios, key=lambda s: rank.get(s[0].split()[0], len(order)))
 
 
 def _report(
-    section: Section, sides: list[Side], results: dict[str, list[LoadResult]], floor_ms: float
+    section: Section,
+    sides: list[Side],
+    results: dict[str, list[LoadResult]],
+    cpu: dict[str, list[float]],
+    floor_ms: float,
 ) -> None:
     rows = []
     for label, rs in results.items():
@@ -151,10 +167,11 @@ def _report(
                 spread([r.rps for r in rs]),
                 spread([r.p50_ms for r in rs], ".2f"),
                 spread([r.p99_ms for r in rs], ".2f"),
+                spread(cpu[label], ".0f") if label in cpu else "",
                 str(sum(r.errors for r in rs)),
             ]
         )
-    section.table(["scenario", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+    section.table(["scenario", "req/s", "p50 ms", "p99 ms", "api CPU µs/req", "errors"], rows)
     section.line(f"In-process floor, iris 1 row: {floor_ms * 1e3:.1f} µs per call.")
     section.line()
 
@@ -171,6 +188,8 @@ def _report(
         ["iris c64 p99 ÷ hello c64 p99"],
         ["diabetes c64 req/s ÷ diabetes c1"],
         ["iris c1 req/s ÷ hello c1"],
+        ["iris c1 api CPU µs/request"],
+        ["iris c64 api CPU µs/request"],
     ]
     for side in sides:
         s = side.label
@@ -185,7 +204,10 @@ def _report(
         forest = _ratios(per_round(f"{s} diabetes c64", "rps"), forest_c1)
         figures[4].append(spread(forest, ".2f"))
         figures[5].append(spread(_ratios(per_round(f"{s} iris c1", "rps"), hello_rps[1]), ".3f"))
-    for row, target in zip(figures, ["≤ 0.6", "", "≥ 0.6", "≤ 2", "≥ 4", ""], strict=True):
+        figures[6].append(spread(cpu[f"{s} iris c1"], ".0f"))
+        figures[7].append(spread(cpu[f"{s} iris c64"], ".0f"))
+    targets = ["≤ 0.6", "", "≥ 0.6", "≤ 2", "≥ 4", "", "", ""]
+    for row, target in zip(figures, targets, strict=True):
         row.append(target)
     section.line("Per round, then median (min–max) over the rounds:")
     section.line()
