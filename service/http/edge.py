@@ -17,6 +17,9 @@ pass through untouched.
   own last-resort handler sits outside every user middleware, so its responses would carry no
   request id and would re-raise into the server.
 - The access log line (`http.access_log`), and always one for a 5xx.
+- The count of requests not yet answered, for the predictor (`serving.batching.in_flight`): a
+  short prediction runs on the event loop only when its request is the only one. A request
+  leaves the count when its response starts, so open event streams do not stay in it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from service.http.metrics import ApiMetrics
 from service.http.problems import problem
 from service.http.rate_limits import SCOPE_KEY
 from service.logs import principal, request_id
+from service.serving.batching import InFlight, in_flight
 
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("service.access")
@@ -50,6 +54,7 @@ class Edge:
         # `.labels(...)` takes a lock and builds a key on every call: the children are kept
         # here, one pair per (method, route, status) seen, as bounded as the labels themselves.
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._served = InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,6 +64,9 @@ class Edge:
         rid_header = (b"x-request-id", rid.encode())
         rid_token = request_id.set(rid)
         sub_token = principal.set(None)
+        served = self._served
+        served.count += 1
+        served_token = in_flight.set(served)
         status = 0
         start = time.perf_counter()
 
@@ -66,11 +74,12 @@ class Edge:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                served.count -= 1
                 message["headers"] = _headers(message.get("headers", ()), scope, rid_header)
             await send(message)
 
-        in_flight = self.metrics.in_flight
-        in_flight.inc()
+        gauge = self.metrics.in_flight
+        gauge.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
@@ -82,7 +91,7 @@ class Edge:
             )
             await response(scope, receive, send_wrapper)
         finally:
-            in_flight.dec()
+            gauge.dec()
             elapsed = time.perf_counter() - start
             self._observe(scope, status or 500, elapsed)
             if self.log_access or status >= 500:
@@ -95,6 +104,9 @@ class Edge:
                         "ms": round(elapsed * 1000, 2),
                     },
                 )
+            if not status:
+                served.count -= 1
+            in_flight.reset(served_token)
             principal.reset(sub_token)
             request_id.reset(rid_token)
 

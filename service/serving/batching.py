@@ -13,18 +13,20 @@ Each request's rows are validated on their own, so one request's bad row fails t
 only; results are split back in order.
 
 A small request (at most `INLINE_MAX_ROWS` rows) for a lane whose last lone call took less than
-`INLINE_BELOW` seconds runs on the event loop itself when no thread is busy: handing a call
-that short to a thread costs more than the call (a wake-up of the thread, and of the loop
-through its self-pipe, besides the futures). A lane's first call, any larger request, and every
-request while a thread is busy go to the threads as above, so a slow model (a forest) still
-batches and never blocks the loop. Measured with `python -m bench overhead` (iris
-LogisticRegression, 1 row; the figures are in bench/RESULTS.md): see `INLINE_BELOW`.
+`INLINE_BELOW` seconds runs on the event loop itself when it is the only request being served
+and no thread is busy: handing a call that short to a thread costs more than the call (a
+wake-up of the thread, and of the loop through its self-pipe, besides the futures). Under
+concurrency the threads win instead, because queued requests share calls, and a call on the
+loop would run alone. A lane's first call, any larger request, and every request while others
+are served go to the threads as above, so a slow model (a forest) still batches and never
+blocks the loop. Measured with `python -m bench overhead` (see `INLINE_BELOW`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -36,11 +38,28 @@ import numpy as np
 Prepare = Callable[[Any], np.ndarray]
 Apply = Callable[[np.ndarray], Sequence[Any]]
 
+# iris LogisticRegression, 1 row, one api process, wrk on the same 2 cores, 5 rounds: c1 p50
+# 0.80 ms inline against 1.16 ms on a thread (median of the rounds' pairs), api CPU 757 against
+# 1 114 µs per request. At c64 on the loop: 662 against 555 µs per request, so only alone.
 INLINE_BELOW = 0.0005
 INLINE_MAX_ROWS = 16
 # Lanes whose last lone call time is remembered; past it the memory starts again (a lane's
 # next call then goes to a thread once, and is timed there).
 REMEMBERED_LANES = 4096
+
+
+class InFlight:
+    """How many requests the process is serving now, as its transport counts them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+# Set by the transport (`http/edge.py`) for each request it serves; without it (a caller outside
+# any request) a call is taken to be alone.
+in_flight: contextvars.ContextVar[InFlight | None] = contextvars.ContextVar(
+    "in_flight", default=None
+)
 
 
 @dataclass
@@ -133,7 +152,10 @@ class Batcher:
     def _runs_inline(self, key: Hashable, size: int) -> bool:
         if self.busy or size > INLINE_MAX_ROWS or key in self._lanes:
             return False
-        return self._lone_call_seconds.get(key, self.inline_below) < self.inline_below
+        if self._lone_call_seconds.get(key, self.inline_below) >= self.inline_below:
+            return False
+        served = in_flight.get()
+        return served is None or served.count <= 1
 
     def _run_inline(self, key: Hashable, rows: Any, prepare: Prepare, apply: Apply) -> list[Any]:
         self.requests += 1

@@ -1,5 +1,5 @@
 """The batcher on its own: lone requests run at once, queued ones share calls within limits, and
-small requests to lanes known to be fast run on the event loop while no thread is busy.
+small requests to lanes known to be fast run on the event loop while nothing else is served.
 
 Estimator calls are held at a gate (a thread event) and the tests wait for the batcher's own
 request counter, so the order of events never depends on timing."""
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.serving.batching import INLINE_MAX_ROWS, Batcher
+from service.serving.batching import INLINE_MAX_ROWS, Batcher, InFlight, in_flight
 from tests.factories import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -163,4 +163,23 @@ async def test_running_on_the_event_loop_can_be_off(inline_below: float, max_wai
     for i in range(3):
         assert await batcher.submit("k", [[float(i)]], 1, prepare, recorder.apply) == [2.0 * i]
     assert batcher.inline == 0 and threading.get_ident() not in recorder.threads
+    pool.shutdown()
+
+
+async def test_a_request_served_alongside_others_goes_to_a_thread_to_share_calls() -> None:
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    batcher = Batcher(pool, concurrency=1, max_rows=100, max_wait=0, inline_below=3600.0)
+    recorder = ThreadRecorder()
+    served = InFlight()
+    token = in_flight.set(served)
+    try:
+        served.count = 1  # this request alone
+        await batcher.submit("k", [[1.0]], 1, prepare, recorder.apply)  # timed on a thread
+        assert await batcher.submit("k", [[2.0]], 1, prepare, recorder.apply) == [4.0]
+        assert batcher.inline == 1
+        served.count = 2  # another request is being served too
+        assert await batcher.submit("k", [[3.0]], 1, prepare, recorder.apply) == [6.0]
+        assert batcher.inline == 1 and recorder.threads[-1] != threading.get_ident()
+    finally:
+        in_flight.reset(token)
     pool.shutdown()
