@@ -25,9 +25,9 @@ pass through untouched.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -128,8 +128,20 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
         if name == b"x-request-id":
             incoming = value.decode("latin-1")
-            return incoming if _SANE.match(incoming) else uuid.uuid4().hex
-    return uuid.uuid4().hex
+            return incoming if _SANE.match(incoming) else _new_id()
+    return _new_id()
+
+
+# The bits a version-4 UUID fixes (version 4, RFC 4122 variant) and their values.
+_UUID4_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _new_id() -> str:
+    """A random version-4 UUID in hex, like `uuid.uuid4().hex`, from the process's generator
+    (seeded from the OS at start): `uuid4` reads the OS's on every call, a system call that
+    also hands the GIL to a busy prediction thread. An id names a request; it guards nothing."""
+    return f"{random.getrandbits(128) & _UUID4_MASK | _UUID4_BITS:032x}"
 
 
 def _headers(
