@@ -12,15 +12,14 @@ under load already gives most of the gain.
 Each request's rows are validated on their own, so one request's bad row fails that request
 only; results are split back in order.
 
-A lane is fast when its last lone call took less than `INLINE_BELOW` seconds. A small request
-(at most `INLINE_MAX_ROWS` rows) for a fast lane never goes to a thread: handing a call that
-short to one costs more than the call (a wake-up of the thread and of the loop through its
-self-pipe, the futures, and the GIL changing hands under load). Alone (the only request being
-served, no thread busy) it runs at once, on the event loop; otherwise it joins the lane's
-small requests that arrive in the same turn of the loop, and they run as one call on the loop
-in its next turn, so they still share calls. A lane's first call and any larger request go to
-the threads as above, and a slow model (a forest) is never fast, so it batches on the threads
-and never blocks the loop. Measured with `python -m bench overhead` (see `INLINE_BELOW`).
+A small request (at most `INLINE_MAX_ROWS` rows) for a lane whose last lone call took less than
+`INLINE_BELOW` seconds runs on the event loop itself when it is the only request being served
+and no thread is busy: handing a call that short to a thread costs more than the call (a
+wake-up of the thread, and of the loop through its self-pipe, besides the futures). Under
+concurrency the threads win instead, because queued requests share calls, and a call on the
+loop would run alone. A lane's first call, any larger request, and every request while others
+are served go to the threads as above, so a slow model (a forest) still batches and never
+blocks the loop. Measured with `python -m bench overhead` (see `INLINE_BELOW`).
 """
 
 from __future__ import annotations
@@ -39,9 +38,13 @@ import numpy as np
 Prepare = Callable[[Any], np.ndarray]
 Apply = Callable[[np.ndarray], Sequence[Any]]
 
-# iris LogisticRegression, 1 row, one api process, wrk on the same 2 cores, 5 rounds: c1 p50
-# 0.80 ms inline against 1.16 ms on a thread (median of the rounds' pairs), api CPU 757 against
-# 1 114 µs per request. At c64 on the loop: 662 against 555 µs per request, so only alone.
+# Chosen with `python -m bench overhead`: iris LogisticRegression, 1 row, one api process, wrk on
+# the same 2 (shared, noisy) cores, medians of 5-6 rounds, api CPU per request being the
+# steadiest figure. At c1 on the loop against on a thread: p50 0.81 against 0.97 ms, CPU 757
+# against 960 µs; a second run 0.92 against 1.14 ms, 877 against 1 101 µs. At c64 every request
+# on the loop, each its own call: 662 against 555 µs; the requests of one turn of the loop as
+# one call on the loop: 741 against 659 µs (won 2 rounds of 6), with a worse p50 (a stacked
+# call holds the loop). So on the loop only alone; together, the threads.
 INLINE_BELOW = 0.0005
 INLINE_MAX_ROWS = 16
 # Lanes whose last lone call time is remembered; past it the memory starts again (a lane's
@@ -78,7 +81,7 @@ class _Lane:
     apply: Apply
     active: int = 0
     pending: list[_Request] = field(default_factory=list)
-    timer: asyncio.Handle | None = None  # a held launch, or a call on the loop to come
+    timer: asyncio.TimerHandle | None = None
 
 
 class Batcher:
@@ -125,8 +128,7 @@ class Batcher:
         max_rows: int | None = None,
     ) -> list[Any]:
         """`max_rows` overrides the batcher's limit for this lane (set per model type)."""
-        fast = size <= INLINE_MAX_ROWS and self._fast(key)
-        if fast and self._alone(key):
+        if self._runs_inline(key, size):
             return self._run_inline(key, rows, prepare, apply)
         loop = asyncio.get_running_loop()
         lane = self._lanes.get(key)
@@ -136,10 +138,7 @@ class Batcher:
         lane.pending.append(request)
         self.requests += 1
         self.waiting += 1
-        if fast:
-            if lane.timer is None:
-                lane.timer = loop.call_soon(self._run_on_loop, key, lane)
-        elif not self.saturated:
+        if not self.saturated:
             if self.max_wait > 0 and sum(r.size for r in lane.pending) < lane.max_rows:
                 if lane.timer is None:
                     lane.timer = loop.call_later(self.max_wait, self._launch, key, lane)
@@ -154,11 +153,10 @@ class Batcher:
                 self.waiting -= 1
                 self._drop_if_idle(key, lane)
 
-    def _fast(self, key: Hashable) -> bool:
-        return self._lone_call_seconds.get(key, self.inline_below) < self.inline_below
-
-    def _alone(self, key: Hashable) -> bool:
-        if self.busy or key in self._lanes:
+    def _runs_inline(self, key: Hashable, size: int) -> bool:
+        if self.busy or size > INLINE_MAX_ROWS or key in self._lanes:
+            return False
+        if self._lone_call_seconds.get(key, self.inline_below) >= self.inline_below:
             return False
         served = in_flight.get()
         return served is None or served.count <= 1
@@ -174,30 +172,6 @@ class Batcher:
             raise outcome
         result: list[Any] = outcome
         return result
-
-    def _run_on_loop(self, key: Hashable, lane: _Lane) -> None:
-        """The lane's small requests that arrived since the last turn, as one call."""
-        lane.timer = None
-        batch: list[_Request] = []
-        rows = 0
-        while lane.pending and lane.pending[0].size <= INLINE_MAX_ROWS:
-            if batch and rows + lane.pending[0].size > lane.max_rows:
-                break
-            request = lane.pending.pop(0)
-            request.taken = True
-            self.waiting -= 1
-            batch.append(request)
-            rows += request.size
-        if batch:
-            self.calls += 1
-            self.inline += 1
-            self._settle(batch, None, _run_batch([r.rows for r in batch], lane.prepare, lane.apply))
-        if lane.pending:  # more than one call's rows, or a large request, which needs a thread
-            if lane.pending[0].size <= INLINE_MAX_ROWS:
-                lane.timer = asyncio.get_running_loop().call_soon(self._run_on_loop, key, lane)
-            elif not self.saturated:
-                self._launch(key, lane)
-        self._drop_if_idle(key, lane)
 
     def _launch(self, key: Hashable, lane: _Lane) -> None:
         if lane.timer is not None:
@@ -245,19 +219,6 @@ class Batcher:
             seconds, results = done.result()
             if len(batch) == 1 and batch[0].size <= INLINE_MAX_ROWS:
                 self._remember(key, seconds)
-        self._settle(batch, error, results)
-        # The freed thread goes to the lane that has waited longest since its last call (lanes
-        # are kept in that order), so one busy model cannot starve the others.
-        self._drop_if_idle(key, lane)
-        for other_key, other in list(self._lanes.items()):
-            if other.pending and other.timer is None:
-                self._launch(other_key, other)
-                return
-
-    @staticmethod
-    def _settle(
-        batch: list[_Request], error: BaseException | None, results: list[Any] | None
-    ) -> None:
         for i, request in enumerate(batch):
             if request.future.done():  # its caller gave up
                 continue
@@ -270,6 +231,13 @@ class Batcher:
                     request.future.set_exception(outcome)
                 else:
                     request.future.set_result(outcome)
+        # The freed thread goes to the lane that has waited longest since its last call (lanes
+        # are kept in that order), so one busy model cannot starve the others.
+        self._drop_if_idle(key, lane)
+        for other_key, other in list(self._lanes.items()):
+            if other.pending and other.timer is None:
+                self._launch(other_key, other)
+                return
 
     def _remember(self, key: Hashable, seconds: float) -> None:
         if len(self._lone_call_seconds) >= REMEMBERED_LANES:

@@ -1,5 +1,5 @@
 """The batcher on its own: lone requests run at once, queued ones share calls within limits, and
-small requests to lanes known to be fast run on the event loop: at once when alone, else together.
+small requests to lanes known to be fast run on the event loop while nothing else is served.
 
 Estimator calls are held at a gate (a thread event) and the tests wait for the batcher's own
 request counter, so the order of events never depends on timing."""
@@ -134,7 +134,7 @@ async def test_a_small_request_to_a_lane_known_to_be_fast_runs_on_the_event_loop
     pool.shutdown()
 
 
-async def test_a_fast_lane_never_waits_for_a_busy_thread() -> None:
+async def test_nothing_runs_on_the_event_loop_while_a_thread_is_busy() -> None:
     pool = concurrent.futures.ThreadPoolExecutor(1)
     batcher = Batcher(pool, concurrency=1, max_rows=100, max_wait=0, inline_below=3600.0)
     fast = ThreadRecorder()
@@ -142,11 +142,13 @@ async def test_a_fast_lane_never_waits_for_a_busy_thread() -> None:
     slow = Recorder()
     held = asyncio.ensure_future(batcher.submit("slow", [[1.0]], 1, prepare, slow.apply))
     await wait_until(lambda: batcher.busy == 1, 10, "the slow call to take the only thread")
-    assert await batcher.submit("fast", [[3.0]], 1, prepare, fast.apply) == [6.0]
-    assert batcher.inline == 1 and fast.threads[-1] == threading.get_ident()
-    assert batcher.busy == 1  # the slow call still holds the thread
+    waiting = asyncio.ensure_future(batcher.submit("fast", [[3.0]], 1, prepare, fast.apply))
+    await wait_until(lambda: batcher.waiting == 1, 10, "the fast request to queue")
+    assert batcher.inline == 0  # it waits for the thread with the others, to be batched
     slow.gate.set()
-    assert await held == [2.0]
+    assert await held == [2.0] and await waiting == [6.0]
+    assert batcher.inline == 0 and len(fast.threads) == 2
+    assert threading.get_ident() not in fast.threads
     pool.shutdown()
 
 
@@ -164,33 +166,20 @@ async def test_running_on_the_event_loop_can_be_off(inline_below: float, max_wai
     pool.shutdown()
 
 
-async def test_requests_served_together_share_one_call_on_the_event_loop() -> None:
+async def test_a_request_served_alongside_others_goes_to_a_thread_to_share_calls() -> None:
     pool = concurrent.futures.ThreadPoolExecutor(1)
     batcher = Batcher(pool, concurrency=1, max_rows=100, max_wait=0, inline_below=3600.0)
     recorder = ThreadRecorder()
-    sizes: list[int] = []
-
-    def apply(matrix: np.ndarray) -> Sequence[Any]:
-        sizes.append(len(matrix))
-        return recorder.apply(matrix)
-
-    loop_thread = threading.get_ident()
     served = InFlight()
     token = in_flight.set(served)
     try:
         served.count = 1  # this request alone
-        await batcher.submit("k", [[1.0]], 1, prepare, apply)  # timed on a thread
-        served.count = 6  # five requests for the lane, and another being answered
-        big = [[float(i)] for i in range(INLINE_MAX_ROWS + 1)]
-        results = await asyncio.gather(
-            batcher.submit("k", big, len(big), prepare, apply),
-            *(batcher.submit("k", [[float(i)]], 1, prepare, apply) for i in range(4)),
-        )
-        assert results[0] == [2.0 * i for i in range(INLINE_MAX_ROWS + 1)]
-        assert results[1:] == [[2.0 * i] for i in range(4)]
-        on_loop = [n for n, t in zip(sizes, recorder.threads, strict=True) if t == loop_thread]
-        assert on_loop == [4] and batcher.inline == 1  # the small ones: one call, on the loop
-        assert sorted(sizes) == [1, 4, INLINE_MAX_ROWS + 1]  # the large one on a thread
+        await batcher.submit("k", [[1.0]], 1, prepare, recorder.apply)  # timed on a thread
+        assert await batcher.submit("k", [[2.0]], 1, prepare, recorder.apply) == [4.0]
+        assert batcher.inline == 1
+        served.count = 2  # another request is being served too
+        assert await batcher.submit("k", [[3.0]], 1, prepare, recorder.apply) == [6.0]
+        assert batcher.inline == 1 and recorder.threads[-1] != threading.get_ident()
     finally:
         in_flight.reset(token)
     pool.shutdown()
