@@ -1,13 +1,14 @@
 """Run the benchmarks: every case in turn, or the ones named.
 
     python -m bench [CASE ...] [--quick] [--seconds S] [--reps N]
-    python -m bench profile [--model M] [--connections C] [--seconds S] [--top N]
+    python -m bench profile [--model M] [--connections C] [--seconds S] [--top N] [--keep F]
 
 Cases: predict (throughput and latency, then memory), memory, jobs, models_list, auth
 (bench/bench_auth.py), datasets (bench/bench_datasets.py, when present), tenancy (this tree
 against the commit before tenants), registry (predictions by alias, through a traffic split
-and with a shadow, against the current version's) and events (webhook delivery lag, and the
-api's throughput with 200 open event streams). `--quick` (or
+and with a shadow, against the current version's), events (webhook delivery lag, and the
+api's throughput with 200 open event streams) and overhead (what the predict path adds to a
+request, against where this branch left `main`: bench/overhead.py). `--quick` (or
 BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to check that a case works;
 BENCH_SECONDS / BENCH_REPS set the length too. A full-length run replaces the sections of the
 cases it ran in bench/RESULTS.md and keeps the others. BENCH_LOAD=python uses the Python load

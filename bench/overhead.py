@@ -1,17 +1,17 @@
 """Issue 15: what the predict path adds to a request, this tree against an earlier commit.
 
-    python -m bench overhead [--seconds S] [--reps N]     (BENCH_BEFORE=<rev>, default `main`)
+    python -m bench overhead [--seconds S] [--reps N]   (BENCH_BEFORE=<rev>)
 
-Two apis run side by side in one run: "before" (the code of BENCH_BEFORE, exported with `git
-archive` into the run's temp dir) and "after" (this tree), each with its own worker and
-database, the same two models trained through each (iris LogisticRegression, diabetes
-RandomForestRegressor with 100 trees: `bench/predict.py`). BENCH_TREES="label=path,..." adds
-further sides (variants of this tree). Every round runs single-row predictions at c1 and c64
-on every side, plus the Hypercorn hello floor (`bench/hello.py`), the order of the sides
-alternating between rounds, so drift hits all alike. The in-process floor (json → estimator →
-json) is measured once, with the after side's iris artifact. Each api's CPU time per request
-(user + system, from /proc) is measured too: neighbours on a shared machine disturb it far
-less than latency or req/s.
+Two apis run side by side in one run: "before" (the code of BENCH_BEFORE, by default where this
+branch left `main`, exported with `git archive` into the run's temp dir) and "after" (this
+tree), each with its own worker and database, the same two models trained through each (iris
+LogisticRegression, diabetes RandomForestRegressor with 100 trees: `bench/predict.py`).
+BENCH_TREES="label=path,..." adds further sides (variants of this tree). Every round runs
+single-row predictions at c1 and c64 on every side, plus the Hypercorn hello floor
+(`bench/hello.py`), the order of the sides alternating between rounds, so drift hits all
+alike. The in-process floor (json → estimator → json) is measured once, with the after side's
+iris artifact. Each api's CPU time per request (user + system, from /proc) is measured too:
+neighbours on a shared machine disturb it far less than latency or req/s.
 
 Targets (issue 15): iris c1 p50 − in-process ≤ 0.6 ms; iris c64 req/s ≥ 0.6 × hello c64; iris
 c64 p99 ≤ 2 × hello c64 p99; diabetes (RandomForest) c64 req/s ≥ 4 × its c1 req/s.
@@ -63,6 +63,17 @@ def _exported(rev: str) -> Iterator[Path]:
         yield tree
 
 
+def _fork_point() -> str:
+    """The commit where this branch left `main` (the same migrations, which `tree` needs)."""
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()[:10]
+
+
 def _extra_sides() -> list[Side]:
     sides = []
     for item in filter(None, os.environ.get("BENCH_TREES", "").split(",")):
@@ -72,7 +83,7 @@ def _extra_sides() -> list[Side]:
 
 
 async def run(config: Config) -> Section:
-    rev = os.environ.get("BENCH_BEFORE", "main")
+    rev = os.environ.get("BENCH_BEFORE") or _fork_point()
     section = Section("Predict overhead, before and after (issue 15)")
     section.line(
         f"Load tool: {describe_tool()}. Before: `{rev}`; after: this tree. Each scenario "
