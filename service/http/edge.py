@@ -17,9 +17,9 @@ pass through untouched.
   own last-resort handler sits outside every user middleware, so its responses would carry no
   request id and would re-raise into the server.
 - The access log line (`http.access_log`), and always one for a 5xx.
-- The count of requests not yet answered, for the predictor (`serving.batching.in_flight`): a
-  short prediction runs on the event loop only when its request is the only one. A request
-  leaves the count when its response starts, so open event streams do not stay in it.
+- Whether a request is served alone, for the predictor (`serving.batching.in_flight`): a short
+  prediction runs on the event loop only then. A request leaves the count of those not yet
+  answered when its response starts, so open event streams do not stay in it.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Edge:
         rid_token = request_id.set(rid)
         sub_token = principal.set(None)
         served = self._served
-        served.count += 1
+        served.arrived(scope.get("client"))
         served_token = in_flight.set(served)
         status = 0
         start = time.perf_counter()

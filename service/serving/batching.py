@@ -53,10 +53,28 @@ REMEMBERED_LANES = 4096
 
 
 class InFlight:
-    """How many requests the process is serving now, as its transport counts them."""
+    """Whether a request is served alone, as the transport sees it: how many requests are not
+    yet answered, and whether requests came from another connection lately. The count alone
+    cannot tell: under load each request may run from arrival to answer without yielding (on
+    the loop), so the others wait unseen in the server; but they come from other connections.
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, window: float = 0.05) -> None:
         self.count = 0
+        self.window = window
+        self._last_client: object = None
+        self._mixed_until = 0.0
+
+    def arrived(self, client: object) -> None:
+        self.count += 1
+        if client != self._last_client:
+            if self._last_client is not None:
+                self._mixed_until = time.monotonic() + self.window
+            self._last_client = client
+
+    @property
+    def alone(self) -> bool:
+        return self.count <= 1 and time.monotonic() >= self._mixed_until
 
 
 # Set by the transport (`http/edge.py`) for each request it serves; without it (a caller outside
@@ -159,7 +177,7 @@ class Batcher:
         if self._lone_call_seconds.get(key, self.inline_below) >= self.inline_below:
             return False
         served = in_flight.get()
-        return served is None or served.count <= 1
+        return served is None or served.alone
 
     def _run_inline(self, key: Hashable, rows: Any, prepare: Prepare, apply: Apply) -> list[Any]:
         self.requests += 1

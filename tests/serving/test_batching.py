@@ -183,3 +183,17 @@ async def test_a_request_served_alongside_others_goes_to_a_thread_to_share_calls
     finally:
         in_flight.reset(token)
     pool.shutdown()
+
+
+def test_a_request_is_alone_only_while_one_connection_has_sent_requests_lately() -> None:
+    served = InFlight(window=3600.0)
+    served.arrived(("10.0.0.1", 5000))
+    assert served.alone  # the first connection, one request
+    served.arrived(("10.0.0.1", 5000))
+    assert not served.alone  # two requests not yet answered
+    served.count = 0
+    served.arrived(("10.0.0.1", 5000))
+    assert served.alone  # the same connection again
+    served.count = 0
+    served.arrived(("10.0.0.2", 6000))
+    assert not served.alone  # another connection sent a request lately
