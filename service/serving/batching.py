@@ -38,13 +38,13 @@ import numpy as np
 Prepare = Callable[[Any], np.ndarray]
 Apply = Callable[[np.ndarray], Sequence[Any]]
 
-# Chosen with `python -m bench overhead`: iris LogisticRegression, 1 row, one api process, wrk on
-# the same 2 (shared, noisy) cores, medians of 5-6 rounds, api CPU per request being the
-# steadiest figure. At c1 on the loop against on a thread: p50 0.81 against 0.97 ms, CPU 757
-# against 960 µs; a second run 0.92 against 1.14 ms, 877 against 1 101 µs. At c64 every request
-# on the loop, each its own call: 662 against 555 µs; the requests of one turn of the loop as
-# one call on the loop: 741 against 659 µs (won 2 rounds of 6), with a worse p50 (a stacked
-# call holds the loop). So on the loop only alone; together, the threads.
+# Chosen with `python -m bench overhead` (bench/RESULTS.md): iris LogisticRegression, 1 row, one
+# api process, wrk on the same 2 shared, noisy cores; medians of the rounds, api CPU per request
+# the steadiest figure. This tree against itself with INLINE_BELOW = 0 (every call on a thread):
+# c1 p50 0.74 against 0.99 ms, CPU 761 against 973 µs per request; at c64 (where this rule
+# sends requests to the threads) CPU 521 against 491 µs, req/s 0.51 against 0.57 × hello,
+# within the rounds' spread. Tried and dropped: at c64 every request on the loop, one call
+# each (662 against 555 µs), or one call per turn of the loop (741 against 659 µs, worse p50).
 INLINE_BELOW = 0.0005
 INLINE_MAX_ROWS = 16
 # Lanes whose last lone call time is remembered; past it the memory starts again (a lane's
