@@ -33,12 +33,12 @@ from service.domain.versions import Versions
 from service.domain.webhooks import Webhooks
 from service.estimators.catalogue import load_catalogue
 from service.estimators.limits import SettingLimits
+from service.http.edge import Edge
 from service.http.endpoints import OPERATIONS
-from service.http.metrics import ApiMetrics, MetricsMiddleware
+from service.http.metrics import ApiMetrics
 from service.http.openapi import build_openapi
-from service.http.problems import UnhandledErrorMiddleware, exception_handlers
+from service.http.problems import exception_handlers
 from service.http.rate_limits import RateLimits
-from service.http.request_id import RequestIdMiddleware
 from service.http.routes import build_routes
 from service.http.state import Services
 from service.http.tracing import traced
@@ -143,9 +143,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(RequestIdMiddleware, log_access=settings.http.access_log),
-            Middleware(MetricsMiddleware, metrics=metrics),
-            Middleware(UnhandledErrorMiddleware),
+            Middleware(Edge, metrics=metrics, log_access=settings.http.access_log),
         ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
