@@ -4,15 +4,18 @@ the processes they spawn."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from service.settings import Settings
-from tests.factories import ROOT
+from tests.factories import HMAC_KEY, ROOT, wait_until
+from tests.tcpproxy import free_port
 
 
 def alive(pid: int) -> bool:
@@ -86,3 +89,43 @@ async def accepts(port: int) -> bool:
     writer.close()
     await writer.wait_closed()
     return True
+
+
+@contextlib.asynccontextmanager
+async def api_process(settings: Settings) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
+    """A real `python -m service api` on the test's database and Redis (auth off), listening
+    on the port it yields; killed afterwards if the test did not stop it."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
+    env.update(
+        {
+            "SERVICE__HTTP__BIND": f"127.0.0.1:{port}",
+            "SERVICE__DATABASE__URL": settings.database.url,
+            "SERVICE__REDIS__URL": settings.redis.url,
+            "SERVICE__REDIS__QUEUE_NAME": settings.redis.queue_name,
+            "SERVICE__AUTH__MODE": "disabled",
+            "SERVICE__ARTIFACTS__HMAC_KEY": HMAC_KEY,
+        }
+    )
+    api = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "api",
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        async def listening() -> bool:
+            assert api.returncode is None, f"the api exited with {api.returncode}"
+            return await accepts(port)
+
+        await wait_until(listening, 30, "the api to listen")
+        yield port, api
+    finally:
+        if api.returncode is None:
+            api.kill()
+            await api.wait()

@@ -4,10 +4,6 @@ current version and by a pinned one. Its answers must equal our own JSON route's
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,11 +13,10 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from service.settings import Settings
-from tests.factories import HMAC_KEY, ROOT, AppClient, Worker, json_of, wait_until
+from tests.factories import AppClient, Worker, json_of
 from tests.iris import IRIS_FEATURES
 from tests.oip import FLOWERS, predicted, train_iris
-from tests.processes import accepts
-from tests.tcpproxy import free_port
+from tests.processes import api_process
 
 pytestmark = pytest.mark.anyio
 
@@ -29,40 +24,8 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def api_url(settings: Settings) -> AsyncIterator[str]:
     """`host:port` of a real api process on the test's database."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
-    env.update(
-        {
-            "SERVICE__HTTP__BIND": f"127.0.0.1:{port}",
-            "SERVICE__DATABASE__URL": settings.database.url,
-            "SERVICE__REDIS__URL": settings.redis.url,
-            "SERVICE__REDIS__QUEUE_NAME": settings.redis.queue_name,
-            "SERVICE__AUTH__MODE": "disabled",
-            "SERVICE__ARTIFACTS__HMAC_KEY": HMAC_KEY,
-        }
-    )
-    api = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        "api",
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-
-        async def listening() -> bool:
-            assert api.returncode is None, f"the api exited with {api.returncode}"
-            return await accepts(port)
-
-        await wait_until(listening, 30, "the api to listen")
+    async with api_process(settings) as (port, _):
         yield f"127.0.0.1:{port}"
-    finally:
-        if api.returncode is None:
-            api.terminate()
-            await api.wait()
 
 
 def labels(result: Any, name: str = "predict") -> list[str]:

@@ -7,51 +7,20 @@ begun to stop. No step waits on a timer."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 
 import msgspec
 import pytest
 
 from service.settings import Settings
-from tests.factories import HMAC_KEY, ROOT, wait_until
-from tests.processes import accepts
-from tests.tcpproxy import free_port
+from tests.factories import wait_until
+from tests.processes import accepts, api_process
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_in_flight_request_finishes_after_sigterm(settings: Settings) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
-    env.update(
-        {
-            "SERVICE__HTTP__BIND": f"127.0.0.1:{port}",
-            "SERVICE__DATABASE__URL": settings.database.url,
-            "SERVICE__REDIS__URL": settings.redis.url,
-            "SERVICE__AUTH__MODE": "disabled",
-            "SERVICE__ARTIFACTS__HMAC_KEY": HMAC_KEY,
-        }
-    )
-    api = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        "api",
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-
-        async def listening() -> bool:
-            assert api.returncode is None, f"the api exited with {api.returncode}"
-            return await accepts(port)
-
-        await wait_until(listening, 30, "the api to listen")
+    async with api_process(settings) as (port, api):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         body = msgspec.json.encode({"name": "drained", "model_type": "sklearn.linear_model.Ridge"})
         head = (
@@ -75,7 +44,3 @@ async def test_in_flight_request_finishes_after_sigterm(settings: Settings) -> N
         assert status_line.startswith(b"HTTP/1.1 201"), status_line
         writer.close()
         assert await asyncio.wait_for(api.wait(), 20) == 0
-    finally:
-        if api.returncode is None:
-            api.kill()
-            await api.wait()
