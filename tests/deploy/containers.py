@@ -151,20 +151,8 @@ class PodEnvironment:
             found[volume["name"]] = path
         return found
 
-    def container(
-        self, container: Mapping[str, Any], volumes: Mapping[str, Path]
-    ) -> ContainerProcess:
-        mounts = {
-            m["mountPath"].rstrip("/") or "/": volumes[m["name"]] / m.get("subPath", "")
-            for m in container.get("volumeMounts", [])
-        }
-
-        def local(value: str) -> str:
-            for mount_path in sorted(mounts, key=len, reverse=True):
-                if value == mount_path or value.startswith(mount_path + "/"):
-                    return str(mounts[mount_path]) + value[len(mount_path) :]
-            return value
-
+    def _env(self, container: Mapping[str, Any]) -> dict[str, str]:
+        """The image's ENV, then `envFrom`, then `env`, each over the one before."""
         built = image()
         env = {k: v for k, v in built.env.items() if k not in ("PATH", "VIRTUAL_ENV")}
         env["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
@@ -190,7 +178,24 @@ class PodEnvironment:
                 raise AssertionError(f"an env source this kubelet cannot resolve: {var}")
             if value is not None:
                 env[var["name"]] = value
-        env = {name: local(value) for name, value in env.items()}
+        return env
+
+    def container(
+        self, container: Mapping[str, Any], volumes: Mapping[str, Path]
+    ) -> ContainerProcess:
+        mounts = {
+            m["mountPath"].rstrip("/") or "/": volumes[m["name"]] / m.get("subPath", "")
+            for m in container.get("volumeMounts", [])
+        }
+
+        def local(value: str) -> str:
+            for mount_path in sorted(mounts, key=len, reverse=True):
+                if value == mount_path or value.startswith(mount_path + "/"):
+                    return str(mounts[mount_path]) + value[len(mount_path) :]
+            return value
+
+        built = image()
+        env = {name: local(value) for name, value in self._env(container).items()}
         env.update(self.site.env)
         env.setdefault("SERVICE_WORKER_ID", self.pod_name)
         if "/tmp" in mounts:

@@ -24,7 +24,11 @@ async def run_job(kubelet: Kubelet, name: str, within: float) -> list[int | None
     statuses: list[int | None] = []
     for _ in range(spec.get("backoffLimit", 6) + 1):
         pod = await kubelet.run_pod(name, spec["template"], restart_policy="Never")
-        await kubelet.changes.until(lambda: pod.finished, within, f"the Job {name} to end")
+
+        def ended(pod: Pod = pod) -> bool:
+            return pod.finished
+
+        await kubelet.changes.until(ended, within, f"the Job {name} to end")
         statuses.append(pod.runs[-1].exit_code)
         if statuses[-1] == 0:
             break
@@ -87,7 +91,7 @@ class Deployment:
     async def restart(self, within: float) -> None:
         """`kubectl rollout restart`: every pod replaced by a new one as the strategy says;
         returns once the old pods have ended, with the new ones available."""
-        old, new = list(self.pods), []
+        old, new = list(self.pods), list[Pod]()
         ending: list[asyncio.Task[None]] = []
         deadline = time.monotonic() + within
         if self.strategy == "Recreate":

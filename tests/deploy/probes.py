@@ -79,21 +79,21 @@ async def attempt(spec: Mapping[str, Any], target: Target) -> tuple[bool, str]:
     raise AssertionError(f"a probe this kubelet cannot run: {sorted(spec)}")
 
 
-async def _http_get(get: Mapping[str, Any], target: Target, timeout: int) -> tuple[bool, str]:
+async def _http_get(get: Mapping[str, Any], target: Target, seconds: int) -> tuple[bool, str]:
     assert get.get("scheme", "HTTP") == "HTTP", get
     # The host defaults to the pod's IP; every pod here is on loopback.
     url = f"http://{get.get('host', '127.0.0.1')}:{target.ports[get['port']]}{get.get('path', '/')}"
     headers = {"User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
     headers.update({h["name"]: h["value"] for h in get.get("httpHeaders", [])})
     try:
-        async with httpx2.AsyncClient(timeout=timeout, trust_env=False) as client:
+        async with httpx2.AsyncClient(timeout=seconds, trust_env=False) as client:
             response = await client.get(url, headers=headers)
     except httpx2.HTTPError as exc:
         return False, repr(exc)
     return 200 <= response.status_code < 400, f"HTTP {response.status_code}"
 
 
-async def _exec(command: list[str], target: Target, timeout: int) -> tuple[bool, str]:
+async def _exec(command: list[str], target: Target, seconds: int) -> tuple[bool, str]:
     process = await asyncio.create_subprocess_exec(
         *target.argv(command),
         cwd=target.cwd,
@@ -103,13 +103,13 @@ async def _exec(command: list[str], target: Target, timeout: int) -> tuple[bool,
         start_new_session=True,
     )
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             status = await process.wait()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
-        return False, f"timed out after {timeout} s"
+        return False, f"timed out after {seconds} s"
     return status == 0, f"exit status {status}"
 
 
@@ -165,4 +165,3 @@ class Prober:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._trigger.wait(), tick - time.monotonic())
             self._trigger.clear()
-

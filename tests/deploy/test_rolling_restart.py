@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,6 +50,16 @@ async def empty_database(servers: Servers) -> AsyncIterator[str]:
     await drop_database(servers.postgres, name)
 
 
+class Steps:
+    """Prints each step with the seconds since the first, for the report of a failed run."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        print(f"{time.monotonic() - self.start:6.1f} s  {what}")
+
+
 def is_last(event: dict[str, Any]) -> bool:
     return bool(event["type"] == "alias.moved" and event["data"]["alias"] == "done")
 
@@ -62,6 +73,11 @@ def pod_report(pods: list[Pod]) -> str:
                 f"{pod.name}/{run.container.name}: exit {run.exit_code}, killed {run.killed},"
                 f" stopped: {run.stop_reason}, preStop failures {run.prestop_failures}"
             )
+            for kind, prober in run.probers.items():
+                lines += [
+                    f"  {kind} +{at - run.started_at:.1f} s: {ok} {detail}"
+                    for at, ok, detail in prober.log.attempts
+                ]
         for container in pod.spec["containers"]:
             lines += [f"  | {line}" for line in pod.log(container["name"]).splitlines()[-15:]]
     return "\n".join(lines)
@@ -97,15 +113,18 @@ async def test_a_rolling_restart_under_load_drops_nothing(
             "SERVICE__MODELS__PLUGINS": json.dumps([plugin_gated.__name__]),
         },
     )
+    step = Steps()
     kubelet = Kubelet(render("dev"), site, tmp_path / "node")
     service = ServiceProxy(kubelet, "models-api")
     try:
         assert await run_job(kubelet, "models-migrate", BOUND) == [0], pod_report(kubelet.pods)
         # Two replicas, as `kubectl scale` (or the production overlay) would have them.
+        step("migrated")
         api = Deployment(kubelet, "models-api", replicas=2)
         worker = Deployment(kubelet, "models-worker")
         await asyncio.gather(api.scale(BOUND), worker.scale(BOUND))
         await service.start()
+        step("api and worker available")
 
         headers = {"authorization": f"Bearer {token}"}
         async with httpx2.AsyncClient(
@@ -113,9 +132,11 @@ async def test_a_rolling_restart_under_load_drops_nothing(
         ) as client:
             held_job, gate = await _prepare(client, tmp_path)
 
+            step("prepared")
             followers = [Follower(service.url, token, is_last) for _ in range(FOLLOWERS)]
             following = [asyncio.create_task(f.run()) for f in followers]
-            await wait_until(lambda: all(f.subscribed.is_set() for f in followers), BOUND, "streams")
+            subscribed = [f.subscribed for f in followers]
+            await wait_until(lambda: all(s.is_set() for s in subscribed), BOUND, "the streams")
             calls = [
                 [
                     Call("POST", "/models/iris/predict", 200, {"data": iris_records()[:3]}),
@@ -130,13 +151,17 @@ async def test_a_rolling_restart_under_load_drops_nothing(
             loading = [asyncio.create_task(c.run(stop)) for c in clients]
 
             old_api = list(api.pods)
+            step("load and streams running; api rollout")
             await api.restart(within=2 * BOUND)
+            step("api rolled out; worker rollout")
             old_worker = list(worker.pods)
             rolling = asyncio.create_task(worker.restart(within=2 * BOUND))
             # The held fit goes on once its worker has been told to stop: it is in flight then.
             await asyncio.wait_for(old_worker[0].sigterm_sent.wait(), BOUND)
             gate.touch()
+            step("old worker told to stop; gate open")
             await rolling
+            step("worker rolled out")
 
             async def finished() -> bool:
                 job = (await client.get(f"/jobs/{held_job}")).json()
@@ -145,21 +170,23 @@ async def test_a_rolling_restart_under_load_drops_nothing(
             await wait_until(finished, BOUND, "the held job to finish")
             stop.set()
             await asyncio.gather(*loading)
+            step("held job finished; load stopped")
             response = await client.put("/models/iris/aliases/done", json={"version": 1})
             assert response.status_code == 200, response.text
             await asyncio.wait_for(asyncio.gather(*following), BOUND)
+            step("streams followed to the end")
             job = (await client.get(f"/jobs/{held_job}")).json()
 
         replay = Follower(service.url, token, is_last)
         await asyncio.wait_for(replay.run(), BOUND)
+        step("replayed")
         await kubelet.shutdown()
+        step("every pod deleted")
+        print(pod_report(kubelet.pods))
     finally:
         await kubelet.shutdown()
         await service.stop()
 
-    outcomes = [o for c in clients for o in c.outcomes]
-    failed = [o for o in outcomes if o.failed]
-    assert not failed, f"{len(failed)} of {len(outcomes)} requests failed: {failed[:10]}"
     # The load reached every api pod, the replaced ones and their replacements.
     assert set(service.connections) == {p.name for p in old_api + api.pods}, service.connections
     assert job["status"] == "succeeded", job
@@ -183,6 +210,10 @@ async def test_a_rolling_restart_under_load_drops_nothing(
         for run in pod.runs:
             assert run.stop_reason == "deleted" and not run.killed, report
             assert run.exit_code == 0 and not run.prestop_failures, report
+
+    outcomes = [o for c in clients for o in c.outcomes]
+    failed = [o for o in outcomes if o.failed]
+    assert not failed, f"{len(failed)} of {len(outcomes)} requests failed: {failed[:10]}"
 
 
 async def _prepare(client: httpx2.AsyncClient, tmp_path: Path) -> tuple[str, Path]:
