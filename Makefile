@@ -6,7 +6,7 @@ PYTHON  := $(BIN)/python
 STAMP   := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck containers check migrate bench soak up lock clean
+.PHONY: help install run test lint typecheck containers manifests check migrate bench soak up lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,7 +36,10 @@ containers: $(STAMP) ## lint Dockerfile and docker-compose.yml offline
 	$(BIN)/hadolint --no-color --failure-threshold warning Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
-check: lint typecheck containers test ## everything CI runs
+manifests: $(STAMP) ## render deploy/kubernetes with kubectl and validate every object offline
+	$(PYTHON) -m tests.deploy.validate
+
+check: lint typecheck containers manifests test ## everything CI runs
 
 migrate: $(STAMP) ## apply pending migrations to the configured database
 	$(PYTHON) -m service migrate

@@ -6,8 +6,10 @@ Cases: predict (throughput and latency, then memory), memory, jobs, models_list,
 (bench/bench_auth.py), datasets (bench/bench_datasets.py, when present), tenancy (this tree
 against the commit before tenants), registry (predictions by alias, through a traffic split
 and with a shadow, against the current version's) and events (webhook delivery lag, and the
-api's throughput with 200 open event streams). `--quick` (or
-BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to check that a case works;
+api's throughput with 200 open event streams) and inference (the predict path in every input
+form, the Open Inference Protocol included, against in-process floors and Hypercorn hello).
+`--quick` (or BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to check that a
+case works;
 BENCH_SECONDS / BENCH_REPS set the length too. A full-length run replaces the sections of the
 cases it ran in bench/RESULTS.md and keeps the others. BENCH_LOAD=python uses the Python load
 generator even when wrk exists.
@@ -24,7 +26,18 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import events, external, jobs, memory, models_list, predict, registry, report, tenancy
+from bench import (
+    events,
+    external,
+    inference,
+    jobs,
+    memory,
+    models_list,
+    predict,
+    registry,
+    report,
+    tenancy,
+)
 from bench.common import QUICK, Config, Section
 from bench.load import describe_tool
 
@@ -40,6 +53,7 @@ CASES: dict[str, list[Case]] = {
     "tenancy": [tenancy.run],
     "registry": [registry.run],
     "events": [events.run],
+    "inference": [inference.run],
 }
 
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ MARK = "BENCHJSON "
 LUA = """
 wrk.method = "%(method)s"
 wrk.headers["Content-Type"] = "application/json"
+%(headers)s
 %(body)s
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -66,27 +68,42 @@ def describe_tool() -> str:
 
 
 async def load(
-    url: str, *, connections: int, seconds: float, body: bytes | None = None
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
+    """`headers` are sent besides (or instead of) `Content-Type: application/json`."""
     if tool() == "wrk":
-        return await _wrk(url, connections, seconds, body)
-    return await _python(url, connections, seconds, body)
+        return await _wrk(url, connections, seconds, body, headers or {})
+    return await _python(url, connections, seconds, body, headers or {})
 
 
 # --- wrk ----------------------------------------------------------------------------------------
 
 
-def _lua_string(text: str) -> str:
-    level = 0
-    while f"]{'=' * level}]" in text:
-        level += 1
-    eq = "=" * level
-    return f"[{eq}[{text}]{eq}]"
+def _lua_string(data: bytes) -> str:
+    """Any bytes as a Lua string literal (Lua strings are 8-bit clean; escapes keep it so)."""
+    safe = set(range(0x20, 0x7F)) - {ord('"'), ord("\\")}
+    return '"' + "".join(chr(b) if b in safe else f"\\{b:03d}" for b in data) + '"'
 
 
-async def _wrk(url: str, connections: int, seconds: float, body: bytes | None) -> LoadResult:
-    body_line = f"wrk.body = {_lua_string(body.decode())}" if body is not None else ""
-    script = LUA % {"method": "POST" if body else "GET", "body": body_line, "mark": MARK}
+async def _wrk(
+    url: str, connections: int, seconds: float, body: bytes | None, headers: Mapping[str, str]
+) -> LoadResult:
+    body_line = f"wrk.body = {_lua_string(body)}" if body is not None else ""
+    header_lines = "\n".join(
+        f"wrk.headers[{_lua_string(k.encode())}] = {_lua_string(v.encode())}"
+        for k, v in headers.items()
+    )
+    script = LUA % {
+        "method": "POST" if body else "GET",
+        "headers": header_lines,
+        "body": body_line,
+        "mark": MARK,
+    }
     duration = max(1, math.ceil(seconds))
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
@@ -123,7 +140,9 @@ class _Tally:
     errors: int = 0
 
 
-async def _python(url: str, connections: int, seconds: float, body: bytes | None) -> LoadResult:
+async def _python(
+    url: str, connections: int, seconds: float, body: bytes | None, headers: Mapping[str, str]
+) -> LoadResult:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path or "/"
@@ -131,7 +150,9 @@ async def _python(url: str, connections: int, seconds: float, body: bytes | None
         path += "?" + parts.query
     head = f"{'POST' if body else 'GET'} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
     if body is not None:
-        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        fields = {"Content-Type": "application/json", **headers}
+        head += "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+        head += f"Content-Length: {len(body)}\r\n"
     request = (head + "\r\n").encode() + (body or b"")
     tally = _Tally([])
     start = time.perf_counter()

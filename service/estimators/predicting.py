@@ -50,6 +50,13 @@ class Prediction:
     values: np.ndarray
     classes: list[Any] | None = None
 
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, rows: slice) -> Prediction:
+        """The results of a slice of the rows (a view, not a copy)."""
+        return Prediction(self.output, self.values[rows], self.classes)
+
     def to_json(self) -> list[Any]:
         """One JSON value per row (class-keyed objects when `classes` is set)."""
         rows: list[Any] = self.values.tolist()

@@ -6,7 +6,10 @@ update it and predict over the dataset in a batch. `tests/http/test_openapi.py` 
 
 from __future__ import annotations
 
+import msgspec
+
 from service.schemas.datasets import DatasetCreate, RowsAppend
+from service.schemas.inference import InferenceRequest, RequestInput, RequestOutput
 from service.schemas.metadata import MetadataPatch
 from service.schemas.models import ModelCreate
 from service.schemas.predictions import PredictRequest
@@ -49,6 +52,18 @@ TRAIN = TrainRequest(data=IRIS, settings={"C": 0.5})
 UPDATE = TrainRequest(data=IRIS[::2])
 PREDICT = PredictRequest(
     data=[_flower((5.0, 3.4, 1.5, 0.2)), _flower((6.7, 3.0, 5.2, 2.3))], output="predict"
+)
+# The same two flowers over the Open Inference Protocol: one [rows, features] tensor.
+INFER = InferenceRequest(
+    inputs=[
+        RequestInput(
+            name="flowers",
+            shape=[2, 4],
+            datatype="FP64",
+            data=msgspec.Raw(b"[5.0, 3.4, 1.5, 0.2, 6.7, 3.0, 5.2, 2.3]"),
+        )
+    ],
+    outputs=[RequestOutput(name="predict_proba")],
 )
 CREATE_DATASET = DatasetCreate(name="iris", title="Iris flowers", data=IRIS)
 APPEND_ROWS = RowsAppend(data=[_flower((5.9, 3.0, 5.1, 1.8), "virginica")])

@@ -174,4 +174,6 @@ def _example(value: Any) -> Any:
         return [_example(item) for item in value]
     if isinstance(value, dict):
         return {key: _example(item) for key, item in value.items()}
+    if isinstance(value, msgspec.Raw):  # JSON kept undecoded: shown as what it holds
+        return msgspec.json.decode(value)
     return msgspec.to_builtins(value)

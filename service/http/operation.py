@@ -13,13 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_type_hints
 
 import msgspec
+from starlette.requests import Request
 from starlette.responses import Response
 
 from service.auth.principal import SCOPES
 from service.http.bodies import CsvBody
+from service.settings import HttpSettings
 
 Endpoint = Callable[..., Awaitable[Response]]
 """`endpoint(request)`, or `endpoint(request, body)` when the operation declares a `body`."""
+BodyReader = Callable[[Request, HttpSettings], Awaitable[Any]]
+"""Reads a body the usual JSON decoding cannot (a protocol's binary framing): the endpoint
+gets what it returns, and the document shows `body` as its JSON part."""
 
 _OPERATION_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -60,6 +65,7 @@ class Operation:
     # Scopes a call needs when it gives this body field: what the field reaches (a `dataset`
     # source reads a dataset) must be allowed too, whichever route reaches it.
     body_scopes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    reader: BodyReader | None = None
 
     def __post_init__(self) -> None:
         if not _OPERATION_ID.match(self.operation_id):
@@ -118,6 +124,8 @@ def _check_endpoint(op: Operation) -> None:
         return
     if len(params) != 2:
         raise TypeError(f"{name} declares a body, so it takes (request, body)")
+    if op.reader is not None:
+        return  # the endpoint takes what the reader returns
     hints = get_type_hints(op.endpoint)
     expected = op.body | CsvBody if op.accepts_csv else op.body
     if hints.get(params[1]) != expected:

@@ -23,6 +23,7 @@ from service.serving.predictor import Overloaded, PredictionTimeout
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+OPEN_INFERENCE_PREFIX = "/v2/"  # routes that answer errors in that protocol's shape
 _encoder = msgspec.json.Encoder()
 
 
@@ -94,6 +95,8 @@ def problem(
     headers: Mapping[str, str] | None = None,
     missing_scopes: Sequence[str] = (),
 ) -> Response:
+    if request.url.path.startswith(OPEN_INFERENCE_PREFIX):
+        return _inference_error(status, detail, errors, headers)
     body = Problem(
         type=f"/problems/{_SLUGS.get(status, str(status))}",
         title=HTTPStatus(status).phrase,
@@ -105,6 +108,20 @@ def problem(
         missing_scopes=list(missing_scopes),
     )
     return Response(_encoder.encode(body), status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _inference_error(
+    status: int,
+    detail: str,
+    errors: Sequence[domain.FieldError],
+    headers: Mapping[str, str] | None,
+) -> Response:
+    """The Open Inference Protocol's error shape, `{"error": "..."}`. Its clients expect a 400
+    for a request they got wrong, where our own routes answer 422."""
+    located = "; ".join(f"{e.loc}: {e.msg}" for e in errors)
+    text = f"{detail}: {located}" if located else detail
+    status = 400 if status == 422 else status
+    return Response(_encoder.encode({"error": text}), status, headers, "application/json")
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:

@@ -71,7 +71,10 @@ def _dispatcher(methods: dict[str, Operation]) -> Endpoint:
             await svc.rate_limits.check(request.scope, who)
         if op.body is None:
             return await op.endpoint(request)
-        body = await read_body(request, op.body, svc.settings.http, op.accepts_csv)
+        if op.reader is not None:
+            body = await op.reader(request, svc.settings.http)
+        else:
+            body = await read_body(request, op.body, svc.settings.http, op.accepts_csv)
         if who is not None and (more := op.body_scopes_of(body)):
             _authorize(request, who, (*op.scopes, *more))
         return await op.endpoint(request, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -87,6 +88,15 @@ class VersionRepository:
             version,
         )
         return None if row is None else msgspec.convert(dict(row), VersionOut)
+
+    async def numbers(self, model_id: int, limit: int) -> builtins.list[int]:
+        """The model's version numbers, newest first."""
+        rows = await self.conn.fetch(
+            "SELECT version FROM model_versions WHERE model_id = $1 ORDER BY version DESC LIMIT $2",
+            model_id,
+            limit,
+        )
+        return [int(r["version"]) for r in rows]
 
     async def get_row(self, model_id: int, version: int) -> VersionRow | None:
         row = await self.conn.fetchrow(

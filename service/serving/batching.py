@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-# prepare(rows of one request) -> feature matrix;  apply(stacked matrix) -> per-row results
+# prepare(rows of one request) -> feature matrix;  apply(stacked matrix) -> per-row results,
+# anything that slices by rows (a list, a `Prediction`)
 Prepare = Callable[[Any], np.ndarray]
-Apply = Callable[[np.ndarray], Sequence[Any]]
+Apply = Callable[[np.ndarray], Any]
 
 
 @dataclass
 class _Request:
     rows: Any
-    future: asyncio.Future[list[Any]]
+    future: asyncio.Future[Any]
     size: int
     taken: bool = False  # in a call (on a thread), no longer waiting
 
@@ -82,7 +83,7 @@ class Batcher:
         prepare: Prepare,
         apply: Apply,
         max_rows: int | None = None,
-    ) -> list[Any]:
+    ) -> Any:
         """`max_rows` overrides the batcher's limit for this lane (set per model type)."""
         loop = asyncio.get_running_loop()
         lane = self._lanes.get(key)
@@ -198,12 +199,15 @@ def _run_batch(parts: list[Any], prepare: Prepare, apply: Apply) -> list[Any]:
         # One request's rows made the whole call fail: retry each alone to find whose.
         for i, matrix in zip(owners, matrices, strict=True):
             try:
-                outcomes[i] = list(apply(matrix))
+                outcomes[i] = apply(matrix)
             except Exception as own:
                 outcomes[i] = own
         return outcomes
+    if len(owners) == 1:
+        outcomes[owners[0]] = values
+        return outcomes
     start = 0
     for i, matrix in zip(owners, matrices, strict=True):
-        outcomes[i] = list(values[start : start + len(matrix)])
+        outcomes[i] = values[start : start + len(matrix)]
         start += len(matrix)
     return outcomes

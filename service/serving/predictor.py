@@ -14,15 +14,17 @@ import asyncio
 import concurrent.futures
 import functools
 import time
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from service.domain.errors import FieldError, InvalidInput
+import numpy as np
+
 from service.domain.limits import too_many_rows
 from service.domain.traffic import DEFAULT_FIGURES_REVISION
-from service.estimators.predicting import check_output
-from service.schemas.predictions import PredictRequest, PredictResponse
+from service.estimators.predicting import Prediction, check_output
+from service.serving import calls
 from service.serving.batching import Batcher
-from service.serving.calls import apply_json, prepare_rows
+from service.serving.inputs import Rows
 from service.serving.registry import LoadedModel, ModelRegistry
 from service.serving.routing import route
 from service.serving.shadows import Shadows
@@ -36,6 +38,12 @@ class Overloaded(Exception):
 
 class PredictionTimeout(Exception):
     """A prediction took longer than `http.predict_timeout`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    model: LoadedModel  # the version that answered
+    predictions: list[Prediction]  # one per output asked for, in order
 
 
 class Predictor:
@@ -60,31 +68,31 @@ class Predictor:
         self.shadows = Shadows(registry, figures, settings)
 
     async def predict(
-        self, tenant: str, name: str, body: PredictRequest, request_id: str = ""
-    ) -> PredictResponse:
-        size = _size_of(body)
+        self,
+        tenant: str,
+        name: str,
+        rows: Rows,
+        outputs: Sequence[str] = (),
+        version: int | None = None,
+        alias: str | None = None,
+        request_id: str = "",
+    ) -> Answer:
+        """`outputs` empty: the model's default output. `version` or `alias` pins a version;
+        with neither, the model's traffic split chooses by `request_id`."""
+        size = rows.size
         if size > self.max_rows:  # before any work: no model load, no thread
-            field = "$.data" if body.data is not None else "$.rows"
-            raise too_many_rows(field, size, self.max_rows)
-        if body.version is not None and body.alias is not None:
-            raise InvalidInput(
-                "name a version or an alias, not both",
-                [FieldError("$.alias", "given together with `version`")],
-            )
+            raise too_many_rows(rows.field, size, self.max_rows)
         current = await self.registry.route(tenant, name)
-        routed = route(current, name, body.version, body.alias, request_id)
+        routed = route(current, name, version, alias, request_id)
         if not routed.follows_split:
             model = await self.registry.load(name, current, routed.version)
-            output = body.output or model.default_output
-            values = await self._run(model, body, size, output) if size else []
-            return PredictResponse(model=name, version=model.version, predictions=values)
+            return Answer(model, await self._run_all(model, rows, outputs))
         # Counted in the traffic figures of whichever version the split chose.
         key = (tenant, current.model_id, current.traffic_revision or DEFAULT_FIGURES_REVISION)
         started = time.perf_counter()
         try:
             model = await self.registry.load(name, current, routed.version)
-            output = body.output or model.default_output
-            values = await self._run(model, body, size, output) if size else []
+            predictions = await self._run_all(model, rows, outputs)
         except Exception:
             if routed.version is not None:
                 elapsed = time.perf_counter() - started
@@ -92,43 +100,36 @@ class Predictor:
             raise
         self.figures.record(key, model.version, time.perf_counter() - started, size, True)
         if current.shadow and size:
-            self.shadows.submit(key, name, current, body, size, output, values)
-        return PredictResponse(model=name, version=model.version, predictions=values)
+            first = predictions[0]
+            self.shadows.submit(key, name, current, rows, first.output, first)
+        return Answer(model, predictions)
 
-    async def _run(
-        self, model: LoadedModel, body: PredictRequest, size: int, output: str
-    ) -> list[Any]:
-        check_output(model.estimator, output)
+    async def _run_all(
+        self, model: LoadedModel, rows: Rows, outputs: Sequence[str]
+    ) -> list[Prediction]:
+        asked = list(outputs) or [model.default_output]
+        for output in asked:  # every output checked before any is computed
+            check_output(model.estimator, output)
+        if not rows.size:
+            return [Prediction(output, np.empty((0,))) for output in asked]
+        return [await self._run(model, rows, output) for output in asked]
+
+    async def _run(self, model: LoadedModel, rows: Rows, output: str) -> Prediction:
         if self.batcher.saturated and self.batcher.waiting >= self.max_waiting:
             raise Overloaded()
         try:
-            prepare = functools.partial(prepare_rows, model)
-            apply = functools.partial(apply_json, model.estimator, output)
+            prepare = functools.partial(calls.prepare, model)
+            apply = functools.partial(calls.apply, model.estimator, output)
             key = (model.model_id, model.version, output)
             max_rows = self.max_rows_by_type.get(model.model_type)
             async with asyncio.timeout(self.timeout):  # no task of its own, unlike wait_for
-                return await self.batcher.submit(key, body, size, prepare, apply, max_rows)
+                result: Prediction = await self.batcher.submit(
+                    key, rows, rows.size, prepare, apply, max_rows
+                )
+                return result
         except TimeoutError:
             raise PredictionTimeout() from None
 
     async def close(self) -> None:
         await self.shadows.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _size_of(body: PredictRequest) -> int:
-    """Rows in the request, after checking it uses exactly one of the two forms."""
-    if body.data is not None:
-        if body.columns is not None or body.rows is not None:
-            raise _one_form()
-        return len(body.data)
-    if body.columns is None or body.rows is None:
-        raise _one_form()
-    return len(body.rows)
-
-
-def _one_form() -> InvalidInput:
-    return InvalidInput(
-        "send rows as `data` (records) or as `columns` + `rows`",
-        [FieldError("$", "expected `data`, or `columns` with `rows`")],
-    )

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from service.estimators.predicting import check_output
+from service.estimators.predicting import Prediction, check_output
 from service.repositories.models import Current
-from service.schemas.predictions import PredictRequest
-from service.serving.calls import apply_json, prepare_rows
+from service.serving import calls
+from service.serving.inputs import Rows
 from service.serving.registry import LoadedModel, ModelRegistry
 from service.serving.traffic_figures import FiguresKey, TrafficFigures
 from service.settings import Settings
@@ -47,10 +47,9 @@ class _Work:
     name: str
     current: Current
     version: int
-    body: PredictRequest
-    size: int
+    rows: Rows
     output: str
-    answer: list[Any]
+    answer: Prediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +81,9 @@ class Shadows:
         key: FiguresKey,
         name: str,
         current: Current,
-        body: PredictRequest,
-        size: int,
+        rows: Rows,
         output: str,
-        answer: list[Any],
+        answer: Prediction,
     ) -> None:
         """Queues every shadow of `current` on the request's rows; returns at once."""
         if not self._consumers:
@@ -98,17 +96,17 @@ class Shadows:
                 self.figures.record_dropped(key, version)
                 continue
             self.pending += 1
-            self._queue.put_nowait(_Work(key, name, current, version, body, size, output, answer))
+            self._queue.put_nowait(_Work(key, name, current, version, rows, output, answer))
 
     async def _consume(self) -> None:
         while True:
             batch = [await self._queue.get()]
             if self.batch_wait:
                 await asyncio.sleep(self.batch_wait)
-            rows = batch[0].size
+            rows = batch[0].rows.size
             while not self._queue.empty() and rows < self.max_rows:
                 batch.append(self._queue.get_nowait())
-                rows += batch[-1].size
+                rows += batch[-1].rows.size
             lanes: dict[tuple[Any, ...], list[_Work]] = {}
             for work in batch:
                 lane = (work.key, work.current.model_id, work.version, work.output)
@@ -145,7 +143,7 @@ class Shadows:
                 work.key,
                 work.version,
                 elapsed,
-                work.size,
+                work.rows.size,
                 outcome.ok,
                 outcome.compared,
                 outcome.agreeing,
@@ -167,14 +165,14 @@ def _predict_and_compare(model: LoadedModel, works: list[_Work]) -> list[_Outcom
     matrices: list[Any] = []
     for work in works:
         try:
-            matrices.append(prepare_rows(model, work.body))
+            matrices.append(calls.prepare(model, work.rows))
         except Exception:
             matrices.append(None)
     good = [m for m in matrices if m is not None]
     if not good:
         return [_Outcome(False)] * len(works)
     stacked = good[0] if len(good) == 1 else np.concatenate(good)
-    values = apply_json(model.estimator, works[0].output, stacked)
+    values = calls.apply(model.estimator, works[0].output, stacked).to_json()
     outcomes: list[_Outcome] = []
     at = 0
     for work, matrix in zip(works, matrices, strict=True):
@@ -183,7 +181,7 @@ def _predict_and_compare(model: LoadedModel, works: list[_Work]) -> list[_Outcom
             continue
         mine = values[at : at + len(matrix)]
         at += len(matrix)
-        compared, agreeing = agreement(work.answer, mine)
+        compared, agreeing = agreement(work.answer.to_json(), mine)
         outcomes.append(_Outcome(True, compared, agreeing))
     return outcomes
 

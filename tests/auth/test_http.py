@@ -87,6 +87,11 @@ API_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/webhooks/{id}"): "models:read",
     ("DELETE", "/webhooks/{id}"): "models:write",
     ("GET", "/webhooks/{id}/deliveries"): "models:read",
+    # The Open Inference Protocol paragraph.
+    ("GET", "/v2/models/{name}"): "models:read",
+    ("GET", "/v2/models/{name}/ready"): "models:predict",
+    ("POST", "/v2/models/{name}/infer"): "models:predict",
+    ("POST", "/v2/models/{name}/versions/{v}/infer"): "models:predict",
 }
 # The scopes API.md's paragraphs add to the table's: on every call, and when a body field is given.
 API_FURTHER_SCOPES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -96,7 +101,15 @@ API_BODY_SCOPES: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     ("POST", "/models/{name}/train"): {"dataset": ("datasets:read",)},
     ("POST", "/models/{name}/update"): {"dataset": ("datasets:read",)},
 }
-PUBLIC_PATHS = {"/livez", "/readyz", "/metrics", "/openapi.json", "/docs"}
+PUBLIC_PATHS = {
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/v2/health/live",
+    "/v2/health/ready",
+}
 
 
 def _loose(path: str) -> str:

@@ -107,7 +107,9 @@ EXAMPLES_IN_ORDER = [
     "update_model",
     "train_model",
     "predict",
+    "v2_infer",
     "update_model_data",
+    "v2_infer_version",
     "put_alias",
     "put_traffic",
     "create_batch_prediction",
@@ -133,6 +135,7 @@ async def test_every_body_example_works_as_sent(
         entry = document["paths"][op.path][op.method.lower()]
         example = entry["requestBody"]["content"]["application/json"]["example"]
         path = op.path.replace("{name}", "iris").replace("{alias}", "production")
+        path = path.replace("{version}", "2")
         response = await client.request(op.method, path, json=example)
         assert 200 <= response.status_code < 300, (operation_id, response.text)
         if operation_id in STARTS_A_JOB:

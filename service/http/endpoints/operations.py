@@ -32,12 +32,16 @@ async def livez(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    svc = services(request)
-    results = await asyncio.gather(_check_postgres(svc), _check_redis(svc))
-    checks = {"postgres": results[0], "redis": results[1]}
+    checks = await readiness(services(request))
     ready = all(v == "ok" for v in checks.values())
     headers = None if ready else {"Retry-After": "5"}
     return json_response(Health(ready, checks), 200 if ready else 503, headers)
+
+
+async def readiness(svc: Services) -> dict[str, str]:
+    """Each dependency's state: `ok`, or why it is not."""
+    results = await asyncio.gather(_check_postgres(svc), _check_redis(svc))
+    return {"postgres": results[0], "redis": results[1]}
 
 
 async def _check_postgres(svc: Services) -> str:

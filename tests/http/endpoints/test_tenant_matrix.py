@@ -269,6 +269,41 @@ async def predict(w: World) -> None:
     assert answer["version"] == 1 and set(answer["predictions"]) <= SPECIES
 
 
+async def v2_gone(w: World, method: str, path: str, **kwargs: Any) -> None:
+    """`gone`, in the Open Inference Protocol's error shape."""
+    response = await w.a(method, path, **kwargs)
+    assert response.status_code == 404, f"{method} {path}: {response.text}"
+    other = await w.a(method, path.replace("gx-", "zz-"), **kwargs)
+    assert other.status_code == 404
+    assert json_of(other)["error"] == json_of(response)["error"].replace("gx-", "zz-")
+
+
+@recipe("GET /v2/health/live", "GET /v2/health/ready")
+async def v2_health(w: World) -> None:
+    for path in ("/v2/health/live", "/v2/health/ready"):
+        assert (await w.a("GET", path)).status_code == 200
+
+
+@recipe("GET /v2/models/{name}", "GET /v2/models/{name}/ready")
+async def v2_model(w: World) -> None:
+    await v2_gone(w, "GET", "/v2/models/gx-model")
+    await v2_gone(w, "GET", "/v2/models/gx-model/ready")
+    own = json_of(await w.a("GET", "/v2/models/iris"))
+    assert own["versions"] == ["1"]  # globex's iris has two
+    assert (await w.a("GET", "/v2/models/iris/ready")).status_code == 200
+
+
+@recipe("POST /v2/models/{name}/infer", "POST /v2/models/{name}/versions/{version}/infer")
+async def v2_infer(w: World) -> None:
+    tensor = {"name": "x", "shape": [2, 4], "datatype": "FP64"}
+    body = {"inputs": [{**tensor, "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}
+    await v2_gone(w, "POST", "/v2/models/gx-model/infer", json=body)
+    await v2_gone(w, "POST", "/v2/models/gx-model/versions/1/infer", json=body)
+    await v2_gone(w, "POST", "/v2/models/iris/versions/2/infer", json=body)
+    answer = json_of(await w.a("POST", "/v2/models/iris/infer", json=body))
+    assert answer["model_version"] == "1" and set(answer["outputs"][0]["data"]) <= SPECIES
+
+
 async def refused_source(w: World, kind: str) -> None:
     """A `dataset` source naming globex's dataset: refused before anything is stored."""
     before = await snapshot(w.raw, A)
