@@ -66,6 +66,7 @@ class Deployment:
         self._ready_since: dict[str, float] = {}
 
     def available(self, pod: Pod) -> bool:
+        pod.check()
         if not pod.ready:
             self._ready_since.pop(pod.name, None)
             return False

@@ -121,7 +121,14 @@ class Pod:
 
     @property
     def finished(self) -> bool:
+        self.check()
         return bool(self._supervisors) and all(task.done() for task in self._supervisors)
+
+    def check(self) -> None:
+        """Raises what went wrong in this kubelet while it ran the pod, if anything did."""
+        for task in self._supervisors:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise AssertionError(f"the kubelet failed to run {self.name}") from task.exception()
 
     def port(self, name_or_number: str | int) -> int:
         """The local port of a containerPort of any of the pod's containers."""

@@ -101,7 +101,9 @@ async def test_a_rolling_restart_under_load_drops_nothing(
     site = Site(
         secrets={
             "models-secrets": {
+                # One login role (the test server's) owns the schema and serves.
                 "database-url": empty_database,
+                "migrate-database-url": empty_database,
                 "redis-url": servers.redis,
                 "hmac-key": HMAC_KEY,
             }
