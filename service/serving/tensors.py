@@ -152,6 +152,8 @@ def _from_binary(tensor: RequestInput, data: memoryview, where: str) -> np.ndarr
 
 
 def _bytes_elements(data: memoryview, count: int, where: str) -> np.ndarray:
+    if count * _LENGTH.size > len(data):  # before allocating: the shape may be any size
+        raise _invalid(f"{where}.parameters.binary_data_size", f"too short for {count} elements")
     values = np.empty(count, dtype=np.object_)
     at = 0
     for i in range(count):

@@ -18,9 +18,9 @@ from tritonclient.utils import InferenceServerException
 
 from service.settings import Settings
 from tests.factories import HMAC_KEY, ROOT, AppClient, Worker, json_of, wait_until
-from tests.http.endpoints.test_inference import FLOWERS, predicted, train_iris
-from tests.http.test_shutdown import accepts
 from tests.iris import IRIS_FEATURES
+from tests.oip import FLOWERS, predicted, train_iris
+from tests.processes import accepts
 from tests.tcpproxy import free_port
 
 pytestmark = pytest.mark.anyio

@@ -3,7 +3,8 @@ client that keeps a connection alive is told to close it before the server close
 
 The request announces `Expect: 100-continue`, so the server's `100 Continue` tells the test that
 the request is in flight; the listening socket refusing connections tells it that the server has
-begun to stop. No step waits on a timer."""
+begun to stop. No step waits on a timer: the steady client's pauses are its own rhythm, which
+leaves its connection idle when the server is told to stop, not a wait for the server."""
 
 from __future__ import annotations
 
@@ -18,22 +19,12 @@ import pytest
 
 from service.settings import Settings
 from tests.factories import HMAC_KEY, ROOT, wait_until
+from tests.processes import accepts
 from tests.tcpproxy import free_port
 
 pytestmark = pytest.mark.anyio
 
 THINK_SECONDS = 0.1  # a client's pause between requests; well below the api's quiet period
-
-
-async def accepts(port: int) -> bool:
-    """Whether something accepts TCP connections on the port."""
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
 
 
 async def start_api(settings: Settings) -> tuple[int, asyncio.subprocess.Process]:

@@ -84,6 +84,8 @@ def test_bytes_elements_from_json_and_length_prefixed_binary() -> None:
         (tensor("FP64", [1], binary_data_size=8), b"\0" * 9, "$.inputs"),
         (tensor("BYTES", [1], binary_data_size=4), b"\5\0\0\0", "$.inputs[0].parameters"),
         (tensor("BYTES", [1], binary_data_size=5), b"\1\0\0\0\xff", "$.inputs[0].data"),
+        # A shape far larger than the bytes sent is refused before anything is allocated.
+        (tensor("BYTES", [1, 2**31 - 1], binary_data_size=4), b"\0" * 4, "$.inputs[0].param"),
     ],
 )
 def test_a_bad_tensor_is_named(t: RequestInput, binary: bytes | None, where: str) -> None:
