@@ -58,7 +58,9 @@ class LoadClient:
                     except httpx2.HTTPError as exc:
                         self.outcomes.append(Outcome(call, None, repr(exc)))
                     else:
-                        self.outcomes.append(Outcome(call, response.status_code, response.text))
+                        status = response.status_code
+                        detail = None if status == call.expected else response.text
+                        self.outcomes.append(Outcome(call, status, detail))
                     await asyncio.sleep(PAUSE_SECONDS)
 
 

@@ -6,7 +6,6 @@ keeps `replicas` pods and replaces them as its `strategy` says — a rolling upd
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from typing import Any
@@ -74,8 +73,7 @@ class Deployment:
         return time.monotonic() - since >= self.min_ready_seconds
 
     async def _settle(self) -> None:
-        with contextlib.suppress(AssertionError):
-            await self.kubelet.changes.until(lambda: False, SETTLE_SECONDS, "a change")
+        await self.kubelet.changes.next(SETTLE_SECONDS)
 
     async def _create(self) -> Pod:
         return await self.kubelet.run_pod(self.name, self.template)

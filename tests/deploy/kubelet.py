@@ -44,6 +44,11 @@ class Changes:
         self._event.set()
         self._event = asyncio.Event()
 
+    async def next(self, within: float) -> None:
+        """Returns at the next change, or after `within` seconds without one."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), within)
+
     async def until(self, predicate: Callable[[], bool], within: float, what: str) -> None:
         """Waits until `predicate()` holds; fails naming `what` after `within` seconds (a bound
         on waiting for something the test cannot be told about otherwise, never asserted on)."""
