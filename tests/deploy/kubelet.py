@@ -113,6 +113,7 @@ class Pod:
         self.current: dict[str, Run] = {}
         self.terminating = False
         self.sigterm_sent = asyncio.Event()  # the first SIGTERM of its deletion
+        self._deleted = asyncio.Event()
         self._supervisors: list[asyncio.Task[None]] = []
 
     @property
@@ -162,6 +163,7 @@ class Pod:
     async def delete(self) -> None:
         """What deleting the pod does: out of the endpoints, then every container stopped."""
         self.terminating = True
+        self._deleted.set()
         self.kubelet.changes.notify()
         await asyncio.gather(
             *(self._stop(run, self.grace, "deleted") for run in list(self.current.values()))
@@ -209,7 +211,9 @@ class Pod:
             )
             if done or self.terminating:
                 return
-            await asyncio.sleep(BACKOFF_SECONDS[min(restart, len(BACKOFF_SECONDS) - 1)])
+            back_off = BACKOFF_SECONDS[min(restart, len(BACKOFF_SECONDS) - 1)]
+            with contextlib.suppress(TimeoutError):  # a deletion ends the back-off at once
+                await asyncio.wait_for(self._deleted.wait(), back_off)
             if self.terminating:
                 return
 
