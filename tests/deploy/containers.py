@@ -14,7 +14,8 @@ What differs from a node, on purpose, and why:
   `SERVICE__WORKER__METRICS_PORT`), and its probes and the Service follow them.
 - A container's hostname is its pod's name, which the worker uses to tell its heartbeat from
   other replicas'; here every process has the machine's, so `SERVICE_WORKER_ID` says it.
-- `readOnlyRootFilesystem`, the user id and the capabilities are not enforced here.
+- `readOnlyRootFilesystem`, the user id, the capabilities and the resource limits are not
+  enforced here.
 """
 
 from __future__ import annotations

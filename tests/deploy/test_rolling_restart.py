@@ -118,10 +118,11 @@ async def test_a_rolling_restart_under_load_drops_nothing(
     step = Steps()
     kubelet = Kubelet(render("dev"), site, tmp_path / "node")
     service = ServiceProxy(kubelet, "models-api")
+    tasks: list[asyncio.Task[None]] = []
     try:
         assert await run_job(kubelet, "models-migrate", BOUND) == [0], pod_report(kubelet.pods)
-        # Two replicas, as `kubectl scale` (or the production overlay) would have them.
         step("migrated")
+        # Two replicas, as `kubectl scale` (or the production overlay) would have them.
         api = Deployment(kubelet, "models-api", replicas=2)
         worker = Deployment(kubelet, "models-worker")
         await asyncio.gather(api.scale(BOUND), worker.scale(BOUND))
@@ -137,6 +138,7 @@ async def test_a_rolling_restart_under_load_drops_nothing(
             step("prepared")
             followers = [Follower(service.url, token, is_last) for _ in range(FOLLOWERS)]
             following = [asyncio.create_task(f.run()) for f in followers]
+            tasks += following
             subscribed = [f.subscribed for f in followers]
             await wait_until(lambda: all(s.is_set() for s in subscribed), BOUND, "the streams")
             calls = [
@@ -151,6 +153,7 @@ async def test_a_rolling_restart_under_load_drops_nothing(
             clients = [LoadClient(service.url, token, c) for c in calls]
             stop = asyncio.Event()
             loading = [asyncio.create_task(c.run(stop)) for c in clients]
+            tasks += loading
 
             old_api = list(api.pods)
             step("load and streams running; api rollout")
@@ -160,6 +163,7 @@ async def test_a_rolling_restart_under_load_drops_nothing(
             step("api rolled out; worker rollout")
             old_worker = list(worker.pods)
             rolling = asyncio.create_task(worker.restart(within=2 * BOUND))
+            tasks.append(rolling)
             # The held fit goes on once its worker has been told to stop: it is in flight then.
             await asyncio.wait_for(old_worker[0].sigterm_sent.wait(), BOUND)
             gate.touch()
@@ -188,6 +192,9 @@ async def test_a_rolling_restart_under_load_drops_nothing(
         step("every pod deleted")
         print(pod_report(kubelet.pods))
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await kubelet.shutdown()
         await service.stop()
 
