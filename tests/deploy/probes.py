@@ -106,11 +106,18 @@ async def _exec(command: list[str], target: Target, seconds: int) -> tuple[bool,
         async with asyncio.timeout(seconds):
             status = await process.wait()
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        _kill(process.pid)
         await process.wait()
         return False, f"timed out after {seconds} s"
+    except asyncio.CancelledError:  # the container is gone: so is what runs in it
+        _kill(process.pid)
+        raise
     return status == 0, f"exit status {status}"
+
+
+def _kill(group: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
 
 
 class Prober:
