@@ -198,6 +198,11 @@ async def test_a_rolling_restart_under_load_drops_nothing(
         await kubelet.shutdown()
         await service.stop()
 
+    outcomes = [o for c in clients for o in c.outcomes]
+    step(
+        f"{len(outcomes)} requests ({during_rollout} during the api rollout), "
+        f"{len(replay.ids)} events, streams ended by the server: {[len(f.ends) for f in followers]}"
+    )
     # The load went on through the rollout, and reached every api pod, the replaced ones and
     # their replacements.
     assert during_rollout > 0
@@ -224,7 +229,6 @@ async def test_a_rolling_restart_under_load_drops_nothing(
             assert run.stop_reason == "deleted" and not run.killed, report
             assert run.exit_code == 0 and not run.prestop_failures, report
 
-    outcomes = [o for c in clients for o in c.outcomes]
     failed = [o for o in outcomes if o.failed]
     assert not failed, f"{len(failed)} of {len(outcomes)} requests failed: {failed[:10]}"
 
