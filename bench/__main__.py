@@ -1,19 +1,23 @@
 """Run the benchmarks: every case in turn, or the ones named.
 
     python -m bench [CASE ...] [--quick] [--seconds S] [--reps N]
+    python -m bench profile [--model M] [--connections C] [--seconds S] [--top N] [--keep F]
 
 Cases: predict (throughput and latency, then memory), memory, jobs, models_list, auth
 (bench/bench_auth.py), datasets (bench/bench_datasets.py, when present), tenancy (this tree
 against the commit before tenants), registry (predictions by alias, through a traffic split
-and with a shadow, against the current version's) and events (webhook delivery lag, and the
-api's throughput with 200 open event streams) and inference (the predict path in every input
-form, the Open Inference Protocol included, against in-process floors and Hypercorn hello).
-`--quick` (or BENCH_QUICK=1) runs each load scenario 3 × 2 s on smaller data, to check that a
-case works;
+and with a shadow, against the current version's), events (webhook delivery lag, and the
+api's throughput with 200 open event streams), inference (the predict path in every input form,
+the Open Inference Protocol included, against in-process floors and Hypercorn hello), tracing
+(a prediction with tracing off against the code before it, and with tracing on at 10 %
+sampling) and overhead (what the predict path adds to a request, against a given earlier
+commit: bench/overhead.py). `--quick` (or BENCH_QUICK=1) runs each load scenario 3 × 2 s on
+smaller data, to check that a case works;
 BENCH_SECONDS / BENCH_REPS set the length too. A full-length run replaces the sections of the
 cases it ran in bench/RESULTS.md and keeps the others. BENCH_LOAD=python uses the Python load
 generator even when wrk exists.
-The chaos soak is not a case: `make soak` (`python -m bench.soak`).
+`profile` is not a case: it prints where a 1-row prediction spends the api's event loop
+(bench/profile.py). The chaos soak is not a case either: `make soak` (`python -m bench.soak`).
 """
 
 from __future__ import annotations
@@ -33,10 +37,13 @@ from bench import (
     jobs,
     memory,
     models_list,
+    overhead,
     predict,
+    profile,
     registry,
     report,
     tenancy,
+    tracing,
 )
 from bench.common import QUICK, Config, Section
 from bench.load import describe_tool
@@ -54,6 +61,8 @@ CASES: dict[str, list[Case]] = {
     "registry": [registry.run],
     "events": [events.run],
     "inference": [inference.run],
+    "tracing": [tracing.run],
+    "overhead": [overhead.run],
 }
 
 
@@ -66,6 +75,9 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["profile"]:
+        return profile.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", choices=[[], *CASES], metavar="CASE")
     parser.add_argument("--quick", action="store_true", help="3 × 2 s per scenario, small data")

@@ -41,10 +41,10 @@ from service.auth.backend import BearerAuthenticator
 from service.auth.factory import build_authenticator
 from service.auth.principal import SCOPES, Authenticator
 from service.devtools.keys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
-from service.http.metrics import ApiMetrics, MetricsMiddleware
+from service.http.edge import Edge
+from service.http.metrics import ApiMetrics
 from service.http.operation import Operation
-from service.http.problems import UnhandledErrorMiddleware, exception_handlers
-from service.http.request_id import RequestIdMiddleware
+from service.http.problems import exception_handlers
 from service.http.routes import build_routes
 from service.http.state import Services
 from service.settings import AuthSettings, convert_settings
@@ -82,9 +82,7 @@ def build_app(auth: Authenticator) -> ASGIApp:
             ]
         ),
         middleware=[
-            Middleware(RequestIdMiddleware, log_access=False),
-            Middleware(MetricsMiddleware, metrics=metrics),
-            Middleware(UnhandledErrorMiddleware),
+            Middleware(Edge, metrics=metrics),
         ],
         exception_handlers=exception_handlers(),
     )

@@ -77,13 +77,20 @@ def find_servers(tmp: Path) -> Servers:
 class Process:
     """A child process whose output goes to a log file in the run's temp dir."""
 
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], logdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        logdir: Path,
+        cwd: Path = ROOT,
+    ) -> None:
         self.name = name
         self.log = logdir / f"{name}.log"
         with self.log.open("wb") as out:
             self.popen = subprocess.Popen(
                 argv,
-                cwd=ROOT,
+                cwd=cwd,
                 env=dict(env),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -194,8 +201,20 @@ def _servers_and_tmp() -> Iterator[tuple[Servers, Path]]:
 
 
 @contextlib.asynccontextmanager
-async def running_service(*, worker: bool = True, **settings: object) -> AsyncIterator[Service]:
-    """The api (and a worker) on a fresh database; settings are `section__key=value`."""
+async def running_service(
+    *,
+    worker: bool = True,
+    profiled: Path | None = None,
+    tree: Path = ROOT,
+    **settings: object,
+) -> AsyncIterator[Service]:
+    """The api (and a worker) on a fresh database; settings are `section__key=value`.
+
+    `tree`: the source tree whose code the processes run (another commit's, `bench/overhead.py`);
+    the database is migrated by this tree's migrations, so it must have the same ones.
+
+    `profiled`: the api runs under `bench.profiled_api`, which profiles its event loop between
+    SIGUSR1 and SIGUSR2 and writes the statistics to that path (`python -m bench profile`)."""
     with _servers_and_tmp() as (servers, tmp):
         db_name = f"bench_{secrets.token_hex(6)}"
         queue = f"bench:{secrets.token_hex(6)}"
@@ -203,11 +222,15 @@ async def running_service(*, worker: bool = True, **settings: object) -> AsyncIt
         try:
             db_url = await create_database(servers.postgres, db_name)
             env = _env(servers, db_url, queue, settings)
-            api = Process("api", [sys.executable, "-m", "service", "api"], env, tmp)
+            if tree != ROOT:
+                env["PYTHONPATH"] = str(tree)
+            entry = ["service"] if profiled is None else ["bench.profiled_api", str(profiled)]
+            api = Process("api", [sys.executable, "-m", *entry, "api"], env, tmp, tree)
             started.append(api)
             wk = None
             if worker:
-                wk = Process("worker", [sys.executable, "-m", "service", "worker"], env, tmp)
+                argv = [sys.executable, "-m", "service", "worker"]
+                wk = Process("worker", argv, env, tmp, tree)
                 started.append(wk)
             url = f"http://127.0.0.1:{env['SERVICE__HTTP__BIND'].rpartition(':')[2]}"
             await wait_ready(url, started)

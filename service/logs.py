@@ -1,5 +1,6 @@
 """JSON logs that carry the request id, principal and tenant of the request being served (in
-the worker: the tenant and request id of the job being run)."""
+the worker: the tenant and request id of the job being run), and the trace and span ids of the
+span being recorded, when tracing is on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import msgspec
 
 from service.domain.actors import current_actor
+from service.tracing.context import current_ids
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 principal: contextvars.ContextVar[str | None] = contextvars.ContextVar("principal", default=None)
@@ -37,6 +39,8 @@ class JsonFormatter(logging.Formatter):
             entry["tenant"] = actor.tenant
             if "request_id" not in entry and actor.request_id:  # a job's, in the worker
                 entry["request_id"] = actor.request_id
+        if (ids := current_ids()) is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value

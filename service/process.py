@@ -60,7 +60,7 @@ def hypercorn_config(http: HttpSettings) -> Config:
     config.graceful_timeout = http.graceful_timeout
     config.keep_alive_timeout = http.keep_alive_timeout
     config.read_timeout = http.export_timeout + http.send_timeout  # type: ignore[assignment]
-    config.accesslog = None  # the request-id middleware logs requests with their id
+    config.accesslog = None  # the edge layer (http/edge.py) logs requests with their id
     # Hypercorn's own handler for "-" would print its lines a second time, and as plain text.
     config.errorlog = logging.getLogger("hypercorn.error")
     return config

@@ -208,9 +208,32 @@ class StreamSettings(Section):
     replay_batch: Positive = 500
 
 
+class MetricsSettings(Section):
+    """What /metrics shows beyond the request counters (see README, "Metrics")."""
+
+    # (tenant, model) pairs that get labels of their own in the api's per-model metrics, per
+    # process, first seen first; the rest share `tenant="_other", model="_other"`.
+    per_model_limit: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 50
+    # Seconds between a worker's reads of the job backlog (PostgreSQL and Redis) for its
+    # metrics; a scrape reads the last figures and never waits for either.
+    job_stats_seconds: PositiveFloat = 15.0
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
+
+
+class TracingSettings(Section):
+    """OpenTelemetry traces, exported over OTLP/HTTP (see README, "Tracing")."""
+
+    enabled: bool = False
+    # Empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces,
+    # else http://localhost:4318/v1/traces (the library's own rules).
+    otlp_endpoint: str = ""
+    # Share of traces begun here that are kept; a caller's `traceparent` decides for its own.
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+    service_name: Annotated[str, msgspec.Meta(min_length=1)] = "models-service"
 
 
 class Settings(Section):
@@ -224,7 +247,9 @@ class Settings(Section):
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    tracing: TracingSettings = msgspec.field(default_factory=TracingSettings)
 
 
 class ConfigError(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 from service.domain.actors import Actor
-from service.domain.job_specs import ClaimedJob
+from service.domain.job_specs import ClaimedJob, JobOrigin
 from service.repositories.database import Database
 from service.repositories.jobs import JobRepository
 
@@ -24,6 +24,11 @@ class JobRuns:
         async with self.db.maintenance() as conn:
             return await JobRepository(conn).actor_of(job_id)
 
+    async def origin_of(self, job_id: uuid.UUID) -> JobOrigin | None:
+        """`actor_of`, with the job's trace context, age and attempts; None when it is gone."""
+        async with self.db.maintenance() as conn:
+            return await JobRepository(conn).origin_of(job_id)
+
     async def claim(self, job_id: uuid.UUID, worker: str) -> ClaimedJob | None:
         """`queued → running` for this worker; None when the job is no longer queued."""
         async with self.db.transaction() as conn:
@@ -33,6 +38,11 @@ class JobRuns:
         """Heartbeat; False when the job stopped being `running` (cancelled, deleted)."""
         async with self.db.connection() as conn:
             return await JobRepository(conn).beat(job_id)
+
+    async def status(self, job_id: uuid.UUID) -> str | None:
+        async with self.db.connection() as conn:
+            job = await JobRepository(conn).get(job_id)
+        return None if job is None else job.status
 
     async def record_child(self, job_id: uuid.UUID, pid: int) -> None:
         async with self.db.connection() as conn:

@@ -10,10 +10,12 @@ row's `kind` column fills it in when the row is read (see `repositories/jobs.py`
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 
+from service.domain.actors import Actor
 from service.estimators.frame import FeatureKind
 from service.schemas.jobs import JobKind, JobStatus
 from service.schemas.training import DatasetQuery, DatasetSelection, Output
@@ -86,6 +88,20 @@ class ClaimedJob(msgspec.Struct, frozen=True, kw_only=True):
     tenant: str
     attempts: int
     dispatches: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobOrigin:
+    """What the worker reads of a job before claiming it: whom it acts for, what it is, the
+    trace of the request that submitted it (W3C headers, None when untraced), how long ago that
+    was, and how many attempts it has had."""
+
+    actor: Actor
+    kind: JobKind
+    model_name: str
+    trace_context: dict[str, str] | None
+    waited_seconds: float
+    attempts: int
 
 
 class PreviousVersion(msgspec.Struct, frozen=True, kw_only=True):

@@ -45,6 +45,7 @@ from service.schemas.base import Page
 from service.schemas.jobs import FitKind, JobKind, JobOut, ModelStatus
 from service.schemas.training import TrainRequest
 from service.settings import WorkerSettings
+from service.tracing.context import current_carrier
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,8 +130,9 @@ class Jobs:
                     return _replay(stored, idem)
             model = await _lock_model(conn, name)
             planned = await plan(conn, model)
+            # The submitting request's span, which the worker's spans of this job continue.
             job = await JobRepository(conn).insert(
-                uuid.uuid4(), model.id, name, kind, planned.spec, who
+                uuid.uuid4(), model.id, name, kind, planned.spec, who, current_carrier()
             )
             # Counted after the insert, so a second active job of one model is still the
             # repository's 409, and the count includes this job.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from service.repositories.database import Database
 from service.repositories.deliveries import purge_events
 from service.repositories.idempotency import IdempotencyRepository
-from service.repositories.jobs import Dispatch, JobRepository
+from service.repositories.jobs import Backlog, Dispatch, JobRepository
 from service.repositories.versions import BatchRepository
 
 WORKER_LOST = ("WorkerLost", "the worker running this job stopped responding")
@@ -44,6 +44,14 @@ class Sweeps:
     async def queued_before(self, seconds: float) -> list[Dispatch]:
         async with self.db.maintenance() as conn:
             return await JobRepository(conn).queued_before(seconds)
+
+    async def backlog(
+        self, stale_after_seconds: float, overdue_after_seconds: float
+    ) -> list[Backlog]:
+        """Queued and running jobs by kind, with the age of the oldest queued one and how many
+        running ones look stuck, across tenants."""
+        async with self.db.maintenance() as conn:
+            return await JobRepository(conn).backlog(stale_after_seconds, overdue_after_seconds)
 
     async def purge(
         self,

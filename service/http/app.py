@@ -33,19 +33,21 @@ from service.domain.versions import Versions
 from service.domain.webhooks import Webhooks
 from service.estimators.catalogue import load_catalogue
 from service.estimators.limits import SettingLimits
-from service.http.draining import Drain, DrainMiddleware
+from service.http.draining import Drain
+from service.http.edge import Edge
 from service.http.endpoints import OPERATIONS
-from service.http.metrics import ApiMetrics, MetricsMiddleware
+from service.http.metrics import ApiMetrics
 from service.http.openapi import build_openapi
-from service.http.problems import UnhandledErrorMiddleware, exception_handlers
+from service.http.problems import exception_handlers
 from service.http.rate_limits import RateLimits
-from service.http.request_id import RequestIdMiddleware
 from service.http.routes import build_routes
 from service.http.state import Services
+from service.http.tracing import traced
 from service.jobs.queue import JobQueue
 from service.jobs.redis import connect as connect_redis
 from service.repositories.database import Database
 from service.repositories.migrator import discover
+from service.serving.model_metrics import ModelMetrics
 from service.serving.predictor import Predictor
 from service.serving.registry import ModelRegistry
 from service.serving.traffic_figures import TrafficFigures
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> Starlette:
     metrics = ApiMetrics()
+    model_metrics = ModelMetrics(metrics.registry, settings.metrics.per_model_limit)
     limits = SettingLimits.of(msgspec.structs.asdict(settings.models.limits))
     catalogue = load_catalogue(settings.models.plugins, limits)
     expected_migrations = [m.version for m in discover()]
@@ -79,7 +82,7 @@ def create_app(settings: Settings) -> Starlette:
         await db.start()
         redis = connect_redis(settings.redis)
         queue = JobQueue(redis, settings.redis.queue_name)
-        registry = ModelRegistry(db, artifact_keys, settings.models.cache_bytes)
+        registry = ModelRegistry(db, artifact_keys, settings.models.cache_bytes, model_metrics)
         await registry.start()
         figures = TrafficFigures(redis, key_prefix=f"{settings.redis.queue_name}:traffic:")
         await figures.start()
@@ -142,10 +145,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(DrainMiddleware, drain=drain),
-            Middleware(RequestIdMiddleware, log_access=settings.http.access_log),
-            Middleware(MetricsMiddleware, metrics=metrics),
-            Middleware(UnhandledErrorMiddleware),
+            Middleware(Edge, metrics=metrics, log_access=settings.http.access_log, drain=drain),
         ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
@@ -158,7 +158,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.openapi = msgspec.json.encode(
         build_openapi(OPERATIONS, "models-service", __version__)
     )
-    return app
+    return traced(app, settings.tracing)
 
 
 def begin_drain(app: Starlette) -> Drain:

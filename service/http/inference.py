@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.domain.errors import BadRequest
-from service.http.bodies import content_type, decode_json, limited_stream
+from service.http.bodies import content_type, decode_json, whole_body
 from service.http.problems import HttpProblem
 from service.http.responses import encode
 from service.schemas.inference import InferenceRequest, InferenceResponse
@@ -39,7 +39,7 @@ async def read_inference(request: Request, http: HttpSettings) -> InferenceBody:
     # JSON becomes Python objects, binary tensors stay bytes: each gets its own limit.
     limit = http.max_json_bytes if declared is None else http.max_body_bytes
     what = "the body" if declared is None else "the body with its binary data"
-    raw = b"".join([c async for c in limited_stream(request, limit, what, http.read_timeout)])
+    raw = await whole_body(request, limit, what, http.read_timeout)
     if declared is None:
         return InferenceBody(decode_json(raw, InferenceRequest), None)
     if not declared.isdigit() or int(declared) > len(raw):

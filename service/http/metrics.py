@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -79,47 +75,21 @@ class ApiMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.ready = Gauge(
+            "api_ready",
+            "1 when this process's last readiness check (GET /readyz) passed, else 0.",
+            registry=self.registry,
+        )
+        self.readiness_changes = Counter(
+            "api_readiness_changes_total",
+            "Times the answer of GET /readyz changed between ready and not ready.",
+            registry=self.registry,
+        )
+        self._last_ready: bool | None = None
 
-
-class MetricsMiddleware:
-    """Pure ASGI middleware (no BaseHTTPMiddleware), so streaming bodies pass through untouched."""
-
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        start = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            self.metrics.in_flight.dec()
-            route = _route_template(scope)
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
-
-
-def _route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    if route is not None:
-        return str(getattr(route, "path", "unmatched"))
-    # A 405 leaves no matched route in the scope; find the template ourselves.
-    app = scope.get("app")
-    for candidate in getattr(getattr(app, "router", None), "routes", []):
-        match, _ = candidate.matches(scope)
-        if match is not Match.NONE:
-            return str(getattr(candidate, "path", "unmatched"))
-    return "unmatched"
+    def readiness(self, ready: bool) -> None:
+        """Records a readiness check; a change from the last one counts (not the first)."""
+        self.ready.set(1 if ready else 0)
+        if self._last_ready is not None and ready != self._last_ready:
+            self.readiness_changes.inc()
+        self._last_ready = ready

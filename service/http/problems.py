@@ -10,7 +10,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+from starlette.types import ExceptionHandler
 
 from service.artifacts.signing import TamperedArtifact
 from service.auth.errors import AuthError, InsufficientScope
@@ -204,36 +204,3 @@ def exception_handlers() -> dict[type[Exception] | int, ExceptionHandler]:
         TamperedArtifact: _tampered,
         ClientDisconnect: _client_gone,
     }
-
-
-class UnhandledErrorMiddleware:
-    """Turns a bug into a 500 problem inside the middleware that adds `X-Request-ID`.
-
-    Starlette's own last-resort handler sits outside every user middleware, so its responses
-    would carry no request id and would re-raise into the server.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except Exception:
-            log.exception("unhandled error")
-            if started:
-                raise
-            response = problem(
-                Request(scope), 500, "an unexpected error occurred; it has been logged"
-            )
-            await response(scope, receive, send)

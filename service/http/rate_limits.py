@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from service.auth.principal import Principal
 from service.http.metrics import ApiMetrics
@@ -39,7 +39,7 @@ from service.settings import LimitsSettings
 
 log = logging.getLogger(__name__)
 
-# Where the dispatcher leaves the fields for `RateLimitFields` to add to the response.
+# Where the dispatcher leaves the fields for `edge.Edge` to add to the response.
 SCOPE_KEY = "models_service.rate_limit_fields"
 # After a failed check, Redis is left alone this long (seconds).
 PAUSE_AFTER_FAILURE = 1.0
@@ -108,23 +108,3 @@ class RateLimits:
                 extra={"error": str(exc) or type(exc).__name__},
             )
             return None
-
-
-class RateLimitFields:
-    """Route middleware: every response to a checked request, whether from the endpoint
-    or from an exception handler (a 404, the 429 itself), carries the rate-limit fields."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_fields(message: Message) -> None:
-            if message["type"] == "http.response.start" and (checked := scope.get(SCOPE_KEY)):
-                wait, fields = checked
-                headers = message.get("headers", ())
-                retry_after = next((v for k, v in headers if k.lower() == b"retry-after"), wait)
-                if retry_after == wait:
-                    message = {**message, "headers": [*headers, *fields]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_fields)

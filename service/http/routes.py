@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from starlette.authentication import AuthCredentials, SimpleUser
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -21,7 +20,6 @@ from service.auth.principal import Principal, authorize
 from service.domain.actors import Actor, act_as
 from service.http.bodies import read_body
 from service.http.operation import Endpoint, Operation
-from service.http.rate_limits import RateLimitFields
 from service.http.state import services
 from service.logs import principal as principal_var
 from service.logs import request_id as request_id_var
@@ -47,13 +45,7 @@ def build_routes(operations: Sequence[Operation]) -> list[BaseRoute]:
         methods[op.method] = op
         ids.add(op.operation_id)
     return [
-        Route(
-            path,
-            _dispatcher(methods),
-            methods=list(methods),
-            name=path,
-            middleware=[Middleware(RateLimitFields)],
-        )
+        Route(path, _dispatcher(methods), methods=list(methods), name=path)
         for path, methods in by_path.items()
     ]
 

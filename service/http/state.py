@@ -54,6 +54,8 @@ class Services:
 
 
 def services(request: Request) -> Services:
-    value = request.state.services
+    # The lifespan's state, read from the scope: `request.state` would build a `State` per
+    # request, and the dispatcher and endpoint ask several times.
+    value = request.scope["state"]["services"]
     assert isinstance(value, Services)
     return value

@@ -16,7 +16,7 @@ import msgspec
 
 from service.domain.actors import Actor
 from service.domain.errors import Conflict
-from service.domain.job_specs import ClaimedJob, JobResult, JobSpec
+from service.domain.job_specs import ClaimedJob, JobOrigin, JobResult, JobSpec
 from service.query import Column, ColumnType, Compiled, Query, Source, compile_query
 from service.repositories.database import Connection
 from service.repositories.listing import fetch_page
@@ -78,6 +78,17 @@ class Dispatch(msgspec.Struct, frozen=True):
     dispatches: int
 
 
+class Backlog(msgspec.Struct, frozen=True):
+    """Active jobs of one kind, across tenants, as the worker's metrics show them."""
+
+    kind: str
+    queued: int
+    running: int
+    oldest_queued_seconds: float  # 0 when none is queued
+    stale: int  # running, heartbeat older than the sweeper's limit
+    overdue: int  # running longer than its attempts could take (started_at is the first's)
+
+
 def to_out(row: asyncpg.Record | dict[str, Any]) -> JobOut:
     return msgspec.convert(dict(row), JobOut)
 
@@ -113,12 +124,14 @@ class JobRepository:
         kind: JobKind,
         spec: JobSpec,
         created_by: str,
+        trace_context: dict[str, str] | None = None,
     ) -> JobOut:
         try:
             row = await self.conn.fetchrow(
                 f"""
-                INSERT INTO jobs (id, model_id, model_name, kind, status, spec, created_by)
-                VALUES ($1, $2, $3, $4, 'queued', $5, $6)
+                INSERT INTO jobs (id, model_id, model_name, kind, status, spec, created_by,
+                                  trace_context)
+                VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7)
                 RETURNING {_OUT}
                 """,
                 job_id,
@@ -127,6 +140,7 @@ class JobRepository:
                 kind,
                 spec,
                 created_by,
+                trace_context,
             )
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"model '{model_name}' already has an active job") from exc
@@ -134,10 +148,29 @@ class JobRepository:
 
     async def actor_of(self, job_id: uuid.UUID) -> Actor | None:
         """Whom the job acts for: its tenant, the `sub` and the request that submitted it."""
+        origin = await self.origin_of(job_id)
+        return None if origin is None else origin.actor
+
+    async def origin_of(self, job_id: uuid.UUID) -> JobOrigin | None:
+        """Its actor, trace context, age (by the database's clock, as `created_at` is) and
+        attempts so far."""
         row = await self.conn.fetchrow(
-            "SELECT tenant, created_by, coalesce(request_id, '') FROM jobs WHERE id = $1", job_id
+            "SELECT tenant, created_by, coalesce(request_id, ''), kind, model_name, trace_context,"
+            " attempts, extract(epoch FROM clock_timestamp() - created_at)::float8 FROM jobs"
+            " WHERE id = $1",
+            job_id,
         )
-        return None if row is None else Actor(*row)
+        if row is None:
+            return None
+        tenant, sub, request_id, kind, model_name, trace_context, attempts, waited = row
+        return JobOrigin(
+            Actor(tenant, sub, request_id),
+            kind,
+            model_name,
+            trace_context,
+            max(0.0, waited),
+            attempts,
+        )
 
     async def get(self, job_id: uuid.UUID) -> JobOut | None:
         row = await self.conn.fetchrow(f"SELECT {_OUT} FROM jobs WHERE id = $1", job_id)
@@ -283,6 +316,31 @@ class JobRepository:
             limit,
         )
         return [Dispatch(r["id"], r["attempts"], r["dispatches"]) for r in rows]
+
+    async def backlog(
+        self, stale_after_seconds: float, overdue_after_seconds: float
+    ) -> list[Backlog]:
+        """One row per kind with active jobs; reads only `queued` and `running` rows (the partial
+        index on status), so its cost follows the backlog, not the history."""
+        rows = await self.conn.fetch(
+            """
+            SELECT kind,
+                   count(*) FILTER (WHERE status = 'queued') AS queued,
+                   count(*) FILTER (WHERE status = 'running') AS running,
+                   coalesce(extract(epoch FROM now() - min(created_at)
+                                    FILTER (WHERE status = 'queued')), 0)::float8
+                       AS oldest_queued_seconds,
+                   count(*) FILTER (WHERE status = 'running'
+                                    AND heartbeat_at < now() - make_interval(secs => $1)) AS stale,
+                   count(*) FILTER (WHERE status = 'running'
+                                    AND started_at < now() - make_interval(
+                                        secs => $2 * greatest(attempts, 1))) AS overdue
+            FROM jobs WHERE status IN ('queued', 'running') GROUP BY kind
+            """,
+            stale_after_seconds,
+            overdue_after_seconds,
+        )
+        return [msgspec.convert(dict(r), Backlog) for r in rows]
 
     async def set_progress(self, job_id: uuid.UUID, fraction: float) -> None:
         await self.conn.execute(

@@ -24,8 +24,9 @@ class ByteBudgetCache(Generic[V]):
     await the same future); a failed load is not cached.
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, on_evict: Callable[[Hashable], None] | None = None) -> None:
         self.max_bytes = max_bytes
+        self.on_evict = on_evict  # told of each key dropped to make room
         self.bytes = 0
         self._entries: OrderedDict[Hashable, _Entry[V]] = OrderedDict()
         self._loading: dict[Hashable, asyncio.Future[tuple[V, int]]] = {}
@@ -73,8 +74,10 @@ class ByteBudgetCache(Generic[V]):
         self._entries[key] = _Entry(value, size)
         self.bytes += size
         while self.bytes > self.max_bytes and self._entries:
-            _, evicted = self._entries.popitem(last=False)
+            evicted_key, evicted = self._entries.popitem(last=False)
             self.bytes -= evicted.size
+            if self.on_evict is not None:
+                self.on_evict(evicted_key)
 
     def discard(self, predicate: Callable[[Hashable], bool]) -> int:
         stale = [k for k in self._entries if predicate(k)]

@@ -79,6 +79,20 @@ class Predictor:
     ) -> Answer:
         """`outputs` empty: the model's default output. `version` or `alias` pins a version;
         with neither, the model's traffic split chooses by `request_id`."""
+        # Per-model latency, rows and errors (service/serving/model_metrics.py).
+        answer = self._predict(tenant, name, rows, outputs, version, alias, request_id)
+        return await self.registry.metrics.observe_predict(tenant, name, rows.size, answer)
+
+    async def _predict(
+        self,
+        tenant: str,
+        name: str,
+        rows: Rows,
+        outputs: Sequence[str],
+        version: int | None,
+        alias: str | None,
+        request_id: str,
+    ) -> Answer:
         size = rows.size
         if size > self.max_rows:  # before any work: no model load, no thread
             raise too_many_rows(rows.field, size, self.max_rows)

@@ -17,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from service.artifacts import signing
 from service.artifacts.keys import Keyring
@@ -30,6 +33,7 @@ from service.repositories.database import Database
 from service.repositories.models import Current, ModelRepository
 from service.repositories.notifications import ModelChanges, listen_forever
 from service.serving.cache import ByteBudgetCache
+from service.serving.model_metrics import ModelMetrics
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +65,15 @@ class LoadedModel:
 
 
 class ModelRegistry:
-    def __init__(self, db: Database, keys: Keyring, cache_bytes: int) -> None:
+    def __init__(
+        self, db: Database, keys: Keyring, cache_bytes: int, metrics: ModelMetrics | None = None
+    ) -> None:
         self.db = db
         self.artifacts = ArtifactStore(db, keys)
-        self.models: ByteBudgetCache[LoadedModel] = ByteBudgetCache(cache_bytes)
+        self.metrics = metrics or ModelMetrics(CollectorRegistry())
+        self.models: ByteBudgetCache[LoadedModel] = ByteBudgetCache(
+            cache_bytes, lambda key: self.metrics.evicted(_model_of(key))
+        )
         self.current: dict[tuple[str, str], Current] = {}
         self.too_large: dict[tuple[int, int], int] = {}  # (model id, version) -> bytes
         # Bumped by every invalidation: a read that started before one must not be cached,
@@ -85,6 +94,7 @@ class ModelRegistry:
         current = self.current.get((tenant, name))
         if current is None:
             current = await self._read_current(tenant, name)
+        self.metrics.admit(tenant, name, current.model_id)
         if not current.can_output:
             raise Conflict(f"model '{name}' does not produce outputs")
         return current
@@ -95,12 +105,21 @@ class ModelRegistry:
             raise Conflict(f"model '{name}' has no trained version yet")
         key = (current.model_id, version)
         found = self.models.get(key)
+        self.metrics.cache_lookup(current.model_id, found is not None)
         if found is not None:
             return found
         size = self.too_large.get(key)
         if size is not None:
             raise ModelTooLarge(name, version, size, self.models.max_bytes)
-        return await self.models.get_or_load(key, lambda: self._load(name, current, version))
+        return await self.models.get_or_load(key, lambda: self._timed_load(name, current, version))
+
+    async def _timed_load(
+        self, name: str, current: Current, version: int
+    ) -> tuple[LoadedModel, int]:
+        start = time.perf_counter()
+        loaded = await self._load(name, current, version)
+        self.metrics.loaded(current.model_id, time.perf_counter() - start)
+        return loaded
 
     async def _read_current(self, tenant: str, name: str) -> Current:
         generation = self.generation
@@ -186,5 +205,5 @@ class ModelRegistry:
         )
 
 
-def _model_of(key: Hashable) -> object:
-    return key[0] if isinstance(key, tuple) else None
+def _model_of(key: Hashable) -> int:
+    return int(key[0]) if isinstance(key, tuple) else -1

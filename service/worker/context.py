@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 
@@ -17,8 +18,12 @@ from service.webhooks.delivery import Deliverer
 from service.webhooks.secrets import SecretBox
 from service.worker import child
 from service.worker.execution import JobRunner
+from service.worker.job_stats import JobStats
 from service.worker.metrics import WorkerMetrics
 from service.worker.sweeper import Sweeper
+
+if TYPE_CHECKING:
+    from service.tracing.provider import Tracing
 
 
 @dataclass
@@ -30,19 +35,29 @@ class WorkerContext:
     runner: JobRunner
     sweeper_task: asyncio.Task[None] | None = None
     warm_up_task: asyncio.Task[None] | None = None
+    stats_task: asyncio.Task[None] | None = None
     deliverer: Deliverer | None = None
+    tracing: Tracing | None = None
 
     @classmethod
     async def start(
         cls, settings: Settings, worker_id: str, sweep: bool = True, deliver: bool = True
     ) -> WorkerContext:
         services = await JobServices.start(settings)
+        tracing = None
+        if settings.tracing.enabled:  # else not even the SDK is imported
+            from service.tracing.provider import acquire
+
+            tracing = acquire(settings.tracing)
         redis = connect_redis(settings.redis)
         queue = JobQueue(redis, settings.redis.queue_name)
         metrics = WorkerMetrics()
-        runner = JobRunner(services, settings, worker_id, metrics)
-        context = cls(settings, services, redis, metrics, runner)
+        tracer = None if tracing is None else tracing.tracer("service.worker")
+        runner = JobRunner(services, settings, worker_id, metrics, tracer)
+        context = cls(settings, services, redis, metrics, runner, tracing=tracing)
         context.warm_up_task = asyncio.create_task(asyncio.to_thread(child.warm_up))
+        stats = JobStats(services.sweeps, redis, settings, metrics)
+        context.stats_task = asyncio.create_task(stats.run_forever())
         if sweep:
             sweeper = Sweeper(services.sweeps, queue, settings.worker)
             context.sweeper_task = asyncio.create_task(sweeper.run_forever())
@@ -58,11 +73,14 @@ class WorkerContext:
         return context
 
     async def close(self) -> None:
-        if self.sweeper_task is not None:
-            self.sweeper_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.sweeper_task
+        for task in (self.sweeper_task, self.stats_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.deliverer is not None:
             await self.deliverer.stop(self.settings.worker.shutdown_wait_seconds)
         await self.redis.aclose()
         await self.services.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.release)  # exports the spans still pending

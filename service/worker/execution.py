@@ -5,6 +5,11 @@ the use case that did the work (`Fits.record`, `BatchRuns.run`) in one transacti
 only if the job is still `running`, so a cancel that lands at the last moment wins. A cancel is
 noticed at the next heartbeat (or sooner through the queue's abort signal) and stops the work;
 a fit runs in a child process, which is killed.
+
+With tracing on, a job's spans continue the trace of the request that submitted it: `job
+queued` (from submission to this pickup, on the first attempt), then `job run` around the
+attempt, with `load inputs`, `fit` (the child) and `store version` inside it. A job submitted
+outside any trace starts its own at `job run` (sampled at `tracing.sample_ratio`).
 """
 
 from __future__ import annotations
@@ -12,19 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 
 import msgspec
+from opentelemetry.trace import NoOpTracer, Span, SpanKind, Tracer
+from opentelemetry.util.types import AnyValue
 
 from service.artifacts import signing
 from service.domain.actors import acting_as
 from service.domain.errors import Unavailable
 from service.domain.job_errors import GiveUp, JobLost
 from service.domain.job_services import JobServices
-from service.domain.job_specs import BatchPredictSpec, ClaimedJob, FitSpec
+from service.domain.job_specs import BatchPredictSpec, ClaimedJob, FitSpec, JobOrigin
 from service.estimators.phases import PROGRESS, Phase
 from service.settings import Settings
+from service.tracing.context import continued, detached
 from service.worker import limits
 from service.worker.child import ChildDied, run_in_child
 from service.worker.errors import RetryLater
@@ -44,8 +53,10 @@ class JobRunner:
         settings: Settings,
         worker: str,
         metrics: WorkerMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.metrics = metrics
+        self.tracer = tracer or NoOpTracer()
         self.services = services
         self.runs = services.runs
         self.settings = settings
@@ -54,22 +65,57 @@ class JobRunner:
     async def run(self, job_id: uuid.UUID) -> str:
         """Runs the job if it is still queued, as its tenant and submitter; returns its final
         status for the logs."""
-        actor = await self.runs.actor_of(job_id)
-        if actor is None:
+        origin = await self.runs.origin_of(job_id)
+        if origin is None:
             return "skipped"
-        with acting_as(actor):
-            return await self._run(job_id)
+        with acting_as(origin.actor), self._job_span(job_id, origin) as span:
+            status = await self._run(job_id)
+            span.set_attribute("job.outcome", status)
+            return status
+
+    @contextlib.contextmanager
+    def _job_span(self, job_id: uuid.UUID, origin: JobOrigin) -> Iterator[Span]:
+        attributes: dict[str, AnyValue] = {
+            "job.id": str(job_id),
+            "job.kind": origin.kind,
+            "model.name": origin.model_name,
+            "job.attempt": origin.attempts + 1,
+            "job.queue_wait_seconds": origin.waited_seconds,
+        }
+        with continued(origin.trace_context):
+            # A retry's wait since submission includes the tries; and without a trace to
+            # continue, this span would start a trace of its own.
+            if origin.attempts == 0 and origin.trace_context:
+                now = time.time_ns()
+                queued = now - int(origin.waited_seconds * 1e9)
+                self.tracer.start_span("job queued", start_time=queued).end(end_time=now)
+            with self.tracer.start_as_current_span(
+                "job run", kind=SpanKind.CONSUMER, attributes=attributes
+            ) as span:
+                yield span
 
     async def _run(self, job_id: uuid.UUID) -> str:
         job = await self.runs.claim(job_id, self.worker)
         if job is None:
             return "skipped"
+        outcome = "interrupted"
+        try:
+            outcome = await self._attempt(job)
+        except RetryLater:
+            outcome = "retried"
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.job_outcomes.labels(job.kind, outcome).inc()
+        return outcome
+
+    async def _attempt(self, job: ClaimedJob) -> str:
         deadline = asyncio.timeout(self.settings.worker.job_timeout)
         try:
             async with deadline:
                 await self._with_heartbeat(job, self._work(job))
         except JobLost:
-            return "cancelled"
+            return await self._lost(job)
         except GiveUp as exc:
             await self._finish_failed(job.id, exc.error_type, exc.message)
             return "failed"
@@ -93,9 +139,19 @@ class JobRunner:
             return "failed"
         return "succeeded"
 
+    async def _lost(self, job: ClaimedJob) -> str:
+        """How a job that stopped being ours ended: cancelled, or finished by its own work
+        while a heartbeat waited for the row it was committing."""
+        with contextlib.suppress(Unavailable):
+            status = await self.runs.status(job.id)
+            if status in ("succeeded", "failed"):
+                return status
+        return "cancelled"
+
     async def _work(self, job: ClaimedJob) -> None:
         if isinstance(job.spec, BatchPredictSpec):
-            await self.services.batch_runs.run(job, job.spec)
+            with self.tracer.start_as_current_span("batch prediction"):
+                await self.services.batch_runs.run(job, job.spec)
         else:
             await self._fit(job, job.spec)
 
@@ -120,14 +176,16 @@ class JobRunner:
 
     async def _beat(self, job_id: uuid.UUID) -> bool:
         try:
-            return await self.runs.beat(job_id)
+            with detached():  # not one span a second in the job's trace
+                return await self.runs.beat(job_id)
         except Unavailable:
             return True  # keep fitting; the result is stored when PostgreSQL is back
 
     async def _fit(self, job: ClaimedJob, spec: FitSpec) -> None:
         fits = self.services.fits
         await self._enter(job, Phase.LOADING)
-        inputs = await fits.inputs(job, spec)
+        with self.tracer.start_as_current_span("load inputs"):
+            inputs = await fits.inputs(job, spec)
         worker = self.settings.worker
         request = FitRequest(
             model_type=spec.model_type,
@@ -145,26 +203,36 @@ class JobRunner:
             threads=worker.fit_threads,
             limits=msgspec.structs.asdict(self.settings.models.limits),
         )
+        started = time.perf_counter()
         try:
-            reply = await run_in_child(
-                FIT_TARGET,
-                msgspec.msgpack.encode(request),
-                lambda pid: self.runs.record_child(job.id, pid),
-                lambda note: self._enter(job, Phase(note.decode())),
-                limits=ChildLimits.of(worker),
-            )
+            with self.tracer.start_as_current_span(
+                "fit", attributes={"model.type": spec.model_type}
+            ):
+                reply = await run_in_child(
+                    FIT_TARGET,
+                    msgspec.msgpack.encode(request),
+                    lambda pid: self.runs.record_child(job.id, pid),
+                    lambda note: self._enter(job, Phase(note.decode())),
+                    limits=ChildLimits.of(worker),
+                )
         except ChildDied as exc:
             kind = limits.exit_kind(exc.exitcode)
             if kind is None:
                 raise
             raise self._limit_hit(kind) from exc
+        finally:
+            if self.metrics is not None:
+                elapsed = time.perf_counter() - started
+                self.metrics.fit_duration.labels(spec.model_type).observe(elapsed)
         outcome = msgspec.msgpack.decode(reply, type=FitOutcome)
         if outcome.error_type == limits.RESOURCE_LIMIT:
             raise self._limit_hit(outcome.limit)
         if not outcome.ok:
             raise GiveUp(outcome.error_type, outcome.message)
         await self._enter(job, Phase.STORING)
-        await fits.record(job, spec, outcome, inputs)
+        with self.tracer.start_as_current_span("store version") as span:
+            version = await fits.record(job, spec, outcome, inputs)
+            span.set_attribute("model.version", version)
 
     def _limit_hit(self, kind: str) -> GiveUp:
         """The failure of a fit that hit a limit of its child process: never retried."""

@@ -23,13 +23,13 @@ from starlette.responses import JSONResponse, Response
 from service.auth.factory import build_authenticator
 from service.auth.principal import SCOPES, Authenticator
 from service.devtools.keys import DEV_AUDIENCE, DEV_ISSUER, mint_token, write_dev_jwks
+from service.http.edge import Edge
 from service.http.endpoints import OPERATIONS
 from service.http.endpoints import operations as ops
-from service.http.metrics import ApiMetrics, MetricsMiddleware
+from service.http.metrics import ApiMetrics
 from service.http.openapi import build_openapi
 from service.http.operation import Operation
-from service.http.problems import UnhandledErrorMiddleware, exception_handlers
-from service.http.request_id import RequestIdMiddleware
+from service.http.problems import exception_handlers
 from service.http.routes import build_routes, principal_of
 from service.http.state import Services
 from service.logs import JsonFormatter
@@ -264,9 +264,7 @@ def scoped_app(auth: Authenticator, metrics: ApiMetrics) -> Starlette:
     return Starlette(
         routes=build_routes(operations),
         middleware=[
-            Middleware(RequestIdMiddleware, log_access=True),
-            Middleware(MetricsMiddleware, metrics=metrics),
-            Middleware(UnhandledErrorMiddleware),
+            Middleware(Edge, metrics=metrics, log_access=True),
         ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,

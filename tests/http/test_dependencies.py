@@ -1,4 +1,5 @@
-"""The api starts and stays live without PostgreSQL or Redis, and recovers by itself."""
+"""The api starts and stays live without PostgreSQL or Redis, and recovers by itself; its
+/metrics count the readiness changes."""
 
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ async def test_becomes_ready_when_dependencies_come_back(
         assert json_of(await client.get("/readyz"))["checks"]["postgres"] == "unavailable"
         await pg_proxy.start()
         assert (await client.get("/readyz")).status_code == 200
+        # Flapping shows on /metrics: three changes after the first answer, ready now.
+        registry = client.services.metrics.registry
+        assert registry.get_sample_value("api_readiness_changes_total") == 3
+        assert registry.get_sample_value("api_ready") == 1
     finally:
         await pg_proxy.stop()
         await redis_proxy.stop()

@@ -11,7 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.domain.errors import Conflict, DomainError, NotFound
-from service.http.problems import UnhandledErrorMiddleware, exception_handlers
+from service.http.edge import Edge
+from service.http.metrics import ApiMetrics
+from service.http.problems import exception_handlers
 
 pytestmark = pytest.mark.anyio
 
@@ -52,7 +54,7 @@ async def test_a_new_domain_error_subclass_answers_with_its_nearest_mapped_statu
 ) -> None:
     app = Starlette(
         routes=[raising(error)],
-        middleware=[Middleware(UnhandledErrorMiddleware)],
+        middleware=[Middleware(Edge, metrics=ApiMetrics())],
         exception_handlers=exception_handlers(),
     )
     transport = httpx2.ASGITransport(app=app)

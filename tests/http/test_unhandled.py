@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.http.problems import UnhandledErrorMiddleware, exception_handlers
-from service.http.request_id import RequestIdMiddleware
+from service.http.edge import Edge
+from service.http.metrics import ApiMetrics
+from service.http.problems import exception_handlers
 
 pytestmark = pytest.mark.anyio
 
@@ -23,7 +24,7 @@ async def broken(request: Request) -> Response:
 async def test_unhandled_exception_is_a_500_problem_without_internals() -> None:
     app = Starlette(
         routes=[Route("/broken", broken)],
-        middleware=[Middleware(RequestIdMiddleware), Middleware(UnhandledErrorMiddleware)],
+        middleware=[Middleware(Edge, metrics=ApiMetrics())],
         exception_handlers=exception_handlers(),
     )
     transport = httpx2.ASGITransport(app=app)

@@ -32,8 +32,10 @@ async def livez(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    checks = await readiness(services(request))
+    svc = services(request)
+    checks = await readiness(svc)
     ready = all(v == "ok" for v in checks.values())
+    svc.metrics.readiness(ready)  # the probe's answers, not those of the V2 health routes
     headers = None if ready else {"Retry-After": "5"}
     return json_response(Health(ready, checks), 200 if ready else 503, headers)
 
