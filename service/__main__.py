@@ -100,7 +100,10 @@ def _run_api(settings: Settings) -> int:
 
         async def stopping() -> None:
             await stop.wait()
-            begin_drain(app)  # in-flight requests finish; streams, which never would, end
+            # In-flight requests finish; streams, which never would, end; clients are told to
+            # close their connections before Hypercorn closes the idle ones under them.
+            drain = begin_drain(app)
+            await drain.wait_quiet(settings.http.keep_alive_timeout)
 
         await serve(app, config, shutdown_trigger=stopping)  # type: ignore[arg-type]
 
@@ -110,12 +113,13 @@ def _run_api(settings: Settings) -> int:
 
 
 def _run_worker(settings: Settings, *, check: bool) -> int:
-    from service.worker.app import check_health, run_worker
-
     if check:
+        from service.worker.health import check_health
+
         status: int = asyncio.run(check_health(settings))
         return status
     from service.artifacts.keys import Keyring, forget_key_variables
+    from service.worker.app import run_worker
 
     try:
         Keyring.from_settings(settings.artifacts)  # the worker signs artifacts with it

@@ -33,6 +33,7 @@ from service.domain.versions import Versions
 from service.domain.webhooks import Webhooks
 from service.estimators.catalogue import load_catalogue
 from service.estimators.limits import SettingLimits
+from service.http.draining import Drain
 from service.http.edge import Edge
 from service.http.endpoints import OPERATIONS
 from service.http.metrics import ApiMetrics
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> Starlette:
     # Built here, not in the lifespan, so the server can end open streams (`begin_drain`) the
     # moment it is told to stop: Hypercorn waits for open responses before the lifespan ends.
     hub = StreamHub(settings.database, settings.streams.max_streams_per_caller)
+    drain = Drain()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -143,7 +145,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(Edge, metrics=metrics, log_access=settings.http.access_log),
+            Middleware(Edge, metrics=metrics, log_access=settings.http.access_log, drain=drain),
         ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
@@ -152,15 +154,21 @@ def create_app(settings: Settings) -> Starlette:
     # collection. Every path is fixed by the contract; any other is a 404 problem.
     app.router.redirect_slashes = False
     app.state.stream_hub = hub
+    app.state.drain = drain
     app.state.openapi = msgspec.json.encode(
         build_openapi(OPERATIONS, "models-service", __version__)
     )
     return traced(app, settings.tracing)
 
 
-def begin_drain(app: Starlette) -> None:
-    """The server stops accepting connections: open event streams end now, cleanly, so they
-    do not hold the graceful timeout (clients reconnect to another replica)."""
+def begin_drain(app: Starlette) -> Drain:
+    """The server is told to stop: open event streams end now, cleanly, so they do not hold
+    the graceful timeout (clients reconnect to another replica), and every response from now
+    on says `Connection: close` (see `service.http.draining`)."""
     hub = app.state.stream_hub
     assert isinstance(hub, StreamHub)
+    drain = app.state.drain
+    assert isinstance(drain, Drain)
+    drain.draining = True
     hub.drain()
+    return drain

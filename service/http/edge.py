@@ -17,6 +17,9 @@ pass through untouched.
   own last-resort handler sits outside every user middleware, so its responses would carry no
   request id and would re-raise into the server.
 - The access log line (`http.access_log`), and always one for a 5xx.
+- Once the server is told to stop (`service.http.draining`): `Connection: close` on every
+  HTTP/1 response (HTTP/2 has no such field; its connections end with a GOAWAY), and the count
+  of requests in flight and the time of the last, for the lame-duck wait.
 - Whether a request is served alone, for the predictor (`serving.batching.in_flight`): a short
   prediction runs on the event loop only then. A request leaves the count of those not yet
   answered when its response starts, so open event streams do not stay in it.
@@ -34,6 +37,7 @@ from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.http.draining import Drain
 from service.http.metrics import ApiMetrics
 from service.http.problems import problem
 from service.http.rate_limits import SCOPE_KEY
@@ -46,11 +50,21 @@ access_log = logging.getLogger("service.access")
 log = logging.getLogger("service.http.problems")
 
 
+_CLOSE = (b"connection", b"close")
+
+
 class Edge:
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics, log_access: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: ApiMetrics,
+        log_access: bool = False,
+        drain: Drain | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.log_access = log_access
+        self.drain = Drain() if drain is None else drain
         # `.labels(...)` takes a lock and builds a key on every call: the children are kept
         # here, one pair per (method, route, status) seen, as bounded as the labels themselves.
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -69,13 +83,20 @@ class Edge:
         served_token = in_flight.set(served)
         status = 0
         start = time.perf_counter()
+        drain = self.drain
+        drain.in_flight += 1
+        drain.last_activity = start
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 served.count -= 1
-                message["headers"] = _headers(message.get("headers", ()), scope, rid_header)
+                headers = _headers(message.get("headers", ()), scope, rid_header)
+                if drain.draining and scope.get("http_version", "1.1").startswith("1"):
+                    headers = [h for h in headers if h[0].lower() != b"connection"]
+                    headers.append(_CLOSE)
+                message["headers"] = headers
             await send(message)
 
         gauge = self.metrics.in_flight
@@ -92,7 +113,9 @@ class Edge:
             await response(scope, receive, send_wrapper)
         finally:
             gauge.dec()
-            elapsed = time.perf_counter() - start
+            drain.in_flight -= 1
+            drain.last_activity = time.perf_counter()
+            elapsed = drain.last_activity - start
             self._observe(scope, status or 500, elapsed)
             if self.log_access or status >= 500:
                 access_log.info(

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Sequence
 from typing import Any, cast
 
-from arq.connections import RedisSettings as ArqRedisSettings
-from arq.worker import Function, Worker, async_check_health, func
+from arq.worker import Function, Worker, func
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
@@ -18,17 +15,9 @@ from service.jobs.serialization import deserialize, serialize
 from service.settings import Settings
 from service.worker import child
 from service.worker.context import WorkerContext
+from service.worker.health import health_key, redis_settings, worker_id
 
 log = logging.getLogger(__name__)
-
-
-def worker_id() -> str:
-    """Identifies this worker's heartbeat; a container's hostname is unique per replica."""
-    return os.environ.get("SERVICE_WORKER_ID") or socket.gethostname()
-
-
-def health_key(settings: Settings) -> str:
-    return f"{settings.redis.queue_name}:health:{worker_id()}"
 
 
 # Seconds a worker waits before polling a Redis that did not answer.
@@ -46,13 +35,6 @@ class _Worker(Worker):
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable; polling again shortly", extra={"error": str(exc)})
             await asyncio.sleep(REDIS_RETRY_SECONDS)
-
-
-def redis_settings(settings: Settings) -> ArqRedisSettings:
-    rs = ArqRedisSettings.from_dsn(settings.redis.url)
-    rs.conn_timeout = int(max(1, settings.redis.connect_timeout))
-    rs.conn_retries = 30  # a worker waits for Redis rather than crash-looping at start
-    return rs
 
 
 def build_worker(
@@ -121,10 +103,3 @@ def run_worker(settings: Settings) -> None:
     finally:
         child.stop_forkserver()
     log.info("worker stopped", extra={"worker_id": worker_id()})
-
-
-async def check_health(settings: Settings) -> int:
-    """Exit status for the liveness probe: 0 while this worker's heartbeat is fresh."""
-    rs = redis_settings(settings)
-    rs.conn_retries = 0
-    return await async_check_health(rs, health_key(settings), settings.redis.queue_name)

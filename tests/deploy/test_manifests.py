@@ -208,10 +208,12 @@ def test_grace_periods_outlast_the_pause_and_the_drain(
 ) -> None:
     api = container(objects, "models-api", "api")
     pause = pre_stop_seconds(api.spec)
-    # Hypercorn closes its socket at SIGTERM: endpoints must be gone by then.
+    # The endpoint removal must reach every proxy before the api stops listening.
     assert pause >= 5
-    drain = settings(objects, api, tmp_path).http.graceful_timeout
-    assert api.pod["terminationGracePeriodSeconds"] > pause + drain
+    http = settings(objects, api, tmp_path).http
+    # After SIGTERM: the lame-duck answers (at most keep_alive_timeout), then the drain.
+    stopping = pause + http.keep_alive_timeout + http.graceful_timeout
+    assert api.pod["terminationGracePeriodSeconds"] > stopping
     worker = container(objects, "models-worker", "worker")
     wait = settings(objects, worker, tmp_path).worker.shutdown_wait_seconds
     grace = worker.pod["terminationGracePeriodSeconds"]

@@ -1,4 +1,5 @@
-"""The worker process as deployed: liveness check and its own metrics endpoint."""
+"""The worker process as deployed: liveness check (light enough for an exec probe) and its own
+metrics endpoint."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import urllib.request
 import pytest
 
 from service.settings import Settings
-from tests.factories import ROOT, wait_until
+from tests.factories import ROOT, Servers, wait_until
 from tests.processes import WorkerProcess
 from tests.tcpproxy import free_port
 
@@ -101,3 +102,25 @@ async def test_metrics_bind_to_the_configured_address_only(settings: Settings) -
 
 def test_metrics_default_to_loopback() -> None:
     assert Settings().worker.metrics_address == "127.0.0.1"
+
+
+def test_the_check_loads_no_fitting_code(servers: Servers) -> None:
+    """`worker --check` is an exec probe, run every few seconds: it reads the heartbeat and
+    nothing else, so scikit-learn (seconds of CPU to import) stays out of it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE__")}
+    env.update({"SERVICE__REDIS__URL": servers.redis, "SERVICE_WORKER_ID": "nobody"})
+    script = (
+        "import sys; from service.__main__ import main; status = main(['worker', '--check']); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'numpy'))[:5]); "
+        "sys.exit(status)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr  # no heartbeat of a worker "nobody"
+    assert result.stdout.strip() == "[]", result.stdout
