@@ -1,7 +1,7 @@
 """Where a single-row prediction spends its time on the api's event loop.
 
     python -m bench profile [--model iris|diabetes] [--connections C] [--seconds S] [--top N]
-                            [--keep FILE]
+                            [--keep FILE] [--rows N]
 
 Starts the service with its api under `bench.profiled_api`, trains the model through the api,
 warms up, then profiles the event loop (cProfile) while the load generator sends 1-row
@@ -22,18 +22,30 @@ import signal
 import tempfile
 from pathlib import Path
 
-from bench import api
+import msgspec
+
+from bench import api, data
 from bench.harness import running_service
 from bench.load import describe_tool, load
 from bench.predict import MODELS, _bodies
 
 
 async def profile(
-    model: str, connections: int, seconds: float, top: int, keep: Path | None = None
+    model: str,
+    connections: int,
+    seconds: float,
+    top: int,
+    keep: Path | None = None,
+    rows: int = 1,
 ) -> None:
     model_type, settings, dataset = MODELS[model]
     features, target, records = dataset()
     one, _ = _bodies(features, records)
+    if rows > 1:  # the columnar form: what a many-row request costs beyond the estimator
+        picked = data.rows_of(records, features, rows)
+        one = msgspec.json.encode(
+            {"columns": features, "rows": [[r[f] for f in features] for r in picked]}
+        )
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         stats_path = Path(tmp) / "api.prof"
         async with running_service(profiled=stats_path) as svc:
@@ -50,7 +62,7 @@ async def profile(
                     break
                 await asyncio.sleep(0.05)
         print(
-            f"{model} 1 row c{connections}, {seconds:g} s profiled with {describe_tool()}: "
+            f"{model} {rows} row(s) c{connections}, {seconds:g} s profiled with {describe_tool()}: "
             f"{result.requests} requests, {result.rps:.0f} req/s under the profiler, "
             f"p50 {result.p50_ms:.2f} ms, errors {result.errors}"
         )
@@ -97,7 +109,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--rows", type=int, default=1, help="rows per request (columns form)")
     parser.add_argument("--keep", type=Path, help="also write the cProfile statistics here")
     args = parser.parse_args(argv)
-    asyncio.run(profile(args.model, args.connections, args.seconds, args.top, args.keep))
+    asyncio.run(profile(args.model, args.connections, args.seconds, args.top, args.keep, args.rows))
     return 0
