@@ -51,6 +51,9 @@ log = logging.getLogger("service.http.problems")
 
 
 _CLOSE = (b"connection", b"close")
+# The methods metrics name; any other a client invents counts as OTHER, so it cannot add series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "OTHER"
 
 
 class Edge:
@@ -134,7 +137,7 @@ class Edge:
             request_id.reset(rid_token)
 
     def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
-        method: str = scope["method"]
+        method: str = scope["method"] if scope["method"] in METHODS else OTHER
         route = route_template(scope)
         key = (method, route, status)
         series = self._series.get(key)

@@ -79,3 +79,24 @@ async def test_a_generated_request_id_is_a_version_4_uuid() -> None:
     for rid in ids:
         parsed = uuid.UUID(hex=rid)
         assert parsed.hex == rid and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+async def test_invented_methods_share_one_series() -> None:
+    """A client can send any token as a method; each would otherwise be a series of its own."""
+    metrics = ApiMetrics()
+    app = Starlette(
+        routes=[Route("/stream", lambda request: Response(b"x"))],
+        middleware=[Middleware(Edge, metrics=metrics)],
+    )
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+        for n in range(30):
+            assert (await client.request(f"M{n}", "/stream")).status_code == 405
+        assert (await client.get("/stream")).status_code == 200
+    methods = {
+        sample.labels["method"]
+        for family in metrics.registry.collect()
+        if family.name == "http_requests"
+        for sample in family.samples
+    }
+    assert methods == {"OTHER", "GET"}
