@@ -180,7 +180,7 @@ class Batcher:
         served = in_flight.get()
         return served is None or served.alone
 
-    def _run_inline(self, key: Hashable, rows: Any, prepare: Prepare, apply: Apply) -> list[Any]:
+    def _run_inline(self, key: Hashable, rows: Any, prepare: Prepare, apply: Apply) -> Any:
         self.requests += 1
         self.calls += 1
         self.inline += 1
@@ -189,8 +189,7 @@ class Batcher:
         self._lone_call_seconds[key] = time.perf_counter() - started
         if isinstance(outcome, BaseException):
             raise outcome
-        result: list[Any] = outcome
-        return result
+        return outcome
 
     def _launch(self, key: Hashable, lane: _Lane) -> None:
         if lane.timer is not None:
