@@ -19,7 +19,7 @@ from service.http import examples
 from service.http.endpoints.operations import readiness
 from service.http.endpoints.versions import VERSION
 from service.http.inference import InferenceBody, inference_response, read_inference
-from service.http.operation import Operation
+from service.http.operation import Endpoint, Operation, Param
 from service.http.params import MODEL_NAME, path_int, path_str
 from service.http.responses import json_response
 from service.http.routes import principal_of
@@ -170,6 +170,28 @@ _INFER_DESCRIPTION = (
 )
 _V2 = "open-inference"
 
+
+def _infer_operation(
+    operation_id: str, path: str, endpoint: Endpoint, which: str, params: tuple[Param, ...]
+) -> Operation:
+    return Operation(
+        operation_id=operation_id,
+        method="POST",
+        path=path,
+        endpoint=endpoint,
+        scope="models:predict",
+        summary=f"Open Inference Protocol: inference ({which})",
+        tag=_V2,
+        body=InferenceRequest,
+        reader=read_inference,
+        example=examples.INFER,
+        response=InferenceResponse,
+        params=params,
+        errors=(400, 404, 409, 413, 504),
+        description=_INFER_DESCRIPTION,
+    )
+
+
 OPERATIONS = [
     Operation(
         operation_id="v2_server_live",
@@ -220,36 +242,18 @@ OPERATIONS = [
         errors=(404,),
         extra_responses={400: "Not ready: no trained version, or too large to serve online"},
     ),
-    Operation(
-        operation_id="v2_infer",
-        method="POST",
-        path="/v2/models/{name}/infer",
-        endpoint=infer,
-        scope="models:predict",
-        summary="Open Inference Protocol: inference (the model's traffic split decides)",
-        tag=_V2,
-        body=InferenceRequest,
-        reader=read_inference,
-        example=examples.INFER,
-        response=InferenceResponse,
-        params=(MODEL_NAME,),
-        errors=(400, 404, 409, 413, 504),
-        description=_INFER_DESCRIPTION,
+    _infer_operation(
+        "v2_infer",
+        "/v2/models/{name}/infer",
+        infer,
+        "the model's traffic split decides",
+        (MODEL_NAME,),
     ),
-    Operation(
-        operation_id="v2_infer_version",
-        method="POST",
-        path="/v2/models/{name}/versions/{version}/infer",
-        endpoint=infer_version,
-        scope="models:predict",
-        summary="Open Inference Protocol: inference by one version",
-        tag=_V2,
-        body=InferenceRequest,
-        reader=read_inference,
-        example=examples.INFER,
-        response=InferenceResponse,
-        params=(MODEL_NAME, VERSION),
-        errors=(400, 404, 409, 413, 504),
-        description=_INFER_DESCRIPTION,
+    _infer_operation(
+        "v2_infer_version",
+        "/v2/models/{name}/versions/{version}/infer",
+        infer_version,
+        "by one version",
+        (MODEL_NAME, VERSION),
     ),
 ]

@@ -275,3 +275,42 @@ async def test_other_content_types_are_refused(client: AppClient) -> None:
 async def test_unknown_v2_routes_answer_in_the_protocols_shape(client: AppClient) -> None:
     response = await client.get("/v2/repository/index")
     assert response.status_code == 404 and set(json_of(response)) == {"error"}
+
+
+async def test_bodies_over_their_limits_are_413_before_they_are_read_whole(
+    client_factory: Any, settings: Any
+) -> None:
+    """JSON tensors get `http.max_json_bytes`; with binary data the whole body gets
+    `http.max_body_bytes` and its JSON part still the JSON limit."""
+    http = msgspec.structs.replace(settings.http, max_json_bytes=2_000, max_body_bytes=20_000)
+    client = await client_factory(msgspec.structs.replace(settings, http=http))
+    rows = [[5.1, 3.5, 1.4, 0.2]] * 300  # about 5 kB of JSON
+    json_body = await client.post("/v2/models/iris/infer", json=matrix_request(rows))
+    assert json_body.status_code == 413, json_body.text
+    assert "2000 bytes" in json_of(json_body)["error"]
+    raw = np.zeros((1000, 4)).tobytes()  # 32 000 bytes of binary data
+    header = msgspec.json.encode(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [1000, 4],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    )
+    binary = await client.post(
+        "/v2/models/iris/infer",
+        content=header + raw,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert binary.status_code == 413 and "20000 bytes" in json_of(binary)["error"]
+    padded = header + b" " * 2_000  # JSON part over its own limit, body within its own
+    over = await client.post(
+        "/v2/models/iris/infer",
+        content=padded,
+        headers={"Inference-Header-Content-Length": str(len(padded))},
+    )
+    assert over.status_code == 413 and "2000 bytes" in json_of(over)["error"]
