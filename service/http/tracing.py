@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.http.edge import METHODS
 from service.settings import TracingSettings
 from service.tracing.context import continued
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
 UNTRACED = frozenset({"/livez", "/readyz", "/metrics"})
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SPAN = "service.tracing.span"  # the request's server span, in its ASGI scope
 # W3C Trace Context, version 00 (a later version's first four fields read alike), as
 # OpenTelemetry's propagator reads it, so that the gate and the middleware always agree.
@@ -102,7 +102,7 @@ class TracingGate:
 
 def _method(scope: Scope) -> str:
     method = str(scope.get("method", ""))
-    return method if method in _METHODS else "HTTP"
+    return method if method in METHODS else "HTTP"
 
 
 def _keep_span(span: Span, scope: dict[str, Any]) -> None:
